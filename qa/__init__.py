@@ -1,0 +1,14 @@
+"""article-qa: question answering over news articles, with quoted sources.
+
+>>> from qa import Assistant          # doctest: +SKIP
+>>> assistant = Assistant.load("index")   # doctest: +SKIP
+"""
+from .assistant import Assistant
+from .config import Config, load_config
+from .errors import QAError
+from .ingest import load_corpus
+from .store import build_index
+from .types import Article, Chunk, Hit
+
+__all__ = ["Assistant", "Article", "Chunk", "Config", "Hit", "QAError", "build_index", "load_config", "load_corpus"]
+__version__ = "0.1.0"

@@ -1,0 +1,140 @@
+"""The :class:`Assistant`: load an index once, then ``retrieve`` passages (and ``ask``)."""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Optional
+
+from .analyzer import Analyzer
+from .backends.dense import DenseRetriever, Embedder
+from .backends.lexical import BM25Retriever
+from .config import MODES, Config
+from .errors import ConfigError
+from .fusion import convex, rrf
+from .store import BuildReport, build_index, check_model, load_index
+from .types import Article, Chunk, Hit
+
+log = logging.getLogger("qa")
+
+MAX_QUERY_CHARS = 2000
+
+
+class Assistant:
+    """Question answering over a built index.
+
+    >>> assistant = Assistant.load("index")                       # doctest: +SKIP
+    >>> hits = assistant.retrieve("Siapa Kalapas Kelas IIB Amuntai?", k=5)  # doctest: +SKIP
+    """
+
+    def __init__(self, index_dir: Path, manifest: dict, articles: dict[str, Article], chunks: list[Chunk],
+                 tokens: list[list[str]], faiss_index: Any, config: Config, embedder: Optional[Embedder] = None):
+        self.index_dir = index_dir
+        self.manifest = manifest
+        self.articles = articles
+        self.chunks = chunks
+        self.config = config
+        self.analyzer = Analyzer(**{k: v for k, v in manifest["analyzer"].items() if k != "version"})
+        self.bm25 = BM25Retriever(tokens, self.analyzer, k1=config.bm25_k1, b=config.bm25_b)
+        self._embedder = embedder
+        self._embedder_lock = threading.Lock()
+        self.dense = DenseRetriever(faiss_index, embedder)
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def load(cls, index_dir: str | os.PathLike = "index", config: Optional[Config] = None, *,
+             verify: bool = True, embedder: Optional[Embedder] = None) -> "Assistant":
+        """Load a built index.
+
+        ``config`` (default: the settings the index was built with) gives the retrieval
+        settings; its model must be the one the index was built with (ModelMismatchError
+        otherwise). ``verify`` checks file checksums. The embedding model loads on first use.
+        """
+        loaded = load_index(index_dir, verify=verify)
+        built = Config.from_dict(loaded.manifest["config"])
+        if config is None:
+            config = built
+        check_model(loaded.manifest, config.model)
+        if embedder is not None:
+            check_model(loaded.manifest, embedder.name)
+        return cls(Path(index_dir), loaded.manifest, loaded.articles, loaded.chunks, loaded.tokens,
+                   loaded.faiss_index, config, embedder)
+
+    @classmethod
+    def build(cls, corpus_dir: str | os.PathLike = "corpus", index_dir: str | os.PathLike = "index",
+              config: Optional[Config] = None, *, progress: bool = True, force: bool = False) -> "Assistant":
+        """Build (or bring up to date) the index of ``corpus_dir``, then load it."""
+        config = config or Config()
+        embedder = Embedder(config.model, device=config.device, batch_size=config.batch_size)
+        build_index(corpus_dir, index_dir, config, progress=progress, force=force, embedder=embedder)
+        return cls.load(index_dir, config, embedder=embedder)
+
+    @property
+    def embedder(self) -> Embedder:
+        """The query embedder (loaded lazily, once, thread-safely)."""
+        if self._embedder is None:
+            with self._embedder_lock:
+                if self._embedder is None:
+                    cfg = self.config
+                    self._embedder = Embedder(cfg.model, device=cfg.device, batch_size=cfg.batch_size)
+                    self.dense.embedder = self._embedder
+        return self._embedder
+
+    # -- retrieval ----------------------------------------------------------------------------
+    def retrieve(self, question: str, k: int = 5, *, mode: Optional[str] = None,
+                 fusion: Optional[str] = None, dense_weight: Optional[float] = None,
+                 candidates: Optional[int] = None) -> list[Hit]:
+        """The ``k`` best passages for ``question``, best first.
+
+        ``mode``: ``"hybrid"`` (default from config), ``"bm25"`` or ``"dense"``. ``fusion``,
+        ``dense_weight`` and ``candidates`` override the configured hybrid settings for this call.
+        """
+        mode = mode or self.config.mode
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ConfigError(f"k must be a positive integer; got {k!r}")
+        if not isinstance(question, str):
+            raise TypeError(f"question must be a string, not {type(question).__name__}")
+        question = question.strip()[:MAX_QUERY_CHARS]
+        if not question:
+            return []
+        cfg = self.config.replace(fusion=fusion, dense_weight=dense_weight, candidates=candidates)
+        depth = max(cfg.candidates, k)
+        lex = self.bm25.search(question, depth) if mode in ("hybrid", "bm25") else []
+        den: list[tuple[int, float]] = []
+        if mode in ("hybrid", "dense"):
+            _ = self.embedder
+            den = self.dense.search(question, depth)
+        if mode == "bm25":
+            fused = lex
+        elif mode == "dense":
+            fused = den
+        elif cfg.fusion == "rrf":
+            fused = rrf([lex, den], k=cfg.rrf_k)
+        else:
+            fused = convex(lex, den, dense_weight=cfg.dense_weight)
+        lex_rank = {d: (r, s) for r, (d, s) in enumerate(lex, start=1)}
+        den_rank = {d: (r, s) for r, (d, s) in enumerate(den, start=1)}
+        hits = []
+        for rank, (doc, score) in enumerate(fused[:k], start=1):
+            chunk = self.chunks[doc]
+            lr, dr = lex_rank.get(doc), den_rank.get(doc)
+            hits.append(Hit(chunk=chunk, article=self.articles[chunk.article_id], score=float(score), rank=rank,
+                            bm25_rank=lr[0] if lr else None, dense_rank=dr[0] if dr else None,
+                            bm25_score=lr[1] if lr else None, dense_score=dr[1] if dr else None))
+        return hits
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def __repr__(self) -> str:
+        return (f"Assistant(index={str(self.index_dir)!r}, articles={len(self.articles)}, "
+                f"chunks={len(self.chunks)}, model={self.config.model!r}, mode={self.config.mode!r})")
+
+
+def build(corpus_dir: str | os.PathLike = "corpus", index_dir: str | os.PathLike = "index",
+          config: Optional[Config] = None, **kw: Any) -> BuildReport:
+    """Alias of :func:`qa.store.build_index`."""
+    return build_index(corpus_dir, index_dir, config, **kw)

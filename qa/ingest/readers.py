@@ -1,0 +1,202 @@
+"""Readers for article files: .txt, .md, .html/.htm, .json and .jsonl.
+
+Each reader yields ``RawArticle`` records or raises :class:`~qa.errors.IngestError`
+naming the file (and line) and the reason.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+from ..errors import IngestError
+
+log = logging.getLogger("qa")
+
+TEXT_EXTS = {".txt", ".md", ".markdown"}
+HTML_EXTS = {".html", ".htm", ".xhtml"}
+JSON_EXTS = {".json", ".jsonl", ".ndjson"}
+SUPPORTED_EXTS = TEXT_EXTS | HTML_EXTS | JSON_EXTS
+
+
+@dataclass
+class RawArticle:
+    """An article as read from a file, before cleaning."""
+
+    id: str
+    text: str
+    path: str
+    title: Optional[str] = None
+    source: Optional[str] = None
+    date: Optional[str] = None
+    url: Optional[str] = None
+    is_html: bool = False
+    find_title: bool = True
+
+
+def decode_bytes(data: bytes, path: str) -> str:
+    """Decode file bytes: UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252.
+
+    Raises IngestError for empty, binary or undecodable content.
+    """
+    if not data.strip():
+        raise IngestError(path, "empty file")
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise IngestError(path, f"undecodable UTF-16 text ({e.reason} at byte {e.start})") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    head = data[:8192]
+    if b"\x00" in head:
+        raise IngestError(path, "binary file (contains NUL bytes)")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        utf8_error = f"{e.reason} at byte {e.start}"
+    text = data.decode("cp1252", errors="replace")
+    bad = sum(1 for ch in text if ch == "\ufffd" or (not ch.isprintable() and ch not in "\n\r\t"))
+    if bad > max(3, len(text) // 100):
+        raise IngestError(path, f"undecodable or binary content (not UTF-8: {utf8_error})")
+    log.warning("%s: not valid UTF-8 (%s); read as Windows-1252", path, utf8_error)
+    return text.replace("\ufffd", "")
+
+
+def read_text_file(path: Path, article_id: str) -> Iterator[RawArticle]:
+    text = decode_bytes(path.read_bytes(), str(path))
+    title = None
+    if path.suffix.lower() in {".md", ".markdown"}:
+        m = re.match(r"\s*#\s+(.+)\n", text)
+        if m:
+            title = m.group(1).strip()
+            text = text[m.end():]
+        text = _strip_markdown(text)
+    if not text.strip():
+        raise IngestError(str(path), "empty file")
+    yield RawArticle(id=article_id, text=text, path=str(path), title=title)
+
+
+def _strip_markdown(text: str) -> str:
+    text = re.sub(r"^#{1,6}\s+", "", text, flags=re.MULTILINE)
+    text = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text)
+    text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)
+    text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
+    return text
+
+
+_DROP_TAGS = ["script", "style", "noscript", "nav", "header", "footer", "aside", "form", "iframe",
+              "button", "svg", "template", "select", "input", "textarea", "menu", "figure"]
+_BLOCK_TAGS = ["p", "div", "section", "article", "main", "h1", "h2", "h3", "h4", "h5", "h6", "li",
+               "ul", "ol", "blockquote", "pre", "tr", "table", "dd", "dt", "figcaption", "address"]
+
+
+def read_html_file(path: Path, article_id: str) -> Iterator[RawArticle]:
+    from bs4 import BeautifulSoup
+
+    html = decode_bytes(path.read_bytes(), str(path))
+    try:
+        soup = BeautifulSoup(html, "html.parser")
+    except Exception as e:  # html.parser is lenient; this is a last resort
+        raise IngestError(str(path), f"malformed HTML ({e})") from None
+
+    def meta(*names: str) -> Optional[str]:
+        for name in names:
+            tag = soup.find("meta", attrs={"property": name}) or soup.find("meta", attrs={"name": name})
+            if tag and tag.get("content"):
+                return str(tag["content"]).strip()
+        return None
+
+    title = meta("og:title", "twitter:title")
+    h1 = soup.find("h1")
+    if h1 and h1.get_text(strip=True):
+        title = h1.get_text(" ", strip=True)
+    elif not title and soup.title and soup.title.get_text(strip=True):
+        title = soup.title.get_text(" ", strip=True)
+    source = meta("og:site_name", "application-name")
+    date = meta("article:published_time", "date", "pubdate", "publishdate", "dc.date")
+    if not date:
+        t = soup.find("time")
+        date = (t.get("datetime") or t.get_text(strip=True)) if t else None
+    url = meta("og:url")
+    link = soup.find("link", attrs={"rel": "canonical"})
+    if link and link.get("href"):
+        url = str(link["href"])
+
+    root = soup.find("article") or soup.find("main") or soup.body or soup
+    for tag in root.find_all(_DROP_TAGS):
+        tag.decompose()
+    if h1 is not None and h1.parent is not None:
+        h1.decompose()
+    for br in root.find_all("br"):
+        br.replace_with("\n")
+    for tag in root.find_all(_BLOCK_TAGS):
+        tag.insert_before("\n")
+        tag.insert_after("\n")
+    text = root.get_text()
+    if not text.strip():
+        raise IngestError(str(path), "HTML page has no text content")
+    yield RawArticle(id=article_id, text=text, path=str(path), title=title, source=source,
+                     date=date, url=url, is_html=True, find_title=title is None)
+
+
+def _record(obj: object, path: Path, where: str, default_id: str) -> RawArticle:
+    if not isinstance(obj, dict):
+        raise IngestError(where, f"expected a JSON object, got {type(obj).__name__}")
+    text = obj.get("text", obj.get("content", obj.get("body")))
+    if not isinstance(text, str) or not text.strip():
+        raise IngestError(where, "missing or empty field 'text'")
+
+    def opt(name: str) -> Optional[str]:
+        v = obj.get(name)
+        return str(v).strip() if v not in (None, "") else None
+
+    rid = opt("id") or opt("doc_id") or default_id
+    return RawArticle(id=rid, text=text, path=str(path), title=opt("title"), source=opt("source"),
+                      date=opt("date"), url=opt("url"), find_title=opt("title") is None)
+
+
+def read_json_file(path: Path, article_id: str) -> Iterator[RawArticle]:
+    """Yield records; a bad line is reported (file:line and reason) and skipped, not fatal."""
+    text = decode_bytes(path.read_bytes(), str(path))
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise IngestError(str(path), f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        items = data if isinstance(data, list) else [data]
+        for i, obj in enumerate(items):
+            where = f"{path}[{i}]" if isinstance(data, list) else str(path)
+            default_id = f"{article_id}#{i}" if isinstance(data, list) else article_id
+            try:
+                yield _record(obj, path, where, default_id)
+            except IngestError as e:
+                yield e  # type: ignore[misc]  # reported by the caller
+        return
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            yield IngestError(where, f"invalid JSON ({e.msg} at column {e.colno})")  # type: ignore[misc]
+            continue
+        try:
+            yield _record(obj, path, where, f"{article_id}#{lineno}")
+        except IngestError as e:
+            yield e  # type: ignore[misc]
+
+
+def reader_for(path: Path):
+    ext = path.suffix.lower()
+    if ext in TEXT_EXTS:
+        return read_text_file
+    if ext in HTML_EXTS:
+        return read_html_file
+    if ext in JSON_EXTS:
+        return read_json_file
+    return None

@@ -1,0 +1,349 @@
+"""The embedded index on disk: build it atomically, check it, load it.
+
+Layout of an index folder::
+
+    index/
+      manifest.json          # written last, atomically: format, model, settings, counts, files
+      data-<build id>/
+        articles.jsonl       # one Article per line
+        chunks.jsonl         # one Chunk per line (article id, offsets, text, content hash)
+        tokens.jsonl         # BM25 tokens per chunk
+        vectors.npy          # float32 embeddings, row i = chunk i (also the embedding cache)
+        dense.faiss          # FAISS index over the vectors
+
+A build writes a new ``data-*`` folder, then replaces ``manifest.json`` in one atomic rename;
+until then the previous index stays whole and loadable. A crash leaves at most an orphan
+``data-*`` folder, which the next build removes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from .analyzer import Analyzer
+from .backends.dense import DenseRetriever, Embedder
+from .backends.lexical import BM25Retriever
+from .chunking import chunk_spans
+from .config import Config
+from .errors import EmptyCorpusError, IndexCorruptError, IndexNotFoundError, ModelMismatchError
+from .ingest import Corpus, load_corpus
+from .types import Article, Chunk
+
+log = logging.getLogger("qa")
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+DATA_FILES = ("articles.jsonl", "chunks.jsonl", "tokens.jsonl", "vectors.npy", "dense.faiss")
+
+
+@dataclass
+class BuildReport:
+    """What :func:`build_index` did."""
+
+    index_dir: Path
+    articles: int
+    chunks: int
+    problems: list
+    duplicates: int
+    skipped: bool  # True when the index was already up to date
+    seconds: float
+    embedded: int = 0  # chunks embedded now (the rest came from the cache)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def corpus_fingerprint(corpus: Corpus, config: Config) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps(config.build_settings(), sort_keys=True).encode())
+    h.update(str(FORMAT_VERSION).encode())
+    for a in corpus.articles:
+        h.update(json.dumps([a.id, a.content_hash, a.title, a.source, a.date], ensure_ascii=False).encode())
+    return h.hexdigest()
+
+
+def read_manifest(index_dir: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of an index, or IndexNotFoundError / IndexCorruptError naming the file."""
+    d = Path(index_dir)
+    path = d / MANIFEST
+    if not path.is_file():
+        raise IndexNotFoundError(f"no index in {d}/ (missing {MANIFEST}): run `qa index --index {d}`")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise IndexCorruptError(f"{path} is not valid JSON ({e}); rebuild with `qa index`") from None
+    if not isinstance(manifest, dict) or "format_version" not in manifest or "data_dir" not in manifest:
+        raise IndexCorruptError(f"{path} is incomplete (no format_version/data_dir); rebuild with `qa index`")
+    if manifest["format_version"] != FORMAT_VERSION:
+        raise IndexCorruptError(
+            f"{path}: index format {manifest['format_version']} is not the supported {FORMAT_VERSION}; "
+            "rebuild with `qa index`"
+        )
+    return manifest
+
+
+def check_files(index_dir: Path, manifest: dict[str, Any], *, verify: bool = True) -> Path:
+    """Check that every data file exists with the recorded size (and hash when ``verify``)."""
+    data = index_dir / manifest["data_dir"]
+    for name, meta in manifest.get("files", {}).items():
+        p = data / name
+        if not p.is_file():
+            raise IndexCorruptError(f"index file missing: {p}; rebuild with `qa index`")
+        size = p.stat().st_size
+        if size != meta["bytes"]:
+            raise IndexCorruptError(
+                f"index file {p} has {size} bytes, manifest says {meta['bytes']} (truncated or changed); "
+                "rebuild with `qa index`"
+            )
+        if verify and _sha256(p) != meta["sha256"]:
+            raise IndexCorruptError(f"index file {p} does not match its checksum (corrupted); rebuild with `qa index`")
+    if set(manifest.get("files", {})) != set(DATA_FILES):
+        raise IndexCorruptError(f"{index_dir / MANIFEST} does not list all index files; rebuild with `qa index`")
+    return data
+
+
+def _write_jsonl(path: Path, rows) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False))
+            f.write("\n")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - not supported on some platforms
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, ensure_ascii=False, indent=2)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def chunk_article(article: Article, config: Config) -> list[tuple[int, int]]:
+    return [(s.start, s.end) for s in chunk_spans(article.text, chunk_size=config.chunk_size, overlap=config.chunk_overlap)]
+
+
+def index_text(chunk_text: str, article: Article, config: Config) -> str:
+    """The text that BM25 and the embedder see for a chunk (title first when configured)."""
+    if config.title_in_index and article.title:
+        return f"{article.title}\n{chunk_text}"
+    return chunk_text
+
+
+def _load_cache(index_dir: Path, model: str) -> dict[str, np.ndarray]:
+    """Embeddings of the current index keyed by chunk-text hash, when built with ``model``."""
+    try:
+        manifest = read_manifest(index_dir)
+        if manifest["model"]["name"] != model:
+            return {}
+        data = check_files(index_dir, manifest, verify=False)
+        vecs = np.load(data / "vectors.npy", mmap_mode="r")
+        cache: dict[str, np.ndarray] = {}
+        with open(data / "chunks.jsonl", encoding="utf-8") as f:
+            for i, line in enumerate(f):
+                cache[json.loads(line)["embed_hash"]] = vecs[i]
+        return cache
+    except Exception:  # no usable previous index: embed everything
+        return {}
+
+
+def build_index(
+    corpus_dir: str | os.PathLike = "corpus",
+    index_dir: str | os.PathLike = "index",
+    config: Optional[Config] = None,
+    *,
+    progress: bool = True,
+    force: bool = False,
+    embedder: Optional[Embedder] = None,
+    corpus: Optional[Corpus] = None,
+) -> BuildReport:
+    """Read ``corpus_dir``, chunk, embed and index it into ``index_dir`` (atomically).
+
+    Does nothing when the index is already up to date for this corpus and build settings
+    (unless ``force``). Chunks whose text was embedded before with the same model are not
+    embedded again. Bad files are skipped and listed in ``BuildReport.problems``.
+    """
+    t0 = time.perf_counter()
+    config = config or Config()
+    index_dir = Path(index_dir)
+    corpus = corpus if corpus is not None else load_corpus(corpus_dir, progress=progress)
+    if not corpus.articles:
+        reasons = "; ".join(str(p) for p in corpus.problems[:5])
+        raise EmptyCorpusError(f"no readable article in {corpus_dir}" + (f" ({reasons})" if reasons else ""))
+    fingerprint = corpus_fingerprint(corpus, config)
+    if not force and (index_dir / MANIFEST).is_file():
+        try:
+            old = read_manifest(index_dir)
+            check_files(index_dir, old, verify=False)
+            if old["corpus"]["fingerprint"] == fingerprint:
+                log.info("index in %s is up to date; nothing to do", index_dir)
+                return BuildReport(index_dir, old["counts"]["articles"], old["counts"]["chunks"],
+                                   corpus.problems, len(corpus.duplicates), True, time.perf_counter() - t0)
+        except (IndexCorruptError, IndexNotFoundError, KeyError):
+            pass
+
+    analyzer = Analyzer(stopwords=config.stopwords, stemming=config.stemming)
+    chunks: list[Chunk] = []
+    texts: list[str] = []
+    for art in corpus.articles:
+        for s, e in chunk_article(art, config):
+            chunk = Chunk(id=len(chunks), article_id=art.id, start=s, end=e, text=art.text[s:e])
+            chunks.append(chunk)
+            texts.append(index_text(chunk.text, art, config))
+    tokens = [analyzer.tokens(t) for t in texts]
+
+    embedder = embedder or Embedder(config.model, device=config.device, batch_size=config.batch_size)
+    if embedder.name != config.model:
+        raise ModelMismatchError(f"embedder {embedder.name!r} differs from the configured model {config.model!r}")
+    hashes = [text_hash(t) for t in texts]
+    cache = _load_cache(index_dir, config.model)
+    todo = [i for i, h in enumerate(hashes) if h not in cache]
+    vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+    for i, h in enumerate(hashes):
+        if h in cache:
+            vectors[i] = cache[h]
+    if todo:
+        log.info("embedding %d of %d chunks (%d from cache)", len(todo), len(texts), len(texts) - len(todo))
+        vectors[todo] = embedder.encode([texts[i] for i in todo], progress=progress and len(todo) > 64)
+    dense = DenseRetriever.build(vectors)
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    build_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    data = index_dir / f"data-{build_id}"
+    tmp = index_dir / f".tmp-{build_id}"
+    tmp.mkdir()
+    try:
+        _write_jsonl(tmp / "articles.jsonl", (a.to_dict() for a in corpus.articles))
+        _write_jsonl(tmp / "chunks.jsonl", ({**c.to_dict(), "embed_hash": h} for c, h in zip(chunks, hashes)))
+        BM25Retriever.save_tokens(tokens, tmp / "tokens.jsonl")
+        np.save(tmp / "vectors.npy", vectors)
+        DenseRetriever.save(dense, tmp / "dense.faiss")
+        for name in DATA_FILES:
+            with open(tmp / name, "rb+") as f:
+                os.fsync(f.fileno())
+        _fsync_dir(tmp)
+        os.replace(tmp, data)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    files = {name: {"bytes": (data / name).stat().st_size, "sha256": _sha256(data / name)} for name in DATA_FILES}
+    seconds = time.perf_counter() - t0
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "data_dir": data.name,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "build_seconds": round(seconds, 3),
+        "model": {"name": config.model, "dimension": embedder.dimension, "normalized": True},
+        "chunking": {"chunk_size": config.chunk_size, "chunk_overlap": config.chunk_overlap,
+                     "title_in_index": config.title_in_index},
+        "analyzer": analyzer.settings(),
+        "config": config.to_dict(),
+        "corpus": {"folder": str(corpus_dir), "fingerprint": fingerprint, "files": corpus.files,
+                   "problems": [str(p) for p in corpus.problems],
+                   "duplicates": [list(d) for d in corpus.duplicates]},
+        "counts": {"articles": len(corpus.articles), "chunks": len(chunks), "embedded": len(todo)},
+        "files": files,
+    }
+    _atomic_write_json(index_dir / MANIFEST, manifest)
+    _remove_stale(index_dir, keep=data.name)
+    log.info("indexed %d articles, %d chunks in %.1fs", len(corpus.articles), len(chunks), seconds)
+    return BuildReport(index_dir, len(corpus.articles), len(chunks), corpus.problems,
+                       len(corpus.duplicates), False, seconds, embedded=len(todo))
+
+
+def _remove_stale(index_dir: Path, keep: str) -> None:
+    for p in index_dir.iterdir():
+        if p.is_dir() and (p.name.startswith("data-") or p.name.startswith(".tmp-")) and p.name != keep:
+            shutil.rmtree(p, ignore_errors=True)
+
+
+@dataclass
+class LoadedIndex:
+    """Everything read from an index folder."""
+
+    manifest: dict[str, Any]
+    articles: dict[str, Article]
+    chunks: list[Chunk]
+    tokens: list[list[str]]
+    faiss_index: Any
+
+
+def load_index(index_dir: str | os.PathLike, *, verify: bool = True) -> LoadedIndex:
+    """Read and check an index folder; errors name the bad file and say to rebuild."""
+    d = Path(index_dir)
+    manifest = read_manifest(d)
+    data = check_files(d, manifest, verify=verify)
+
+    def rows(name: str) -> list[dict]:
+        out = []
+        with open(data / name, encoding="utf-8") as f:
+            for n, line in enumerate(f, start=1):
+                try:
+                    out.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise IndexCorruptError(f"{data / name}:{n}: invalid JSON ({e.msg}); rebuild with `qa index`") from None
+        return out
+
+    try:
+        articles = {r["id"]: Article.from_dict(r) for r in rows("articles.jsonl")}
+        chunks = [Chunk(id=r["id"], article_id=r["article_id"], start=r["start"], end=r["end"], text=r["text"])
+                  for r in rows("chunks.jsonl")]
+    except (KeyError, TypeError) as e:
+        raise IndexCorruptError(f"{data}: a record lacks field {e}; rebuild with `qa index`") from None
+    tokens = BM25Retriever.load_tokens(data / "tokens.jsonl")
+    try:
+        faiss_index = DenseRetriever.load(data / "dense.faiss")
+    except RuntimeError as e:
+        raise IndexCorruptError(f"{data / 'dense.faiss'} cannot be read by FAISS ({str(e).splitlines()[0]}); "
+                                "rebuild with `qa index`") from None
+    n = manifest["counts"]["chunks"]
+    if not (len(chunks) == len(tokens) == faiss_index.ntotal == n):
+        raise IndexCorruptError(
+            f"{data}: {len(chunks)} chunks, {len(tokens)} token rows, {faiss_index.ntotal} vectors; "
+            f"manifest says {n}; rebuild with `qa index`"
+        )
+    if faiss_index.d != manifest["model"]["dimension"]:
+        raise IndexCorruptError(f"{data / 'dense.faiss'}: dimension {faiss_index.d} != manifest {manifest['model']['dimension']}")
+    for c in chunks:
+        art = articles.get(c.article_id)
+        if art is None or art.text[c.start:c.end] != c.text:
+            raise IndexCorruptError(f"{data / 'chunks.jsonl'}: chunk {c.id} does not match its article; rebuild with `qa index`")
+    return LoadedIndex(manifest, articles, chunks, tokens, faiss_index)
+
+
+def check_model(manifest: dict[str, Any], model: str) -> None:
+    built = manifest["model"]["name"]
+    if built != model:
+        raise ModelMismatchError(
+            f"the index was built with model {built!r} but {model!r} is configured; "
+            f"rebuild with `qa index --force` or configure model = {built!r}"
+        )

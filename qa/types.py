@@ -1,0 +1,159 @@
+"""Typed results and records: :class:`Article`, :class:`Chunk`, :class:`Hit`."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class Article:
+    """One cleaned article.
+
+    ``text`` is the canonical clean text: every chunk, quote and offset refers to it.
+    ``title``, ``source`` (outlet), ``date`` (ISO ``YYYY-MM-DD`` where the text gives a full date),
+    ``place`` (from the dateline) and ``url`` are ``None`` when unknown.
+    """
+
+    id: str
+    title: Optional[str]
+    text: str
+    source: Optional[str] = None
+    date: Optional[str] = None
+    place: Optional[str] = None
+    url: Optional[str] = None
+    path: Optional[str] = None
+    content_hash: str = ""
+
+    @property
+    def display_title(self) -> str:
+        """The title, or the opening words of the text when the article has none."""
+        if self.title:
+            return self.title
+        first = self.text.strip().split("\n", 1)[0]
+        if len(first) <= 90:
+            return first
+        return first[:90].rsplit(" ", 1)[0] + "…"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Article":
+        return cls(**{k: d.get(k) for k in cls.__dataclass_fields__ if k in d})
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage of an article: ``article.text[start:end] == text``."""
+
+    id: int
+    article_id: str
+    start: int
+    end: int
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Hit:
+    """One retrieved passage.
+
+    ``score`` is the fused score (higher is better; comparable within one result list only).
+    ``bm25_rank`` and ``dense_rank`` are the 1-based ranks each retriever gave this passage
+    (``None`` when that retriever did not return it among its candidates).
+    """
+
+    chunk: Chunk
+    article: Article
+    score: float
+    rank: int = 0
+    bm25_rank: Optional[int] = None
+    dense_rank: Optional[int] = None
+    bm25_score: Optional[float] = None
+    dense_score: Optional[float] = None
+
+    @property
+    def text(self) -> str:
+        """The passage text (a verbatim slice of ``article.text``)."""
+        return self.chunk.text
+
+    @property
+    def start(self) -> int:
+        """Start offset of the passage in ``article.text``."""
+        return self.chunk.start
+
+    @property
+    def end(self) -> int:
+        """End offset (exclusive) of the passage in ``article.text``."""
+        return self.chunk.end
+
+    @property
+    def article_id(self) -> str:
+        return self.article.id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "score": self.score,
+            "article_id": self.article.id,
+            "title": self.article.title,
+            "source": self.article.source,
+            "date": self.article.date,
+            "chunk_id": self.chunk.id,
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "bm25_rank": self.bm25_rank,
+            "dense_rank": self.dense_rank,
+        }
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A verbatim quote backing an answer: ``article.text[start:end] == quote``.
+
+    ``n`` is the marker number used in the answer text (``[n]``); ``passage_start`` and
+    ``passage_end`` delimit the paragraph around the quote (for display with highlighting).
+    """
+
+    n: int
+    article: Article
+    quote: str
+    start: int
+    end: int
+    score: float
+    passage_start: int = 0
+    passage_end: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "article_id": self.article.id, "title": self.article.display_title,
+                "source": self.article.source, "date": self.article.date, "quote": self.quote,
+                "start": self.start, "end": self.end, "score": self.score}
+
+
+@dataclass
+class Answer:
+    """The answer to one question.
+
+    ``text`` is a short answer with ``[n]`` markers pointing at ``citations``; ``found`` is
+    False when the articles do not answer the question (``text`` then says so and
+    ``citations`` is empty; ``hits`` still lists the closest passages). ``query`` is the
+    question as used for retrieval (a follow-up rewritten with earlier turns' terms).
+    """
+
+    question: str
+    text: str
+    citations: list[Citation] = field(default_factory=list)
+    found: bool = True
+    lang: str = "id"
+    query: str = ""
+    hits: list[Hit] = field(default_factory=list)
+    confidence: float = 0.0
+    answerer: str = "extractive"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "text": self.text, "found": self.found, "lang": self.lang,
+                "query": self.query, "confidence": self.confidence, "answerer": self.answerer,
+                "citations": [c.to_dict() for c in self.citations]}
