@@ -23,6 +23,7 @@ import logging
 import os
 import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -237,7 +238,7 @@ def build_index(
     dense = DenseRetriever.build(vectors)
 
     index_dir.mkdir(parents=True, exist_ok=True)
-    build_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    build_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     data = index_dir / f"data-{build_id}"
     tmp = index_dir / f".tmp-{build_id}"
     tmp.mkdir()

