@@ -13,8 +13,9 @@ from .backends.lexical import BM25Retriever
 from .config import MODES, Config
 from .errors import ConfigError
 from .fusion import convex, rrf
+from .synonyms import expand
 from .store import BuildReport, build_index, check_model, load_index
-from .types import Article, Chunk, Hit
+from .types import Answer, Article, Chunk, Hit
 
 log = logging.getLogger("qa")
 
@@ -40,6 +41,7 @@ class Assistant:
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
         self.dense = DenseRetriever(faiss_index, embedder)
+        self._answerer = None
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -102,7 +104,8 @@ class Assistant:
             return []
         cfg = self.config.replace(fusion=fusion, dense_weight=dense_weight, candidates=candidates)
         depth = max(cfg.candidates, k)
-        lex = self.bm25.search(question, depth) if mode in ("hybrid", "bm25") else []
+        lex_query = expand(question) if cfg.expand_abbreviations else question
+        lex = self.bm25.search(lex_query, depth) if mode in ("hybrid", "bm25") else []
         den: list[tuple[int, float]] = []
         if mode in ("hybrid", "dense"):
             _ = self.embedder
@@ -125,6 +128,55 @@ class Assistant:
                             bm25_rank=lr[0] if lr else None, dense_rank=dr[0] if dr else None,
                             bm25_score=lr[1] if lr else None, dense_score=dr[1] if dr else None))
         return hits
+
+    # -- answers ------------------------------------------------------------------------------
+    @property
+    def answerer(self):
+        """The extractive answerer over this index (IDF from BM25, similarity from the embedder)."""
+        if self._answerer is None:
+            from .answer import ExtractiveAnswerer
+
+            self._answerer = ExtractiveAnswerer(self.analyzer, self.bm25.idf, lambda texts: self.embedder.encode(texts),
+                                                threshold=self.config.abstain_threshold, max_idf=self.bm25.max_idf,
+                                                corpus_lang=self.corpus_lang)
+        return self._answerer
+
+    @property
+    def corpus_lang(self) -> str:
+        """Main language of the articles (``"id"`` or ``"en"``), from a sample of passages."""
+        from .answer import detect_lang
+
+        step = max(1, len(self.chunks) // 200)
+        votes = [detect_lang(c.text) for c in self.chunks[::step]]
+        return max(set(votes), key=votes.count) if votes else "id"
+
+    def ask(self, question: str, *, k: Optional[int] = None, mode: Optional[str] = None,
+            history: Optional[list] = None) -> "Answer":
+        """Answer ``question`` with verbatim quotes from the articles.
+
+        ``history`` (a list of :class:`qa.answer.Turn`, as kept by :meth:`conversation`) lets a
+        follow-up question use earlier turns. Returns an :class:`~qa.types.Answer` whose
+        ``found`` is False when the passages do not support an answer.
+        """
+        from .answer import detect_lang, rewrite
+
+        if not isinstance(question, str):
+            raise TypeError(f"question must be a string, not {type(question).__name__}")
+        question = question.strip()[:MAX_QUERY_CHARS]
+        lang = detect_lang(question)
+        if not question:
+            from .answer.lang import phrase
+
+            return Answer(question="", text=phrase(lang, "empty"), found=False, lang=lang)
+        query = rewrite(question, history or [])
+        hits = self.retrieve(query, k=k or self.config.answer_k, mode=mode)
+        return self.answerer.answer(question, hits, lang=lang, query=query)
+
+    def conversation(self) -> "Conversation":
+        """A new multi-turn conversation (keeps its own history; one per chat session)."""
+        from .answer import Conversation
+
+        return Conversation(self)
 
     def __len__(self) -> int:
         return len(self.chunks)

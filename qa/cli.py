@@ -39,6 +39,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5, help="number of passages (default: 5)")
     p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: hybrid)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = sub.add_parser("serve", help="serve the web chat (Gradio) on this machine")
+    p.add_argument("--index", default="index", help="index folder (default: index)")
+    p.add_argument("--corpus", default="corpus", help="articles to index when there is no index yet (default: corpus)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
+    p.add_argument("--share", action="store_true", help="also make a public Gradio share link (off by default)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return ap
 
 
@@ -79,7 +87,16 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": _cmd_index, "search": _cmd_search}
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .ui import launch
+    except ImportError as e:
+        raise ImportError(f"the web chat needs Gradio: pip install 'article-qa[ui]' ({e})") from e
+    launch(index_dir=args.index, corpus_dir=args.corpus, host=args.host, port=args.port, share=args.share)
+    return 0
+
+
+COMMANDS = {"index": _cmd_index, "search": _cmd_search, "serve": _cmd_serve}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -42,6 +42,12 @@ class Config:
       rrf_k: RRF constant; default 60.
       candidates: candidates taken from each retriever before fusion; default 100.
       bm25_k1, bm25_b: BM25 parameters; defaults 1.5 and 0.75.
+      expand_abbreviations: add the long form of Indonesian abbreviations to BM25 queries and
+        back ("kalapas" <-> "kepala lapas"); default True.
+    Answer settings:
+      answer_k: passages the answerer reads; default 5.
+      abstain_threshold: answer score below which the answerer says it found no answer;
+        default 0.54 (calibrated on IDK-MRC, see docs/answers.md).
     """
 
     model: str = DEFAULT_MODEL
@@ -59,6 +65,9 @@ class Config:
     candidates: int = 100
     bm25_k1: float = 1.5
     bm25_b: float = 0.75
+    expand_abbreviations: bool = True
+    answer_k: int = 5
+    abstain_threshold: float = 0.54
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
@@ -74,7 +83,9 @@ class Config:
         _check_range("candidates", self.candidates, 1, 100000, int)
         _check_range("bm25_k1", self.bm25_k1, 0.0, 10.0, (int, float))
         _check_range("bm25_b", self.bm25_b, 0.0, 1.0, (int, float))
-        for name in ("stopwords", "stemming", "title_in_index"):
+        _check_range("answer_k", self.answer_k, 1, 100, int)
+        _check_range("abstain_threshold", self.abstain_threshold, 0.0, 1.0, (int, float))
+        for name in ("stopwords", "stemming", "title_in_index", "expand_abbreviations"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
 

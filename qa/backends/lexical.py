@@ -28,6 +28,19 @@ class BM25Retriever:
         # rank-bm25 divides by the corpus size; an empty token list still counts as a document.
         self._bm25 = BM25Okapi([list(t) for t in tokens], k1=k1, b=b) if tokens else None
 
+    @property
+    def max_idf(self) -> float:
+        """The largest IDF in the index (the weight of the rarest word)."""
+        if self._bm25 is None or not self._bm25.idf:
+            return 1.0
+        return float(max(self._bm25.idf.values()))
+
+    def idf(self, token: str) -> float:
+        """Inverse document frequency of an analyzed token (0 for an unknown token)."""
+        if self._bm25 is None:
+            return 0.0
+        return float(self._bm25.idf.get(token, 0.0))
+
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         q = self.analyzer.tokens(query)
         if not q or self._bm25 is None:

@@ -1,0 +1,100 @@
+"""Follow-up questions: rewrite a question that leans on earlier turns before retrieval.
+
+"Siapa kepala lapasnya?" after a question about Lapas Amuntai becomes
+"Siapa kepala lapas? Lapas Amuntai ...": the follow-up keeps its own words (with the "-nya"
+clitic taken off) and gains the entities and content words of the earlier turn(s). No LLM.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+from ..analyzer import STOPWORDS
+from .extractive import _NYA_KEEP as _NYA_EXCEPTIONS, QUESTION_WORDS, strip_clitic
+
+ANAPHORA = {
+    "itu", "tersebut", "ini", "dia", "beliau", "mereka", "sana", "situ", "sini", "tadi", "pihaknya",
+    "he", "she", "it", "they", "him", "her", "his", "its", "their", "them", "there", "that", "this", "those",
+    "these", "same",
+}
+_ENTITY = re.compile(r"\b(?:[A-Z][\w-]*|[A-Z]{2,}|\d[\w.,/-]*)(?:\s+(?:[A-Z][\w-]*|[IVX]+[a-zA-Z]?|\d+))*")
+
+
+@dataclass
+class Turn:
+    question: str
+    query: str
+    answer_text: str = ""
+    article_ids: list[str] = field(default_factory=list)
+
+
+def _content_words(text: str) -> list[str]:
+    words = re.findall(r"[\w-]+", text.lower())
+    return [w for w in words if w not in STOPWORDS and w not in QUESTION_WORDS and w not in ANAPHORA and len(w) > 1]
+
+
+def is_followup(question: str) -> bool:
+    """Whether the question leans on an earlier turn (pronoun, '-nya', 'itu', or too few content words)."""
+    words = re.findall(r"[\w-]+", question.lower())
+    if any(w in ANAPHORA for w in words):
+        return True
+    if any(w.endswith("nya") and len(w) > 5 and w not in _NYA_EXCEPTIONS for w in words):
+        return True
+    return len(_content_words(question)) <= 1
+
+
+def entities(text: str) -> list[str]:
+    """Capitalised phrases and numbers of ``text`` (names, places, organisations)."""
+    out = []
+    for m in _ENTITY.finditer(text):
+        e = m.group(0).strip()
+        if e.lower() in STOPWORDS or e.lower() in QUESTION_WORDS or e.lower() in ANAPHORA:
+            continue
+        out.append(e)
+    return list(dict.fromkeys(out))
+
+
+def rewrite(question: str, history: list[Turn], *, max_terms: int = 12) -> str:
+    """The retrieval query for ``question`` given earlier turns (unchanged when not a follow-up)."""
+    if not history or not is_followup(question):
+        return question
+    own = " ".join(strip_clitic(w) for w in question.split())
+    prev = history[-1]
+    # The earlier query already carries its own context when it was itself a follow-up.
+    base = prev.query or prev.question
+    ents = entities(prev.question)
+    words = _content_words(base)
+    own_words = set(_content_words(own))
+    extra: list[str] = []
+    for e in ents + words:
+        if e.lower() not in own_words and e not in extra:
+            extra.append(e)
+    return own + " " + " ".join(extra[:max_terms]) if extra else own
+
+
+class Conversation:
+    """A multi-turn conversation with an :class:`~qa.Assistant` (one per chat session).
+
+    >>> chat = assistant.conversation()                  # doctest: +SKIP
+    >>> chat.ask("Berapa warga binaan Lapas Amuntai yang divaksin?")   # doctest: +SKIP
+    >>> chat.ask("Siapa kepala lapasnya?")              # doctest: +SKIP
+    """
+
+    def __init__(self, assistant, *, max_turns: int = 8):
+        self.assistant = assistant
+        self.history: list[Turn] = []
+        self.max_turns = max_turns
+
+    def rewrite(self, question: str) -> str:
+        return rewrite(question, self.history)
+
+    def ask(self, question: str, **kwargs):
+        answer = self.assistant.ask(question, history=self.history, **kwargs)
+        self.history.append(Turn(question=question, query=answer.query, answer_text=answer.text,
+                                 article_ids=[c.article.id for c in answer.citations]))
+        del self.history[:-self.max_turns]
+        return answer
+
+    def reset(self) -> None:
+        self.history.clear()

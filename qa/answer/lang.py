@@ -1,0 +1,49 @@
+"""Question language (Indonesian or English) and the fixed phrases of answers in each."""
+from __future__ import annotations
+
+import re
+
+_ID = set("""apa apakah siapa siapakah berapa berapakah kapan kapankah dimana mana mengapa kenapa bagaimana
+yang dan di ke dari untuk dengan pada adalah ini itu tersebut ada tidak sudah akan oleh dalam nya saja juga
+bisa para kepala jumlah vaksin""".split())
+_EN = set("""what who whom whose how many much when where why which is are was were the a an of in on to
+for did does do has have with by from that this there their his her its they he she it about""".split())
+
+PHRASES = {
+    "id": {
+        "not_found": "Maaf, artikel-artikel yang ada tidak memuat jawaban atas pertanyaan ini.",
+        "closest": "Artikel yang paling dekat",
+        "sources": "Sumber",
+        "empty": "Silakan tulis pertanyaan.",
+        "too_long": "Pertanyaan terlalu panjang; dipotong menjadi {n} karakter.",
+        "answer_is": "Jawaban",
+        "no_index": "Belum ada indeks.",
+        "source": "sumber",
+        "date": "tanggal",
+        "unknown": "tidak diketahui",
+    },
+    "en": {
+        "not_found": "Sorry, the articles do not contain an answer to this question.",
+        "closest": "Closest articles",
+        "sources": "Sources",
+        "empty": "Please type a question.",
+        "too_long": "The question was too long; it was cut to {n} characters.",
+        "answer_is": "Answer",
+        "no_index": "There is no index yet.",
+        "source": "source",
+        "date": "date",
+        "unknown": "unknown",
+    },
+}
+
+
+def detect_lang(text: str) -> str:
+    """``"en"`` or ``"id"`` (the default) by counting function words of each language."""
+    words = re.findall(r"[a-z]+", text.lower())
+    en = sum(w in _EN for w in words)
+    idn = sum(w in _ID or w.endswith("nya") for w in words)
+    return "en" if en > idn else "id"
+
+
+def phrase(lang: str, key: str) -> str:
+    return PHRASES.get(lang, PHRASES["id"])[key]
