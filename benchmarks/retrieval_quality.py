@@ -18,11 +18,17 @@ Indexes are kept under ``--index-dir``, one sub-folder per build setting (chunki
 and reused between runs; embeddings are cached by text in ``--index-dir`` so that a new
 analyzer setting never re-embeds and a new chunk size embeds only the chunks that changed.
 
-``--grid`` also measures the settings that decide the defaults: analyzer (stopwords x stemming),
-fusion (RRF, and convex with dense weight 0.0..0.5, each at 50/100/200 candidates), chunk size
-(400/700/1000) and BM25 k1/b. The main table uses ``Assistant.retrieve`` itself; the grid reuses
-per-question BM25 and dense candidate lists and fuses them with ``qa.fusion`` exactly as
-``Assistant.retrieve`` does (checked against the main table at the default settings).
+``--grid`` also measures the settings that decide the defaults: (a) analyzer (stopwords x
+stemming), (b) fusion (RRF, and convex with dense weight 0.0..0.5, each at 50/100/200 candidates),
+(c) chunk size (400/700/1000; sizes not in ``--hybrid-chunk-sizes`` are measured for BM25 only, to
+save embedding time), (d) BM25 k1/b, (e) query abbreviation expansion, (f) two fusion variants the
+library does not have (proposals), (g) candidate defaults against BM25 with paired wins/losses.
+The main table uses ``Assistant.retrieve`` itself; the grid takes each question's BM25 and dense
+candidate lists from ``Assistant.retrieve`` once and fuses them with ``qa.fusion`` exactly as
+``Assistant.retrieve`` does (checked against the main table on every run).
+
+On a busy 2-core machine pass ``--threads 1``: torch's default two threads made single-query
+encoding about ten times slower there (see docs/retrieval-quality.md).
 """
 from __future__ import annotations
 
@@ -36,7 +42,6 @@ import time
 import warnings
 from collections import OrderedDict
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Callable, Iterable, Optional, Sequence
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -46,10 +51,9 @@ import numpy as np  # noqa: E402
 
 from qa.analyzer import Analyzer  # noqa: E402
 from qa.assistant import MAX_QUERY_CHARS, Assistant  # noqa: E402
-from qa.backends.lexical import BM25Retriever  # noqa: E402
 from qa.backends.dense import Embedder  # noqa: E402
 from qa.config import Config  # noqa: E402
-from qa.fusion import convex, rrf  # noqa: E402
+from qa.fusion import convex, minmax, rrf  # noqa: E402
 from qa.ingest import Corpus, content_hash  # noqa: E402
 from qa.store import build_index, chunk_article, index_text, text_hash  # noqa: E402
 from qa.types import Article, Chunk  # noqa: E402
@@ -59,7 +63,10 @@ TOP_ARTICLES = 10  # articles scored
 METRICS = ["recall@1", "recall@5", "recall@10", "mrr@10", "ndcg@10"]
 HEADERS = ["R@1", "R@5", "R@10", "MRR@10", "nDCG@10"]
 DENSE_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+EXPERIMENT_WEIGHTS = (0.1, 0.2, 0.3, 0.4, 0.5)
 CANDIDATES = (50, 100, 200)
+LEX_DEPTH = 1000  # BM25 list depth kept per question (the union-scoring experiment needs scores beyond top 200)
+DEN_DEPTH = 200  # dense list depth kept per question (>= max(CANDIDATES))
 CHUNK_SIZES = (400, 700, 1000)  # grid (c); chunk_overlap stays at the base setting (default 1)
 BM25_PARAMS = ((1.2, 0.5), (1.2, 0.75), (1.5, 0.5), (1.5, 0.75))
 
@@ -165,11 +172,6 @@ class CachingEmbedder:
         self._dirty = False
 
 
-class _NoDense:
-    def search(self, query: str, k: int) -> list:
-        return []
-
-
 # -- indexes --------------------------------------------------------------------------------------
 class Bench:
     def __init__(self, pool: Path, corpus: Corpus, index_root: Path, embedder: CachingEmbedder,
@@ -191,7 +193,7 @@ class Bench:
     def assistant(self, cfg: Config) -> Assistant:
         """Build (or reuse) the index for ``cfg``'s build settings, load it with ``cfg``."""
         d = self.index_dir(cfg)
-        key = f"{d}|{cfg.bm25_k1}|{cfg.bm25_b}"
+        key = f"{d}|{json.dumps(cfg.to_dict(), sort_keys=True)}"
         if key in self._assistants:
             return self._assistants[key]
         t = time.perf_counter()
@@ -222,18 +224,22 @@ class Bench:
                     break
         return out
 
-    def bm25_only(self, cfg: Config) -> SimpleNamespace:
-        """BM25 over ``cfg``'s chunks without building (or embedding) an index: the same
-        chunking, index text, analyzer and BM25 that ``build_index``/``Assistant`` use."""
+    def bm25_only(self, cfg: Config) -> Assistant:
+        """An :class:`Assistant` over ``cfg``'s chunks with BM25 only (an empty dense index), built
+        in memory with the chunking, index text and analyzer that ``build_index`` uses: for chunk
+        sizes that are not worth embedding. Only ``mode="bm25"`` is meaningful on it."""
+        import faiss
+
         analyzer = Analyzer(stopwords=cfg.stopwords, stemming=cfg.stemming)
         chunks, tokens = [], []
         for art in self.corpus.articles:
             for s, e in chunk_article(art, cfg):
                 chunks.append(Chunk(id=len(chunks), article_id=art.id, start=s, end=e, text=art.text[s:e]))
                 tokens.append(analyzer.tokens(index_text(chunks[-1].text, art, cfg)))
-        bm25 = BM25Retriever(tokens, analyzer, k1=cfg.bm25_k1, b=cfg.bm25_b)
         log(f"BM25-only chunks for chunk_size={cfg.chunk_size}: {len(chunks)} (not embedded)")
-        return SimpleNamespace(chunks=chunks, bm25=bm25, dense=_NoDense())
+        manifest = {"analyzer": analyzer.settings(), "config": cfg.to_dict()}
+        return Assistant(Path("(in memory)"), manifest, {a.id: a for a in self.corpus.articles}, chunks, tokens,
+                         faiss.IndexFlatIP(self.embedder.dimension), cfg, self.embedder)
 
     def run_assistant(self, asst: Assistant, name: str, **kw) -> dict[str, list[str]]:
         """Articles per question via ``Assistant.retrieve`` itself."""
@@ -243,23 +249,30 @@ class Bench:
             run[qid] = self.top_articles(asst, (h.chunk.id for h in hits))
         return run
 
-    def lists(self, asst: Assistant, name: str, depth: int) -> list[tuple[list, list]]:
-        """(BM25 list, dense list) per question at ``depth`` (cached per loaded index)."""
-        key = (id(asst), name, depth)
+    def lists(self, asst: Assistant, name: str) -> list[tuple[list, list]]:
+        """(BM25 list, dense list) per question, taken from ``Assistant.retrieve`` in ``bm25`` and
+        ``dense`` mode (so query handling, e.g. abbreviation expansion, is the library's own):
+        BM25 to LEX_DEPTH (for the union-scoring experiment), dense to max(CANDIDATES)."""
+        key = (id(asst), name)
         if key not in self._lists:
             out = []
+            has_dense = asst.dense.index.ntotal > 0
             for _, q, _ in self.questions[name]:
-                q = q.strip()[:MAX_QUERY_CHARS]
-                out.append((asst.bm25.search(q, depth), asst.dense.search(q, depth)))
+                lex = [(h.chunk.id, h.bm25_score) for h in
+                       asst.retrieve(q, k=LEX_DEPTH, mode="bm25", candidates=LEX_DEPTH)]
+                den = [(h.chunk.id, h.dense_score) for h in
+                       asst.retrieve(q, k=DEN_DEPTH, mode="dense", candidates=DEN_DEPTH)] if has_dense else []
+                out.append((lex, den))
             self._lists[key] = out
         return self._lists[key]
 
     def run_fused(self, asst: Assistant, name: str, mode: str, cfg: Config) -> dict[str, list[str]]:
         """Articles per question, fusing cached candidate lists as ``Assistant.retrieve`` does."""
         depth = max(cfg.candidates, CHUNKS_RETRIEVED)
-        full = self.lists(asst, name, max(max(CANDIDATES), CHUNKS_RETRIEVED, cfg.candidates))
+        if depth > DEN_DEPTH:
+            raise ValueError(f"candidates {cfg.candidates} > {DEN_DEPTH}: raise DEN_DEPTH")
         run = {}
-        for (qid, _, _), (lex, den) in zip(self.questions[name], full):
+        for (qid, _, _), (lex, den) in zip(self.questions[name], self.lists(asst, name)):
             lex, den = lex[:depth], den[:depth]
             if mode == "bm25":
                 fused = lex
@@ -271,6 +284,45 @@ class Bench:
                 fused = convex(lex, den, dense_weight=cfg.dense_weight)
             run[qid] = self.top_articles(asst, (d for d, _ in fused[:CHUNKS_RETRIEVED]))
         return run
+
+    def run_experimental(self, asst: Assistant, name: str, variant: str, weight: float,
+                         candidates: int) -> dict[str, list[str]]:
+        """Fusion variants that the library does not have (proposals), for comparison.
+
+        ``union``: the union of both candidate lists, every candidate scored by *both* retrievers
+        (dense: cosine with the stored chunk vector; BM25: its score, 0 beyond the top LEX_DEPTH),
+        min-max over the union, convex mix. ``rerank``: the BM25 candidates only, re-scored the same
+        way (dense never adds a passage; it only reorders BM25's). In the library's ``convex`` a
+        passage missing from one list scores 0 for that retriever instead.
+        """
+        key = ("vectors", id(asst))
+        if key not in self._lists:
+            self._lists[key] = asst.dense.index.reconstruct_n(0, asst.dense.index.ntotal)
+        vectors = self._lists[key]
+        depth = max(candidates, CHUNKS_RETRIEVED)
+        run = {}
+        for (qid, q, _), (lex, den) in zip(self.questions[name], self.lists(asst, name)):
+            qv = asst.embedder.encode([q.strip()[:MAX_QUERY_CHARS]])[0]
+            lex_all = dict(lex)
+            cands = [d for d, _ in lex[:depth]]
+            if variant == "union":
+                cands = list(dict.fromkeys(cands + [d for d, _ in den[:depth]]))
+            if not cands:
+                run[qid] = []
+                continue
+            dense_scores = vectors[cands] @ qv
+            a = minmax([(d, lex_all.get(d, 0.0)) for d in cands])
+            b = minmax(list(zip(cands, dense_scores.tolist())))
+            fused = sorted(((d, (1 - weight) * a[d] + weight * b[d]) for d in cands), key=lambda x: (-x[1], x[0]))
+            run[qid] = self.top_articles(asst, (d for d, _ in fused[:CHUNKS_RETRIEVED]))
+        return run
+
+    def wins_losses(self, name: str, run: dict[str, list[str]], baseline: dict[str, list[str]]) -> tuple[int, int]:
+        """Questions whose gold passage is first in ``run`` but not in ``baseline``, and vice versa."""
+        gold = {qid: ctx for qid, _, ctx in self.questions[name]}
+        top = {qid: (run.get(qid) or [None])[0] == gold[qid] for qid in gold}
+        base = {qid: (baseline.get(qid) or [None])[0] == gold[qid] for qid in gold}
+        return sum(top[q] and not base[q] for q in gold), sum(base[q] and not top[q] for q in gold)
 
     def evaluate(self, name: str, run: dict[str, list[str]]) -> dict[str, float]:
         from ranx import Qrels, Run, evaluate
@@ -438,12 +490,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     log(f"main table done in {timings['main']:.0f}s")
 
     # the grid's fast path must agree with Assistant.retrieve
-    hybrid_label = list(variants)[2]
+    t = time.perf_counter()
+    labels = list(variants)
+    checks = ((labels[0], "bm25", base), (labels[1], "dense", base), (labels[2], "hybrid", base.replace(fusion="convex")),
+              (labels[3], "hybrid", base.replace(fusion="rrf")))
+    mismatches = []
     for s in sets:
-        for label, mode in (("bm25", "bm25"), (hybrid_label, "hybrid")):
-            fast = bench.evaluate(s, bench.run_fused(asst, s, mode, base))
+        for label, mode, cfg in checks:
+            fast = bench.evaluate(s, bench.run_fused(asst, s, mode, cfg))
             if any(abs(fast[m] - main[s][label][m]) > 1e-9 for m in METRICS):
-                log(f"warning: grid fast path differs from Assistant.retrieve on {s} {label}: {fast} vs {main[s][label]}")
+                mismatches.append(f"{s} {label}")
+                log(f"warning: grid fast path differs from Assistant.retrieve on {s} {label}: "
+                    f"{ {m: round(fast[m], 4) for m in METRICS} } vs { {m: round(main[s][label][m], 4) for m in METRICS} }")
+    result["fast_path_mismatches"] = mismatches
+    timings["lists"] = time.perf_counter() - t
+    log(f"candidate lists and fast-path check done in {timings['lists']:.0f}s"
+        + (f"; MISMATCHES: {mismatches}" if mismatches else "; fast path agrees with Assistant.retrieve"))
 
     if args.grid:
         grid: dict = {}
@@ -486,6 +548,82 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("## Grid (b): fusion\n")
         print(grid_table("hybrid fusion (index: " + bench.index_dir(base).name + ")", rows, sets, bm25_base) + "\n")
         log(f"grid (b) done in {timings['grid_fusion']:.0f}s")
+
+        # (e) query-side abbreviation expansion (retrieval-time setting; same index)
+        if "expand_abbreviations" in Config.__dataclass_fields__:
+            t = time.perf_counter()
+            rows = OrderedDict()
+            for flag in (True, False):
+                cfg = base.replace(expand_abbreviations=flag)
+                a = bench.assistant(cfg)
+                for mode in ("bm25", "hybrid"):
+                    rows[f"expand_abbreviations={'on' if flag else 'off'}, {mode}"] = {
+                        s: bench.evaluate(s, bench.run_fused(a, s, mode, cfg)) for s in sets}
+            grid["expand_abbreviations"] = rows
+            timings["grid_expand"] = time.perf_counter() - t
+            print("## Grid (e): query abbreviation expansion\n")
+            print(grid_table(f"expand_abbreviations (hybrid: convex, w={base.dense_weight}, cand={base.candidates})",
+                             rows, sets) + "\n")
+            log(f"grid (e) done in {timings['grid_expand']:.0f}s")
+
+        # (f) fusion variants that the library does not have (proposals)
+        t = time.perf_counter()
+        rows = OrderedDict()
+        rows["bm25 alone"] = bm25_base
+        rows[f"library convex w={base.dense_weight}, cand={base.candidates}"] = {
+            s: main[s][labels[2]] for s in sets}
+        for variant in ("union", "rerank"):
+            for c in (50, 100):
+                for w in EXPERIMENT_WEIGHTS:
+                    rows[f"{variant} w={w}, cand={c}"] = {
+                        s: bench.evaluate(s, bench.run_experimental(asst, s, variant, w, c)) for s in sets}
+        grid["experimental_fusion"] = rows
+        timings["grid_experimental"] = time.perf_counter() - t
+        print("## Grid (f): fusion variants not in the library (proposals)\n")
+        print("`union`: both candidate lists, every candidate scored by both retrievers (BM25 score, 0 beyond "
+              f"its top {LEX_DEPTH}; cosine with the stored chunk vector), min-max over the union, convex mix. "
+              "`rerank`: BM25's candidates only, re-scored the same way.\n")
+        print(grid_table("proposed fusion (index: " + bench.index_dir(base).name + ")", rows, sets, bm25_base) + "\n")
+        log(f"grid (f) done in {timings['grid_experimental']:.0f}s")
+
+        # (g) candidate defaults against BM25 alone on the same index, with paired R@1 wins/losses
+        t = time.perf_counter()
+        candidates_cfg = [
+            ("convex w=0.3, cand=100 (initial default)", dict(stemming=False), "convex", 0.3, 100),
+            ("convex w=0.2, cand=100", dict(stemming=False), "convex", 0.2, 100),
+            ("convex w=0.1, cand=100", dict(stemming=False), "convex", 0.1, 100),
+            ("stemming, convex w=0.3, cand=100", dict(stemming=True), "convex", 0.3, 100),
+            ("stemming, convex w=0.1, cand=100", dict(stemming=True), "convex", 0.1, 100),
+            ("proposed rerank w=0.2, cand=100", dict(stemming=False), "rerank", 0.2, 100),
+            ("stemming, proposed rerank w=0.1, cand=100", dict(stemming=True), "rerank", 0.1, 100),
+        ]
+        head = ["candidate default"] + [f"{s} R@1 (vs bm25; +won/-lost)" for s in sets] + \
+               [f"{s} MRR (vs bm25)" for s in sets] + [">= bm25 on all"]
+        lines = ["**candidate defaults vs BM25 alone on the same index** (won/lost: questions whose gold "
+                 "passage is first with the hybrid but not with BM25, and the reverse)", "",
+                 "| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+        rows = OrderedDict()
+        for label, build, variant, w, c in candidates_cfg:
+            cfg = base.replace(**build, fusion="convex", dense_weight=w, candidates=c)
+            a = bench.assistant(cfg)
+            r1, mrr, per, ok = [], [], {}, True
+            for s in sets:
+                b_run = bench.run_fused(a, s, "bm25", cfg)
+                h_run = (bench.run_fused(a, s, "hybrid", cfg) if variant == "convex"
+                         else bench.run_experimental(a, s, variant, w, c))
+                bm, hm = bench.evaluate(s, b_run), bench.evaluate(s, h_run)
+                won, lost = bench.wins_losses(s, h_run, b_run)
+                per[s] = {"hybrid": hm, "bm25": bm, "won": won, "lost": lost}
+                ok &= hm["recall@1"] >= bm["recall@1"] - 1e-9 and hm["mrr@10"] >= bm["mrr@10"] - 1e-9
+                r1.append(f"{hm['recall@1']:.3f} ({hm['recall@1'] - bm['recall@1']:+.3f}; +{won}/-{lost})")
+                mrr.append(f"{hm['mrr@10']:.4f} ({hm['mrr@10'] - bm['mrr@10']:+.4f})")
+            rows[label] = per
+            lines.append("| " + " | ".join([label] + r1 + mrr + ["yes" if ok else "no"]) + " |")
+        grid["candidate_defaults"] = rows
+        timings["grid_candidates"] = time.perf_counter() - t
+        print("## Grid (g): candidate defaults\n")
+        print("\n".join(lines) + "\n")
+        log(f"grid (g) done in {timings['grid_candidates']:.0f}s")
 
         # (d) BM25 k1/b (retrieval-time settings: same index)
         t = time.perf_counter()

@@ -1,4 +1,7 @@
-"""Command line: ``qa index``, ``qa search`` (and more as they land). ``qa --help`` lists them."""
+"""Command line: ``qa index``, ``qa search``, ``qa serve``, ``qa eval``, ``qa tune``, ``qa questions``.
+
+``qa --help`` lists them; ``qa COMMAND --help`` gives each one's options.
+"""
 from __future__ import annotations
 
 import argparse
@@ -47,7 +50,46 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     p.add_argument("--share", action="store_true", help="also make a public Gradio share link (off by default)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
+
+    p = sub.add_parser("eval", help="measure retrieval and answers on a question file (see docs/evaluation.md)")
+    _add_eval_common(p)
+    p.add_argument("--json", default=None, metavar="OUT", help="write the full report, with every question, here")
+    p.add_argument("--no-answers", action="store_true", help="measure retrieval only (skip the answerer)")
+
+    p = sub.add_parser("tune", help="tune the retrieval settings on a question file; write them when better")
+    _add_eval_common(p)
+    p.add_argument("--metric", default=None, help="metric to optimise (default: mrr@K); e.g. recall@1, ndcg@10")
+    p.add_argument("--dry-run", action="store_true", help="report only; never write the index's config")
+    p.add_argument("--chunk-sizes", default=None, metavar="N,N,...",
+                   help="also try these chunk sizes: builds a scratch index for each (embeds the new chunks) and "
+                        "rebuilds the index when one wins; needs --corpus or --pool unless the index's corpus "
+                        "folder is here")
+    p.add_argument("--json", default=None, metavar="OUT", help="write the tuning report here")
+
+    p = sub.add_parser("questions", help="draft cloze questions from a corpus folder (no LLM)")
+    p.add_argument("--corpus", default="corpus", help="folder of articles (default: corpus)")
+    p.add_argument("--out", required=True, help="JSONL file to write")
+    p.add_argument("--per-article", type=int, default=3, help="questions per article (default: 3)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many questions in all")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return ap
+
+
+def _add_eval_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--questions", required=True, help="JSONL question file (format: docs/evaluation.md)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--corpus", default=None, help="index this folder of articles first (into --index)")
+    src.add_argument("--pool", default=None, help="JSONL of passages {context_id|id, text}: one article each, "
+                                                  "indexed into --index (default: index/eval-pool/<name>-<hash>)")
+    p.add_argument("--index", default=None, help="index folder (default: index)")
+    p.add_argument("--config", default=None, help="TOML config file (default: qa.toml when present)")
+    p.add_argument("--k", "-k", type=int, default=10, help="articles scored per question (default: 10)")
+    p.add_argument("--question-field", default="question",
+                   help="field holding the question text (default: question; e.g. summary)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N questions of the file")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads (default: torch's choice; 1 is faster on a busy machine)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress")
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
@@ -96,7 +138,97 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": _cmd_index, "search": _cmd_search, "serve": _cmd_serve}
+def _eval_setup(args: argparse.Namespace):
+    """The assistant and questions for ``qa eval`` / ``qa tune`` (indexing --corpus or --pool first)."""
+    from .assistant import Assistant
+    from .evaluation import pool_assistant, read_questions, remap_gold
+    from .store import build_index
+
+    if args.k < 1:
+        raise QAErrorArg(f"--k must be at least 1; got {args.k}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    questions = read_questions(args.questions, question_field=args.question_field, limit=args.limit)
+    explicit = args.config or Path("qa.toml").is_file()
+    cfg = load_config(args.config) if explicit else None
+    if args.pool:
+        assistant, pool = pool_assistant(args.pool, args.index, cfg, progress=sys.stderr.isatty())
+        questions = remap_gold(questions, pool.duplicates)
+        print(f"pool {args.pool}: {len(pool.articles)} passages, index {assistant.index_dir}/", file=sys.stderr)
+        return assistant, questions, pool
+    index = args.index or "index"
+    if args.corpus:
+        report = build_index(args.corpus, index, cfg or load_config(), progress=sys.stderr.isatty())
+        for p in report.problems:
+            print(f"skipped {p}", file=sys.stderr)
+    return Assistant.load(index, cfg), questions, args.corpus
+
+
+class QAErrorArg(QAError, ValueError):
+    """A bad command-line argument."""
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate
+
+    assistant, questions, _ = _eval_setup(args)
+    report = evaluate(assistant, questions, k=args.k, answers=not args.no_answers)
+    print(f"{len(questions)} questions from {args.questions}; index {assistant.index_dir}/ "
+          f"({len(assistant.articles)} articles, {len(assistant.chunks)} passages); {report.seconds:.0f}s\n")
+    print(report.tables())
+    for note in report.notes:
+        print(f"note: {note}")
+    if args.json:
+        print(f"\nper-question report: {report.write_json(args.json)}")
+    return 0
+
+
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from .evaluation import tune
+
+    sizes: list[int] = []
+    if args.chunk_sizes:
+        try:
+            sizes = [int(x) for x in args.chunk_sizes.split(",") if x.strip()]
+        except ValueError:
+            raise QAErrorArg(f"--chunk-sizes wants numbers separated by commas, e.g. 400,1000; "
+                             f"got {args.chunk_sizes!r}") from None
+    assistant, questions, corpus = _eval_setup(args)
+    report = tune(assistant, questions, metric=args.metric, k=args.k, write=not args.dry_run,
+                  progress=lambda msg: print(msg, file=sys.stderr), chunk_sizes=sizes, corpus=corpus)
+    print(report.tables())
+    if args.json:
+        out = Path(args.json)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        print(f"\ntuning report: {out}")
+    return 0
+
+
+def _cmd_questions(args: argparse.Namespace) -> int:
+    from .evaluation import draft_questions, write_questions
+
+    if args.per_article < 1:
+        raise QAErrorArg(f"--per-article must be at least 1; got {args.per_article}")
+    questions = draft_questions(args.corpus, per_article=args.per_article, limit=args.limit)
+    if not questions:
+        print(f"no sentence with a date, number or name found in {args.corpus}; nothing written", file=sys.stderr)
+        return 1
+    write_questions(args.out, questions)
+    kinds = {}
+    for q in questions:
+        kinds[q.meta.get("kind")] = kinds.get(q.meta.get("kind"), 0) + 1
+    print(f"drafted {len(questions)} cloze questions ({', '.join(f'{v} {k}' for k, v in kinds.items())}) "
+          f"from {len({q.articles[0] for q in questions})} articles -> {args.out}")
+    print("They test whether retrieval finds the article a sentence came from, given most of its words; "
+          "they do not test paraphrased questions or abstention (see docs/evaluation.md).")
+    return 0
+
+
+COMMANDS = {"index": _cmd_index, "search": _cmd_search, "serve": _cmd_serve, "eval": _cmd_eval,
+            "tune": _cmd_tune, "questions": _cmd_questions}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -38,7 +38,7 @@ class Config:
     Retrieval settings:
       mode: ``"hybrid"``, ``"bm25"`` or ``"dense"``; default ``"hybrid"``.
       fusion: ``"convex"`` (min-max normalised weighted sum) or ``"rrf"``; default ``"convex"``.
-      dense_weight: weight of the dense score in convex fusion, 0..1; default 0.3.
+      dense_weight: weight of the dense score in convex fusion, 0..1; default 0.2.
       rrf_k: RRF constant; default 60.
       candidates: candidates taken from each retriever before fusion; default 100.
       bm25_k1, bm25_b: BM25 parameters; defaults 1.5 and 0.75.
@@ -60,7 +60,7 @@ class Config:
     device: str = "auto"
     mode: str = "hybrid"
     fusion: str = "convex"
-    dense_weight: float = 0.3
+    dense_weight: float = 0.2
     rrf_k: int = 60
     candidates: int = 100
     bm25_k1: float = 1.5

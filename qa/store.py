@@ -35,7 +35,7 @@ from .backends.dense import DenseRetriever, Embedder
 from .backends.lexical import BM25Retriever
 from .chunking import chunk_spans
 from .config import Config
-from .errors import EmptyCorpusError, IndexCorruptError, IndexNotFoundError, ModelMismatchError
+from .errors import EmptyCorpusError, IndexCorruptError, IndexNotFoundError, ModelMismatchError, QAError
 from .ingest import Corpus, load_corpus
 from .types import Article, Chunk
 
@@ -98,7 +98,43 @@ def read_manifest(index_dir: str | os.PathLike) -> dict[str, Any]:
             f"{path}: index format {manifest['format_version']} is not the supported {FORMAT_VERSION}; "
             "rebuild with `qa index`"
         )
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise IndexCorruptError(f"{path} is damaged ({problem}); rebuild with `qa index`")
     return manifest
+
+
+def _manifest_problem(m: dict[str, Any]) -> Optional[str]:
+    """What is wrong with the shape of a parsed manifest (None when nothing is)."""
+    import re
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+    data_dir = m.get("data_dir")
+    if not isinstance(data_dir, str) or not re.fullmatch(r"data-[A-Za-z0-9_.-]+", data_dir) or data_dir in ("data-.", "data-.."):
+        return f"data_dir {data_dir!r} is not a data-* folder name"
+    files = m.get("files")
+    if not isinstance(files, dict) or set(files) != set(DATA_FILES):
+        return "the list of files is not " + ", ".join(DATA_FILES)
+    for name, meta in files.items():
+        if not (isinstance(meta, dict) and is_int(meta.get("bytes")) and isinstance(meta.get("sha256"), str)):
+            return f"no size and checksum for {name}"
+    counts, model = m.get("counts"), m.get("model")
+    if not (isinstance(counts, dict) and is_int(counts.get("chunks")) and is_int(counts.get("articles"))):
+        return "no article and chunk counts"
+    if not (isinstance(model, dict) and isinstance(model.get("name"), str) and is_int(model.get("dimension"))):
+        return "no model name and dimension"
+    analyzer, config, corpus = m.get("analyzer"), m.get("config"), m.get("corpus")
+    if not isinstance(analyzer, dict) or not set(analyzer) <= set(Analyzer().settings()):
+        return "unknown analyzer settings"
+    if not isinstance(corpus, dict) or not isinstance(config, dict):
+        return "no corpus or config section"
+    try:
+        Config.from_dict(config)
+    except (QAError, TypeError, ValueError) as e:
+        return f"bad config: {e}"
+    return None
 
 
 def check_files(index_dir: Path, manifest: dict[str, Any], *, verify: bool = True) -> Path:
@@ -141,11 +177,18 @@ def _fsync_dir(path: Path) -> None:
 
 def _atomic_write_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, ensure_ascii=False, indent=2)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(obj, f, ensure_ascii=False, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # disk full, interrupted: the old file stays, the partial copy goes
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
     _fsync_dir(path.parent)
 
 
@@ -256,7 +299,11 @@ def build_index(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    files = {name: {"bytes": (data / name).stat().st_size, "sha256": _sha256(data / name)} for name in DATA_FILES}
+    try:
+        files = {name: {"bytes": (data / name).stat().st_size, "sha256": _sha256(data / name)} for name in DATA_FILES}
+    except BaseException:
+        shutil.rmtree(data, ignore_errors=True)
+        raise
     seconds = time.perf_counter() - t0
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -274,17 +321,36 @@ def build_index(
         "counts": {"articles": len(corpus.articles), "chunks": len(chunks), "embedded": len(todo)},
         "files": files,
     }
-    _atomic_write_json(index_dir / MANIFEST, manifest)
+    try:
+        _atomic_write_json(index_dir / MANIFEST, manifest)
+    except BaseException:  # e.g. disk full: the previous manifest stays in use; drop the unused data
+        if _current_data_dir(index_dir) != data.name:
+            shutil.rmtree(data, ignore_errors=True)
+        raise
     _remove_stale(index_dir, keep=data.name)
     log.info("indexed %d articles, %d chunks in %.1fs", len(corpus.articles), len(chunks), seconds)
     return BuildReport(index_dir, len(corpus.articles), len(chunks), corpus.problems,
                        len(corpus.duplicates), False, seconds, embedded=len(todo))
 
 
+def _current_data_dir(index_dir: Path) -> Optional[str]:
+    try:
+        return read_manifest(index_dir)["data_dir"]
+    except Exception:  # noqa: BLE001 - no readable manifest: nothing refers to any data folder
+        return None
+
+
 def _remove_stale(index_dir: Path, keep: str) -> None:
+    """Remove what killed or failed builds left: other ``data-*`` and ``.tmp-*`` folders and
+    partial manifest copies (``.manifest.json.tmp-*``)."""
     for p in index_dir.iterdir():
         if p.is_dir() and (p.name.startswith("data-") or p.name.startswith(".tmp-")) and p.name != keep:
             shutil.rmtree(p, ignore_errors=True)
+        elif p.name.startswith(f".{MANIFEST}.tmp-") and p.is_file():
+            try:
+                p.unlink()
+            except OSError:
+                pass
 
 
 @dataclass
@@ -296,6 +362,7 @@ class LoadedIndex:
     chunks: list[Chunk]
     tokens: list[list[str]]
     faiss_index: Any
+    vectors: Any = None  # float32 (chunks x dimension), memory-mapped from vectors.npy
 
 
 def load_index(index_dir: str | os.PathLike, *, verify: bool = True) -> LoadedIndex:
@@ -306,21 +373,32 @@ def load_index(index_dir: str | os.PathLike, *, verify: bool = True) -> LoadedIn
 
     def rows(name: str) -> list[dict]:
         out = []
-        with open(data / name, encoding="utf-8") as f:
-            for n, line in enumerate(f, start=1):
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise IndexCorruptError(f"{data / name}:{n}: invalid JSON ({e.msg}); rebuild with `qa index`") from None
+        try:
+            with open(data / name, encoding="utf-8") as f:
+                for n, line in enumerate(f, start=1):
+                    try:
+                        out.append(json.loads(line))
+                    except (ValueError, RecursionError) as e:
+                        raise IndexCorruptError(f"{data / name}:{n}: invalid JSON ({str(e)[:120]}); "
+                                                "rebuild with `qa index`") from None
+        except UnicodeDecodeError as e:  # a damaged byte (only reachable with verify=False)
+            raise IndexCorruptError(f"{data / name} is not valid UTF-8 ({e.reason} at byte {e.start}); "
+                                    "rebuild with `qa index`") from None
         return out
 
     try:
         articles = {r["id"]: Article.from_dict(r) for r in rows("articles.jsonl")}
         chunks = [Chunk(id=r["id"], article_id=r["article_id"], start=r["start"], end=r["end"], text=r["text"])
                   for r in rows("chunks.jsonl")]
-    except (KeyError, TypeError) as e:
-        raise IndexCorruptError(f"{data}: a record lacks field {e}; rebuild with `qa index`") from None
-    tokens = BM25Retriever.load_tokens(data / "tokens.jsonl")
+    except (KeyError, TypeError, AttributeError) as e:
+        raise IndexCorruptError(f"{data}: a record of articles.jsonl or chunks.jsonl lacks field {e}; "
+                                "rebuild with `qa index`") from None
+    try:
+        tokens = BM25Retriever.load_tokens(data / "tokens.jsonl")
+        if not all(isinstance(t, list) and all(isinstance(w, str) for w in t) for t in tokens):
+            raise ValueError("a row is not a list of words")
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        raise IndexCorruptError(f"{data / 'tokens.jsonl'} is damaged ({str(e)[:120]}); rebuild with `qa index`") from None
     try:
         faiss_index = DenseRetriever.load(data / "dense.faiss")
     except RuntimeError as e:
@@ -329,16 +407,29 @@ def load_index(index_dir: str | os.PathLike, *, verify: bool = True) -> LoadedIn
     n = manifest["counts"]["chunks"]
     if not (len(chunks) == len(tokens) == faiss_index.ntotal == n):
         raise IndexCorruptError(
-            f"{data}: {len(chunks)} chunks, {len(tokens)} token rows, {faiss_index.ntotal} vectors; "
-            f"manifest says {n}; rebuild with `qa index`"
+            f"{data}: chunks.jsonl has {len(chunks)} rows, tokens.jsonl {len(tokens)}, dense.faiss "
+            f"{faiss_index.ntotal} vectors; the manifest says {n}; rebuild with `qa index`"
         )
     if faiss_index.d != manifest["model"]["dimension"]:
-        raise IndexCorruptError(f"{data / 'dense.faiss'}: dimension {faiss_index.d} != manifest {manifest['model']['dimension']}")
+        raise IndexCorruptError(f"{data / 'dense.faiss'}: dimension {faiss_index.d} != manifest "
+                                f"{manifest['model']['dimension']}; rebuild with `qa index`")
     for c in chunks:
         art = articles.get(c.article_id)
-        if art is None or art.text[c.start:c.end] != c.text:
-            raise IndexCorruptError(f"{data / 'chunks.jsonl'}: chunk {c.id} does not match its article; rebuild with `qa index`")
-    return LoadedIndex(manifest, articles, chunks, tokens, faiss_index)
+        try:
+            ok = art is not None and art.text[c.start:c.end] == c.text
+        except (TypeError, AttributeError):  # a field of the wrong type
+            ok = False
+        if not ok:
+            raise IndexCorruptError(f"{data / 'chunks.jsonl'}: chunk {c.id} does not match its article "
+                                    f"{c.article_id!r} in articles.jsonl; rebuild with `qa index`")
+    try:
+        vectors = np.load(data / "vectors.npy", mmap_mode="r")
+    except ValueError as e:
+        raise IndexCorruptError(f"{data / 'vectors.npy'} cannot be read ({e}); rebuild with `qa index`") from None
+    if vectors.shape != (n, faiss_index.d):
+        raise IndexCorruptError(f"{data / 'vectors.npy'}: shape {vectors.shape} != ({n}, {faiss_index.d}); "
+                                "rebuild with `qa index`")
+    return LoadedIndex(manifest, articles, chunks, tokens, faiss_index, vectors)
 
 
 def check_model(manifest: dict[str, Any], model: str) -> None:
@@ -348,3 +439,26 @@ def check_model(manifest: dict[str, Any], model: str) -> None:
             f"the index was built with model {built!r} but {model!r} is configured; "
             f"rebuild with `qa index --force` or configure model = {built!r}"
         )
+
+
+def update_config(index_dir: str | os.PathLike, **settings: Any) -> dict[str, Any]:
+    """Change settings recorded in an index's manifest (``"config"``), atomically.
+
+    Only settings that do not change what is stored may be changed this way (retrieval and answer
+    settings such as ``mode``, ``fusion``, ``dense_weight``, ``rrf_k``, ``candidates``,
+    ``bm25_k1``, ``bm25_b``); build settings (model, chunking, analyzer) need a rebuild. The new
+    config is validated with :class:`Config` before the manifest is replaced. Returns it.
+    """
+    from .errors import ConfigError
+
+    d = Path(index_dir)
+    manifest = read_manifest(d)
+    build = sorted(k for k in settings if k in Config.__dataclass_fields__ and k in Config().build_settings())
+    if build:
+        raise ConfigError(f"{', '.join(build)} change(s) what is stored in the index; rebuild with "
+                          f"`qa index --force` instead of updating {d / MANIFEST}")
+    new = Config.from_dict({**manifest.get("config", {}), **settings}, where=str(d / MANIFEST))
+    manifest["config"] = new.to_dict()
+    _atomic_write_json(d / MANIFEST, manifest)
+    log.info("updated %s: %s", d / MANIFEST, ", ".join(f"{k}={v}" for k, v in settings.items()))
+    return manifest["config"]

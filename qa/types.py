@@ -1,6 +1,7 @@
 """Typed results and records: :class:`Article`, :class:`Chunk`, :class:`Hit`."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
@@ -30,6 +31,8 @@ class Article:
         if self.title:
             return self.title
         first = self.text.strip().split("\n", 1)[0]
+        # drop a leading dateline ("Amuntai (ANTARA) - ") so the outlet is not repeated
+        first = re.sub(r"^[A-Z][\w.'’ ]{1,40}?\s*(?:\([^()\n]{2,40}\)|,[^,\n–—-]{2,40}?)?\s*[-–—]\s+", "", first, count=1)
         if len(first) <= 90:
             return first
         return first[:90].rsplit(" ", 1)[0] + "…"
@@ -130,7 +133,9 @@ class Citation:
     def to_dict(self) -> dict[str, Any]:
         return {"n": self.n, "article_id": self.article.id, "title": self.article.display_title,
                 "source": self.article.source, "date": self.article.date, "quote": self.quote,
-                "start": self.start, "end": self.end, "score": self.score}
+                "start": self.start, "end": self.end, "score": self.score,
+                "passage": self.article.text[self.passage_start:self.passage_end],
+                "passage_start": self.passage_start, "passage_end": self.passage_end}
 
 
 @dataclass
@@ -156,4 +161,5 @@ class Answer:
     def to_dict(self) -> dict[str, Any]:
         return {"question": self.question, "text": self.text, "found": self.found, "lang": self.lang,
                 "query": self.query, "confidence": self.confidence, "answerer": self.answerer,
-                "citations": [c.to_dict() for c in self.citations]}
+                "citations": [c.to_dict() for c in self.citations],
+                "closest": [h.to_dict() for h in self.hits[:3]] if not self.found else []}

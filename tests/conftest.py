@@ -47,3 +47,18 @@ def corpus_copy(tmp_path) -> Path:
     d = tmp_path / "corpus"
     shutil.copytree(CORPUS, d)
     return d
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False,
+                     help="also run the tests marked slow (long fuzzing, many kills, the real-model load test)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` run only with ``-m slow`` (or an -m expression naming it) or --runslow."""
+    if config.getoption("--runslow") or "slow" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: run with -m slow or --runslow (QA_FUZZ_EXAMPLES sets fuzz examples)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

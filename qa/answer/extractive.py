@@ -41,6 +41,8 @@ _NYA_KEEP = {"hanya", "bahwasanya", "sebenarnya", "biasanya", "akhirnya", "selan
 DEFAULT_THRESHOLD = 0.54
 WEIGHTS = {"lexical": 0.55, "dense": 0.10, "type": 0.12, "rank": 0.08}
 MAX_QUOTE_CHARS = 320
+TITLE_SUPPORT = 0.5  # a question word found only in the article's title counts half
+PAIR_PENALTY = 0.03  # a two-sentence quote must add support to beat a single sentence
 
 QTYPES = {
     "number": r"\bberapa(kah)?\b|\bhow (many|much)\b|\bjumlah\b|\bwhat (number|percentage)\b|\bberapa persen\b",
@@ -71,6 +73,15 @@ _TITLES = {"Kepala", "Kalapas", "Gubernur", "Bupati", "Walikota", "Presiden", "M
            "Sementara", "Selain", "Untuk", "Dengan", "Pada", "Dalam", "Sebagai", "Sesuai", "Seperti", "Hal", "Di"}
 
 
+def _matches(term: str, toks: set[str]) -> bool:
+    """``term`` is in ``toks``, or shares a stem-like prefix with one of them ("vaksin" ~ "vaksinasi")."""
+    if term in toks:
+        return True
+    if len(term) < 5 or not term.isalpha():
+        return False
+    return any(len(u) >= 5 and u.isalpha() and (u.startswith(term) or term.startswith(u)) for u in toks)
+
+
 def question_type(question: str) -> Optional[str]:
     """``number``, ``date``, ``person``, ``place``, ``reason`` or ``None``."""
     for kind in ("number", "date", "person", "place", "reason"):
@@ -94,6 +105,7 @@ class Candidate:
     dense: float = 0.0
     type_match: float = 0.0
     score: float = 0.0
+    pair: bool = False
 
     @property
     def text(self) -> str:
@@ -162,18 +174,24 @@ class ExtractiveAnswerer:
         return [t for t in dict.fromkeys(self.analyzer.tokens(question)) if t not in QUESTION_WORDS]
 
     def candidates(self, hits: Sequence[Hit]) -> list[Candidate]:
-        seen: set[tuple[str, int]] = set()
+        """Sentences of the passages, and pairs of neighbouring sentences of one paragraph
+        (so that "Mereka berasal dari 4 OPD." can be quoted with the sentence it leans on)."""
+        seen: set[tuple[str, int, int]] = set()
         out: list[Candidate] = []
         for hit in hits:
             text = hit.article.text
             paras = list(paragraphs(text))
-            for s in split_sentences(text, hit.start, hit.end):
-                key = (hit.article.id, s.start)
-                if key in seen or s.end - s.start < 8:
+            sents = split_sentences(text, hit.start, hit.end)
+            spans = [(s.start, s.end, False) for s in sents]
+            spans += [(a.start, b.end, True) for a, b in zip(sents, sents[1:])
+                      if a.para == b.para and b.end - a.start <= 2 * MAX_QUOTE_CHARS]
+            for start, end, pair in spans:
+                key = (hit.article.id, start, end)
+                if key in seen or end - start < 8:
                     continue
                 seen.add(key)
-                ps, pe = next(((a, b) for a, b in paras if a <= s.start < b), (s.start, s.end))
-                out.append(Candidate(hit.article, s.start, s.end, hit.rank, ps, pe))
+                ps, pe = next(((a, b) for a, b in paras if a <= start < b), (start, end))
+                out.append(Candidate(hit.article, start, end, hit.rank, ps, pe, pair=pair))
         return out
 
     def term_weights(self, question: str, query: Optional[str] = None) -> tuple[dict[str, float], dict[str, float]]:
@@ -211,13 +229,22 @@ class ExtractiveAnswerer:
             vecs = self.encode([query or question] + [c.text for c in cands])
             sims = vecs[1:] @ vecs[0]
 
-        def share(weights: dict[str, float], toks: set[str]) -> float:
+        def share(weights: dict[str, float], toks: set[str], title: set[str]) -> float:
             total = sum(weights.values())
-            return sum(v for t, v in weights.items() if t in toks) / total if total else 0.0
+            if not total:
+                return 0.0
+            got = sum(v * (1.0 if _matches(t, toks) else TITLE_SUPPORT if _matches(t, title) else 0.0)
+                      for t, v in weights.items())
+            return got / total
 
+        titles: dict[str, set[str]] = {}
         for c, sim in zip(cands, sims):
             toks = set(self.analyzer.tokens(expand(c.text)))
-            c.lexical = share(own, toks) if not ctx else 0.75 * share(own, toks) + 0.25 * share(ctx, toks)
+            if c.article.id not in titles:
+                titles[c.article.id] = set(self.analyzer.tokens(expand(c.article.title or "")))
+            title = titles[c.article.id]
+            c.lexical = (share(own, toks, title) if not ctx
+                         else 0.75 * share(own, toks, title) + 0.25 * share(ctx, toks, title))
             c.dense = float(max(0.0, sim))
             if kind is None:
                 c.type_match = 0.5
@@ -225,7 +252,8 @@ class ExtractiveAnswerer:
                 c.type_match = 1.0 if _spans(kind, c.text) else 0.0
             rank_prior = 1.0 / math.sqrt(c.hit_rank)
             c.score = (WEIGHTS["lexical"] * c.lexical + WEIGHTS["dense"] * c.dense
-                       + WEIGHTS["type"] * c.type_match + WEIGHTS["rank"] * rank_prior)
+                       + WEIGHTS["type"] * c.type_match + WEIGHTS["rank"] * rank_prior
+                       - (PAIR_PENALTY if c.pair else 0.0))
 
     # -- answer -----------------------------------------------------------------------------
     def answer(self, question: str, hits: Sequence[Hit], *, lang: Optional[str] = None, query: Optional[str] = None) -> Answer:
@@ -244,6 +272,8 @@ class ExtractiveAnswerer:
         for c in cands[1:]:
             if len(chosen) >= self.max_quotes:
                 break
+            if any(c.article.id == o.article.id and c.start < o.end and o.start < c.end for o in chosen):
+                continue
             adds = (terms & set(self.analyzer.tokens(c.text))) - covered
             if c.score >= max(self.threshold, 0.85 * best.score) and adds:
                 chosen.append(c)

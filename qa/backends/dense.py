@@ -58,6 +58,16 @@ def pick_device(device: str = "auto") -> str:
     return "cpu"
 
 
+def _encodable(text: str) -> str:
+    """``text`` without lone surrogates (a JSON ``"\\ud800"`` escape in a request): the tokenizer
+    only takes valid Unicode and would raise a TypeError."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
 class Embedder:
     """Loads a sentence-transformers model once and encodes normalised float32 vectors."""
 
@@ -88,7 +98,7 @@ class Embedder:
         if len(texts) == 0:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vecs = self.model.encode(
-            list(texts),
+            [_encodable(t) for t in texts],
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,

@@ -41,6 +41,12 @@ class BM25Retriever:
             return 0.0
         return float(self._bm25.idf.get(token, 0.0))
 
+    def scores_for(self, tokens: list[str], ids: list[int]) -> list[float]:
+        """BM25 scores of the given chunks for already analyzed query ``tokens``."""
+        if self._bm25 is None or not tokens or not ids:
+            return [0.0] * len(ids)
+        return [float(x) for x in self._bm25.get_batch_scores(tokens, list(ids))]
+
     def search(self, query: str, k: int) -> list[tuple[int, float]]:
         q = self.analyzer.tokens(query)
         if not q or self._bm25 is None:

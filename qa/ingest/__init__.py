@@ -39,6 +39,27 @@ class Corpus:
     files: int = 0
 
 
+def safe_str(s: Optional[str]) -> Optional[str]:
+    """``s`` as text that can be written as UTF-8: a file name's undecodable bytes (kept by Python
+    as lone surrogates) and lone surrogates from JSON ``\\ud800`` escapes become U+FFFD."""
+    if s is None:
+        return None
+    try:
+        s.encode("utf-8")
+        return s
+    except UnicodeEncodeError:
+        pass
+    try:
+        data = s.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        data = s.encode("utf-8", "surrogatepass")
+    return data.decode("utf-8", "replace")
+
+
+def _problem(path: object, reason: str) -> Problem:
+    return Problem(safe_str(str(path)) or "", safe_str(reason) or "")
+
+
 def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
@@ -48,7 +69,10 @@ def iter_files(root: Path, problems: Optional[list[Problem]] = None) -> Iterator
     point outside ``root`` are not followed (reported)."""
     root_real = root.resolve()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for d in dirnames:
+            if not d.startswith(".") and problems is not None and Path(dirpath, d).is_symlink():
+                problems.append(_problem(Path(dirpath, d), "symbolic link to a folder; not followed"))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not Path(dirpath, d).is_symlink())
         for name in sorted(filenames):
             if name.startswith(".") or name.lower() in {"readme.md", "readme.txt"}:
                 continue
@@ -57,12 +81,17 @@ def iter_files(root: Path, problems: Optional[list[Problem]] = None) -> Iterator
                 target = p.resolve()
                 if not target.is_relative_to(root_real) or not target.is_file():
                     if problems is not None:
-                        problems.append(Problem(str(p), "symbolic link to outside the corpus folder; not followed"))
+                        where = "outside the corpus folder" if not target.is_relative_to(root_real) else "no file"
+                        problems.append(_problem(p, f"symbolic link to {where}; not followed"))
                     continue
             if p.suffix.lower() not in SUPPORTED_EXTS:
                 if problems is not None:
-                    problems.append(Problem(str(p), f"unsupported file type {p.suffix or '(none)'}; "
-                                                    f"supported: {', '.join(sorted(SUPPORTED_EXTS))}"))
+                    problems.append(_problem(p, f"unsupported file type {p.suffix or '(none)'}; "
+                                                f"supported: {', '.join(sorted(SUPPORTED_EXTS))}"))
+                continue
+            if not p.is_file():  # a named pipe would block the read forever; a device never ends
+                if problems is not None:
+                    problems.append(_problem(p, "not a regular file; skipped"))
                 continue
             yield p
 
@@ -75,22 +104,23 @@ def article_from_raw(raw: RawArticle) -> Article:
     date = cleaned.date
     if raw.date:
         date = parse_date(raw.date) or raw.date
+    text = safe_str(cleaned.text) or ""
     return Article(
-        id=raw.id,
-        title=cleaned.title,
-        text=cleaned.text,
-        source=raw.source or cleaned.source,
-        date=date,
-        place=cleaned.place,
-        url=raw.url,
-        path=raw.path,
-        content_hash=content_hash(cleaned.text),
+        id=safe_str(raw.id) or "",
+        title=safe_str(cleaned.title),
+        text=text,
+        source=safe_str(raw.source or cleaned.source),
+        date=safe_str(date),
+        place=safe_str(cleaned.place),
+        url=safe_str(raw.url),
+        path=safe_str(raw.path),
+        content_hash=content_hash(text),
     )
 
 
 def _article_id(root: Path, path: Path) -> str:
     rel = path.relative_to(root).with_suffix("")
-    return rel.as_posix()
+    return safe_str(rel.as_posix()) or ""
 
 
 def load_corpus(folder: str | os.PathLike, *, progress: bool = False) -> Corpus:
@@ -118,26 +148,26 @@ def load_corpus(folder: str | os.PathLike, *, progress: bool = False) -> Corpus:
         try:
             for item in reader(path, _article_id(root, path)):
                 if isinstance(item, IngestError):
-                    problems.append(Problem(item.path, item.reason))
+                    problems.append(_problem(item.path, item.reason))
                     continue
                 try:
                     art = article_from_raw(item)
                 except IngestError as e:
-                    problems.append(Problem(e.path, e.reason))
+                    problems.append(_problem(e.path, e.reason))
                     continue
                 if art.content_hash in seen_hash:
                     duplicates.append((art.id, seen_hash[art.content_hash]))
                     continue
                 if art.id in seen_id:
-                    problems.append(Problem(str(path), f"duplicate article id {art.id!r}; skipped"))
+                    problems.append(_problem(path, f"duplicate article id {art.id!r}; skipped"))
                     continue
                 seen_hash[art.content_hash] = art.id
                 seen_id.add(art.id)
                 articles.append(art)
         except IngestError as e:
-            problems.append(Problem(e.path, e.reason))
+            problems.append(_problem(e.path, e.reason))
         except (OSError, ValueError, RecursionError) as e:
-            problems.append(Problem(str(path), f"cannot read: {type(e).__name__}: {e}"))
+            problems.append(_problem(path, f"cannot read: {type(e).__name__}: {e}"))
     for p in problems:
         log.warning("skipped %s", p)
     for dropped, kept in duplicates:

@@ -10,7 +10,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 from ..errors import IngestError
 
@@ -20,6 +20,11 @@ TEXT_EXTS = {".txt", ".md", ".markdown"}
 HTML_EXTS = {".html", ".htm", ".xhtml"}
 JSON_EXTS = {".json", ".jsonl", ".ndjson"}
 SUPPORTED_EXTS = TEXT_EXTS | HTML_EXTS | JSON_EXTS
+# Larger files are reported and skipped: no news article is that long, and cleaning, chunking and
+# embedding one would take minutes to hours. JSON and JSONL files may hold many articles.
+MAX_FILE_BYTES = 8 * 2**20  # one .txt/.md/.html article
+MAX_JSON_FILE_BYTES = 256 * 2**20  # a .json/.jsonl file of articles
+MAX_ARTICLE_CHARS = 8 * 2**20  # the text of one JSON record
 
 
 @dataclass
@@ -66,8 +71,16 @@ def decode_bytes(data: bytes, path: str) -> str:
     return text.replace("\ufffd", "")
 
 
+def _read_bytes(path: Path, limit: int, what: str) -> bytes:
+    size = path.stat().st_size
+    if size > limit:
+        raise IngestError(str(path), f"file too large: {size / 2**20:.1f} MiB (the limit for {what} is "
+                                     f"{limit / 2**20:.0f} MiB)")
+    return path.read_bytes()
+
+
 def read_text_file(path: Path, article_id: str) -> Iterator[RawArticle]:
-    text = decode_bytes(path.read_bytes(), str(path))
+    text = decode_bytes(_read_bytes(path, MAX_FILE_BYTES, "one article"), str(path))
     title = None
     if path.suffix.lower() in {".md", ".markdown"}:
         m = re.match(r"\s*#\s+(.+)\n", text)
@@ -96,51 +109,84 @@ _BLOCK_TAGS = ["p", "div", "section", "article", "main", "h1", "h2", "h3", "h4",
 
 def read_html_file(path: Path, article_id: str) -> Iterator[RawArticle]:
     from bs4 import BeautifulSoup
+    from bs4.element import Tag
 
-    html = decode_bytes(path.read_bytes(), str(path))
+    html = decode_bytes(_read_bytes(path, MAX_FILE_BYTES, "one article"), str(path))
     try:
         soup = BeautifulSoup(html, "html.parser")
     except Exception as e:  # html.parser is lenient; this is a last resort
         raise IngestError(str(path), f"malformed HTML ({e})") from None
 
+    # One pass over the page (each soup.find walks the whole tree: slow on huge or deep pages).
+    first: dict[str, Any] = {}
+    metas, links = [], []
+    for el in soup.descendants:
+        if isinstance(el, Tag):
+            if el.name == "meta":
+                metas.append(el)
+            elif el.name == "link":
+                links.append(el)
+            first.setdefault(el.name, el)
+
     def meta(*names: str) -> Optional[str]:
         for name in names:
-            tag = soup.find("meta", attrs={"property": name}) or soup.find("meta", attrs={"name": name})
+            tag = (next((m for m in metas if m.get("property") == name), None)
+                   or next((m for m in metas if m.get("name") == name), None))
             if tag and tag.get("content"):
                 return str(tag["content"]).strip()
         return None
 
     title = meta("og:title", "twitter:title")
-    h1 = soup.find("h1")
+    h1 = first.get("h1")
     if h1 and h1.get_text(strip=True):
         title = h1.get_text(" ", strip=True)
-    elif not title and soup.title and soup.title.get_text(strip=True):
-        title = soup.title.get_text(" ", strip=True)
+    elif not title and first.get("title") and first["title"].get_text(strip=True):
+        title = first["title"].get_text(" ", strip=True)
     source = meta("og:site_name", "application-name")
     date = meta("article:published_time", "date", "pubdate", "publishdate", "dc.date")
     if not date:
-        t = soup.find("time")
+        t = first.get("time")
         date = (t.get("datetime") or t.get_text(strip=True)) if t else None
     url = meta("og:url")
-    link = soup.find("link", attrs={"rel": "canonical"})
+    link = next((x for x in links if "canonical" in (x.get("rel") or [])), None)
     if link and link.get("href"):
         url = str(link["href"])
 
-    root = soup.find("article") or soup.find("main") or soup.body or soup
-    for tag in root.find_all(_DROP_TAGS):
-        tag.decompose()
-    if h1 is not None and h1.parent is not None:
-        h1.decompose()
-    for br in root.find_all("br"):
-        br.replace_with("\n")
-    for tag in root.find_all(_BLOCK_TAGS):
-        tag.insert_before("\n")
-        tag.insert_after("\n")
-    text = root.get_text()
+    root = first.get("article") or first.get("main") or first.get("body") or soup
+    text = _html_text(root, skip=h1)
     if not text.strip():
         raise IngestError(str(path), "HTML page has no text content")
     yield RawArticle(id=article_id, text=text, path=str(path), title=title, source=source,
                      date=date, url=url, is_html=True, find_title=title is None)
+
+
+def _html_text(root, skip=None) -> str:
+    """The text of ``root`` without the dropped tags (and ``skip``), a newline around each block
+    and for each ``<br>``. Iterative, linear in the page size: deeply nested pages neither hit
+    the recursion limit nor take quadratic time (``insert_before``/``insert_after`` in bs4 walk
+    to the last descendant each time)."""
+    from bs4.element import CData, NavigableString, Tag
+
+    drop, block, end = set(_DROP_TAGS), set(_BLOCK_TAGS), object()
+    out: list[str] = []
+    stack: list = list(reversed(root.contents))  # root's own tag adds no newline
+    while stack:
+        node = stack.pop()
+        if node is end:
+            out.append("\n")
+        elif isinstance(node, Tag):
+            if node is skip or node.name in drop:
+                continue
+            if node.name == "br":
+                out.append("\n")
+                continue
+            if node.name in block:
+                out.append("\n")
+                stack.append(end)
+            stack.extend(reversed(node.contents))
+        elif type(node) in (NavigableString, CData):
+            out.append(str(node))
+    return "".join(out)
 
 
 def _record(obj: object, path: Path, where: str, default_id: str) -> RawArticle:
@@ -149,6 +195,8 @@ def _record(obj: object, path: Path, where: str, default_id: str) -> RawArticle:
     text = obj.get("text", obj.get("content", obj.get("body")))
     if not isinstance(text, str) or not text.strip():
         raise IngestError(where, "missing or empty field 'text'")
+    if len(text) > MAX_ARTICLE_CHARS:
+        raise IngestError(where, f"article text too long: {len(text)} characters (limit {MAX_ARTICLE_CHARS})")
 
     def opt(name: str) -> Optional[str]:
         v = obj.get(name)
@@ -161,13 +209,17 @@ def _record(obj: object, path: Path, where: str, default_id: str) -> RawArticle:
 
 def read_json_file(path: Path, article_id: str) -> Iterator[RawArticle]:
     """Yield records; a bad line is reported (file:line and reason) and skipped, not fatal."""
-    text = decode_bytes(path.read_bytes(), str(path))
+    text = decode_bytes(_read_bytes(path, MAX_JSON_FILE_BYTES, "a JSON file"), str(path))
     if path.suffix.lower() == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise IngestError(str(path), f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        except (ValueError, RecursionError) as e:  # nested too deeply, a 5000-digit number...
+            raise IngestError(str(path), f"invalid JSON ({type(e).__name__}: {str(e)[:120]})") from None
         items = data if isinstance(data, list) else [data]
+        if not items:
+            raise IngestError(str(path), "no articles in the file (an empty JSON list)")
         for i, obj in enumerate(items):
             where = f"{path}[{i}]" if isinstance(data, list) else str(path)
             default_id = f"{article_id}#{i}" if isinstance(data, list) else article_id
@@ -176,19 +228,26 @@ def read_json_file(path: Path, article_id: str) -> Iterator[RawArticle]:
             except IngestError as e:
                 yield e  # type: ignore[misc]  # reported by the caller
         return
+    lines = 0
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
+        lines += 1
         where = f"{path}:{lineno}"
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
             yield IngestError(where, f"invalid JSON ({e.msg} at column {e.colno})")  # type: ignore[misc]
             continue
+        except (ValueError, RecursionError) as e:  # nested too deeply, a 5000-digit number...
+            yield IngestError(where, f"invalid JSON ({type(e).__name__}: {str(e)[:120]})")  # type: ignore[misc]
+            continue
         try:
             yield _record(obj, path, where, f"{article_id}#{lineno}")
         except IngestError as e:
             yield e  # type: ignore[misc]
+    if not lines:
+        raise IngestError(str(path), "no articles in the file (only blank lines)")
 
 
 def reader_for(path: Path):

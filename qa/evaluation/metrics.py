@@ -1,0 +1,125 @@
+"""Metrics: article-level IR metrics (computed with ranx), answer checks, latency summaries.
+
+Retrieval is scored per article: the retrieved passages are reduced to their articles (first
+occurrence kept, so an article's rank is that of its best passage) and the top ``k`` articles are
+scored against the question's gold articles. Recall@n is the share of gold articles in the top n
+(with one gold article per question: 1 when it is there); MRR@k is the mean reciprocal rank of the
+first gold article; nDCG@k uses binary relevance.
+"""
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+import warnings
+from typing import Iterable, Mapping, Optional, Sequence
+
+import numpy as np
+
+NO_RESULT = "__no_result__"
+
+
+def metric_names(k: int = 10) -> list[str]:
+    """``recall@1``, ``recall@5``, ``recall@k``, ``mrr@k``, ``ndcg@k`` (cut-offs above ``k`` dropped)."""
+    cuts = sorted({c for c in (1, 5, k) if c <= k})
+    return [f"recall@{c}" for c in cuts] + [f"mrr@{k}", f"ndcg@{k}"]
+
+
+def dedupe_articles(article_ids: Iterable[str], k: int) -> list[str]:
+    """The first ``k`` distinct article ids, in order of first occurrence."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for a in article_ids:
+        if a not in seen:
+            seen.add(a)
+            out.append(a)
+            if len(out) == k:
+                break
+    return out
+
+
+def ranx_scores(qrels: Mapping[str, Sequence[str]], runs: Mapping[str, Sequence[str]],
+                metrics: Sequence[str]) -> dict[str, float]:
+    """Mean ``metrics`` over the questions of ``qrels`` (gold article ids per question id), for
+    ranked article lists ``runs`` (question id -> article ids, best first), computed with ranx."""
+    try:
+        from ranx import Qrels, Run, evaluate
+    except ImportError:
+        raise ImportError("evaluation needs ranx: pip install 'article-qa[eval]'") from None
+    if not qrels:
+        return {m: float("nan") for m in metrics}
+    q = {qid: {a: 1 for a in gold} for qid, gold in qrels.items()}
+    r = {}
+    for qid in qrels:
+        arts = list(runs.get(qid) or [])
+        # strictly decreasing scores keep our order; ranx needs at least one document per query
+        r[qid] = {a: float(len(arts) - i) for i, a in enumerate(arts)} or {NO_RESULT: 0.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # numba type-safety chatter from ranx
+        res = evaluate(Qrels(q), Run(r), list(metrics), make_comparable=True)
+    if len(metrics) == 1:
+        return {metrics[0]: float(res)}
+    return {m: float(res[m]) for m in metrics}
+
+
+def fast_scores(qrels: Mapping[str, Sequence[str]], runs: Mapping[str, Sequence[str]],
+                metrics: Sequence[str]) -> dict[str, float]:
+    """The same means as :func:`ranx_scores` by their plain definitions (binary relevance), without
+    ranx's set-up cost: used inside the tuning search, checked against ranx in the tests."""
+    sums = dict.fromkeys(metrics, 0.0)
+    parsed = [(m, m.split("@")[0], int(m.split("@")[1])) for m in metrics]
+    for qid, gold in qrels.items():
+        gold_set = set(gold)
+        arts = list(runs.get(qid) or [])
+        for m, name, cut in parsed:
+            top = arts[:cut]
+            if name == "recall":
+                sums[m] += sum(a in gold_set for a in top) / len(gold_set)
+            elif name == "mrr":
+                sums[m] += next((1.0 / i for i, a in enumerate(top, start=1) if a in gold_set), 0.0)
+            elif name == "ndcg":
+                dcg = sum(1.0 / math.log2(i + 1) for i, a in enumerate(top, start=1) if a in gold_set)
+                ideal = sum(1.0 / math.log2(i + 1) for i in range(1, min(len(gold_set), cut) + 1))
+                sums[m] += dcg / ideal
+            else:
+                raise ValueError(f"unsupported metric {m!r}")
+    n = len(qrels)
+    return {m: (s / n if n else float("nan")) for m, s in sums.items()}
+
+
+def first_gold_rank(articles: Sequence[str], gold: Sequence[str]) -> Optional[int]:
+    """1-based rank of the first gold article in ``articles``, or None."""
+    g = set(gold)
+    return next((i for i, a in enumerate(articles, start=1) if a in g), None)
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalize(text: str) -> str:
+    """Lower case, NFKC, whitespace collapsed, spaces before punctuation removed (the IndoNLU
+    sets re-join tokens as ``"Jakarta , Senin"``)."""
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = re.sub(r"\s+([,.;:!?%)\]])", r"\1", text)
+    text = re.sub(r"([(\[])\s+", r"\1", text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def contains_answer(texts: Iterable[str], answers: Sequence[str]) -> bool:
+    """Whether any of ``texts`` contains any gold answer string (after :func:`normalize`)."""
+    gold = [normalize(a) for a in answers if normalize(a)]
+    return any(g in normalize(t) for t in texts for g in gold)
+
+
+def summarize_latency(samples_ms: Sequence[float]) -> dict[str, float]:
+    """Median, 95th percentile and mean in milliseconds (empty: NaNs) and the sample count."""
+    if not samples_ms:
+        return {"median_ms": float("nan"), "p95_ms": float("nan"), "mean_ms": float("nan"), "n": 0}
+    arr = np.asarray(samples_ms, dtype=float)
+    return {"median_ms": round(float(np.median(arr)), 3), "p95_ms": round(float(np.percentile(arr, 95)), 3),
+            "mean_ms": round(float(arr.mean()), 3), "n": int(arr.size)}
+
+
+def ratio(num: int, den: int) -> Optional[float]:
+    """``num / den``, or None when ``den`` is 0 (nothing to measure)."""
+    return num / den if den else None

@@ -1,0 +1,277 @@
+"""``evaluate``: retrieval metrics per retriever, answer checks, stage latencies, per-question report."""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from ..assistant import Assistant
+from ..config import Config
+from ..errors import ConfigError
+from .metrics import contains_answer, first_gold_rank, metric_names, ranx_scores, ratio, summarize_latency
+from .pipeline import (article_ranking, bm25_list, describe, dense_list, fuse, make_hits, ms_since, query_vector,
+                       retrieval_settings)
+from .questions import Question
+
+log = logging.getLogger("qa")
+
+RETRIEVERS = ("bm25", "dense", "hybrid")
+STAGES = ("embed_query", "dense_search", "bm25", "fusion", "answer")
+
+
+@dataclass
+class RetrieverScores:
+    """Article-level metrics of one retriever over the questions with a gold article in the index."""
+
+    name: str
+    settings: str
+    n: int
+    metrics: dict[str, float]
+    configured: bool = False  # the mode the index is configured with (what ask() uses)
+
+
+@dataclass
+class AnswerScores:
+    """Answer checks.
+
+    ``contains_gold``: share of answerable questions with gold answer strings whose answer text
+    or quotes contain one (abstaining counts as a miss). ``quotes_verbatim``: share of quotes equal
+    to ``article.text[start:end]``. Abstention on unanswerable questions: ``abstention_precision``
+    = abstained-and-unanswerable / abstained, ``abstention_recall`` = abstained-and-unanswerable /
+    unanswerable (None when there is nothing to measure).
+    """
+
+    n_with_gold: int = 0
+    contains_gold: Optional[float] = None
+    n_quotes: int = 0
+    quotes_verbatim: Optional[float] = None
+    n_unanswerable: int = 0
+    n_abstained: int = 0
+    abstention_precision: Optional[float] = None
+    abstention_recall: Optional[float] = None
+    answered_share: Optional[float] = None  # answerable questions the answerer did not abstain on
+
+
+@dataclass
+class QuestionResult:
+    """Everything measured for one question (the per-question JSON report)."""
+
+    id: str
+    question: str
+    gold_articles: list[str]
+    answers: list[str]
+    answerable: bool
+    scored: bool  # counted in the retrieval metrics
+    note: str = ""
+    gold_rank: dict[str, Optional[int]] = field(default_factory=dict)
+    top_articles: dict[str, list[str]] = field(default_factory=dict)
+    answer: Optional[dict[str, Any]] = None
+    latency_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class EvalReport:
+    """The result of :func:`evaluate` (``to_dict`` / ``write_json`` give the JSON report)."""
+
+    index: str
+    k: int
+    settings: dict[str, Any]
+    questions: int
+    scored: int
+    retrieval: dict[str, RetrieverScores]
+    answers: Optional[AnswerScores]
+    latency: dict[str, dict[str, float]]
+    results: list[QuestionResult]
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return _clean(asdict(self))
+
+    def write_json(self, path: str | os.PathLike) -> Path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        return p
+
+    def tables(self) -> str:
+        """Markdown tables of the summary (retrieval, answers, latency)."""
+        names = metric_names(self.k)
+        heads = [n.replace("recall@", "R@").replace("mrr@", "MRR@").replace("ndcg@", "nDCG@") for n in names]
+        lines = [f"Retrieval ({self.scored} of {self.questions} questions have a gold article in the index; "
+                 f"top {self.k} articles)", "",
+                 "| retriever | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
+        for r in self.retrieval.values():
+            mark = " (configured)" if r.configured else ""
+            lines.append(f"| {r.name}{mark}: {r.settings} | " + " | ".join(_f(r.metrics.get(m)) for m in names) + " |")
+        a = self.answers
+        if a is not None:
+            lines += ["", "| answers | value | of |", "|---|---:|---:|",
+                      f"| answer or quotes contain a gold answer | {_f(a.contains_gold)} | {a.n_with_gold} |",
+                      f"| quotes verbatim at their offsets | {_f(a.quotes_verbatim)} | {a.n_quotes} |",
+                      f"| abstention precision | {_f(a.abstention_precision)} | {a.n_abstained} abstained |",
+                      f"| abstention recall | {_f(a.abstention_recall)} | {a.n_unanswerable} unanswerable |"]
+        lines += ["", "| stage | median ms | p95 ms |", "|---|---:|---:|"]
+        for stage, v in self.latency.items():
+            lines.append(f"| {stage} | {_f(v['median_ms'], 1)} | {_f(v['p95_ms'], 1)} |")
+        return "\n".join(lines)
+
+
+def _f(v: Optional[float], digits: int = 3) -> str:
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.{digits}f}"
+
+
+def _clean(obj: Any) -> Any:
+    """NaN -> None so that the JSON report is strict JSON."""
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    return obj
+
+
+def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10, answers: bool = True,
+             config: Optional[Config] = None, n_chunks: Optional[int] = None) -> EvalReport:
+    """Evaluate ``assistant`` on ``questions`` (see :mod:`qa.evaluation.questions`).
+
+    Retrieval: the passages of each retriever (``bm25``, ``dense`` and ``hybrid`` with the
+    configured fusion) are reduced to their articles and the top ``k`` are scored with ranx against
+    the gold articles (questions without a gold article in the index are reported but not scored;
+    for ranking only answerable questions count). Answers (``answers=True``): the configured mode's
+    top ``answer_k`` passages go to ``assistant.answerer``. ``config`` overrides the retrieval
+    settings (default: the assistant's). ``n_chunks`` passages (default ``max(50, 5 k)``) are read
+    to find the top ``k`` articles.
+    """
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ConfigError(f"k must be a positive integer; got {k!r}")
+    if not questions:
+        raise ConfigError("no questions to evaluate")
+    t_start = time.perf_counter()
+    cfg = config or assistant.config
+    n_chunks = n_chunks or max(50, 5 * k)
+    depth = max(cfg.candidates, n_chunks)
+    metrics = metric_names(k)
+    notes: list[str] = []
+    _ = assistant.embedder  # load the model before timing anything
+    assistant.embedder.encode(["warm-up"])
+    answerer = assistant.answerer if answers else None
+    stored = getattr(assistant, "vectors", None)  # stored chunk vectors, for convex fusion's exact scores
+    from ..answer import detect_lang
+
+    runs: dict[str, dict[str, list[str]]] = {r: {} for r in RETRIEVERS}
+    qrels: dict[str, list[str]] = {}
+    samples: dict[str, list[float]] = {s: [] for s in STAGES}
+    samples["total"] = []
+    results: list[QuestionResult] = []
+    missing = 0
+    for i, q in enumerate(questions, start=1):
+        lat: dict[str, float] = {}
+        t0 = time.perf_counter()
+        lex = bm25_list(assistant, q.question, depth, cfg=cfg)
+        lat["bm25"] = ms_since(t0)
+        t0 = time.perf_counter()
+        vec = query_vector(assistant, q.question)
+        lat["embed_query"] = ms_since(t0)
+        t0 = time.perf_counter()
+        den = dense_list(assistant, vec, depth)
+        lat["dense_search"] = ms_since(t0)
+        t0 = time.perf_counter()
+        hybrid = fuse(lex, den, "hybrid", cfg, depth, k=n_chunks, qvec=vec, vectors=stored)
+        lat["fusion"] = ms_since(t0)
+        ranked = {"bm25": lex, "dense": den, "hybrid": hybrid}
+        gold = [a for a in q.articles if a in assistant.articles]
+        scored = bool(gold) and q.answerable
+        note = ""
+        if q.articles and not gold:
+            missing += 1
+            note = "gold article not in the index"
+        elif not q.articles:
+            note = "no gold article"
+        elif not q.answerable:
+            note = "unanswerable: not in the retrieval metrics"
+        res = QuestionResult(id=q.id, question=q.question, gold_articles=list(q.articles), answers=list(q.answers),
+                             answerable=q.answerable, scored=scored, note=note)
+        for name in RETRIEVERS:
+            arts = article_ranking(assistant, ranked[name], n_chunks, k)
+            res.top_articles[name] = arts[:5]
+            res.gold_rank[name] = first_gold_rank(arts, gold) if gold else None
+            if scored:
+                runs[name][q.id] = arts
+        if scored:
+            qrels[q.id] = gold
+        if answerer is not None:
+            final = ranked["hybrid"] if cfg.mode == "hybrid" else ranked[cfg.mode]
+            hits = make_hits(assistant, final, lex, den, cfg.answer_k)
+            t0 = time.perf_counter()
+            ans = answerer.answer(q.question, hits, lang=detect_lang(q.question), query=q.question)
+            lat["answer"] = ms_since(t0)
+            quotes = [{"article_id": c.article.id, "quote": c.quote, "start": c.start, "end": c.end,
+                       "verbatim": c.article.text[c.start:c.end] == c.quote} for c in ans.citations]
+            res.answer = {"text": ans.text, "found": ans.found, "confidence": ans.confidence,
+                          "contains_gold": (ans.found and contains_answer([ans.text] + [c.quote for c in ans.citations],
+                                                                          q.answers)) if q.answers else None,
+                          "quotes": quotes}
+        lat["total"] = sum(lat.values())
+        res.latency_ms = {s: round(v, 3) for s, v in lat.items()}
+        for s, v in lat.items():
+            samples[s].append(v)
+        results.append(res)
+        if i % 100 == 0:
+            log.info("evaluated %d/%d questions", i, len(questions))
+    if missing:
+        notes.append(f"{missing} question(s) name a gold article that is not in the index (not scored)")
+    settings = retrieval_settings(cfg)
+    labels = {"bm25": describe({**settings, "mode": "bm25"}), "dense": "dense",
+              "hybrid": describe({**settings, "mode": "hybrid"})}
+    retrieval = {}
+    for name in RETRIEVERS:
+        values = ranx_scores(qrels, runs[name], metrics) if qrels else {m: float("nan") for m in metrics}
+        retrieval[name] = RetrieverScores(name=name, settings=labels[name], n=len(qrels), metrics=values,
+                                          configured=name == cfg.mode)
+    if not qrels:
+        notes.append("no question has a gold article in the index: retrieval metrics are empty")
+    report = EvalReport(index=str(assistant.index_dir), k=k, settings=settings, questions=len(questions),
+                        scored=len(qrels), retrieval=retrieval,
+                        answers=_answer_scores(questions, results) if answerer is not None else None,
+                        latency={s: summarize_latency(v) for s, v in samples.items() if v},
+                        results=results, notes=notes, seconds=round(time.perf_counter() - t_start, 2))
+    return report
+
+
+def _answer_scores(questions: Sequence[Question], results: Sequence[QuestionResult]) -> AnswerScores:
+    s = AnswerScores()
+    with_gold = ok = quotes = verbatim = unans = abstained = abstained_unans = answerable = answered = 0
+    for q, r in zip(questions, results):
+        a = r.answer or {}
+        found = bool(a.get("found"))
+        if q.answerable:
+            answerable += 1
+            answered += found
+            if q.answers:
+                with_gold += 1
+                ok += bool(a.get("contains_gold"))
+        else:
+            unans += 1
+            abstained_unans += not found
+        abstained += not found
+        for c in a.get("quotes", []):
+            quotes += 1
+            verbatim += c["verbatim"]
+    s.n_with_gold, s.contains_gold = with_gold, ratio(ok, with_gold)
+    s.n_quotes, s.quotes_verbatim = quotes, ratio(verbatim, quotes)
+    s.n_unanswerable, s.n_abstained = unans, abstained
+    if unans:
+        s.abstention_recall = ratio(abstained_unans, unans)
+        s.abstention_precision = ratio(abstained_unans, abstained)
+    s.answered_share = ratio(answered, answerable)
+    return s
+
+
+__all__ = ["AnswerScores", "EvalReport", "QuestionResult", "RetrieverScores", "evaluate"]

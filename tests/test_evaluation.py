@@ -1,0 +1,327 @@
+"""qa.evaluation on the real seed corpus, model, FAISS, BM25 and ranx: evaluate, tune, draft questions,
+and the `qa eval` / `qa tune` / `qa questions` commands in a subprocess."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import CORPUS, FIXTURES, read_jsonl
+
+pytest.importorskip("ranx")
+
+from qa import Assistant  # noqa: E402
+from qa.errors import ConfigError  # noqa: E402
+from qa.evaluation import (MIN_QUESTIONS, QuestionFileError, SearchSpace, TooFewQuestionsError,  # noqa: E402
+                           draft_questions, evaluate, pool_assistant, read_questions, split_halves, tune,
+                           write_questions)
+from qa.evaluation.metrics import fast_scores, metric_names, ranx_scores  # noqa: E402
+from qa.evaluation.pipeline import BM25Variants, bm25_list, bm25_variant, dense_list, fuse, query_vector  # noqa: E402
+from qa.store import update_config  # noqa: E402
+
+RETRIEVAL_FIXTURE = FIXTURES / "retrieval_questions.jsonl"
+SHARED_FIXTURE = FIXTURES / "eval_questions_shared.jsonl"
+POOL_FIXTURE = FIXTURES / "eval_pool.jsonl"
+
+
+def _qa(*args, cwd):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "qa", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def drafted():
+    return draft_questions(CORPUS)
+
+
+@pytest.fixture(scope="module")
+def tuning_questions(drafted):
+    return read_questions(RETRIEVAL_FIXTURE) + drafted
+
+
+@pytest.fixture(scope="module")
+def cached_embedder(embedder):
+    """The model behind a text-keyed cache: the tuning tests embed each question and chunk once."""
+    from qa.evaluation.rebuild import SeededEmbedder
+
+    return SeededEmbedder(embedder)
+
+
+@pytest.fixture()
+def index_copy(seed_index, tmp_path):
+    d = tmp_path / "index"
+    shutil.copytree(seed_index, d)
+    return d
+
+
+# -- question files -------------------------------------------------------------------------------
+def test_reads_the_fixture_and_the_shared_dev_set_formats():
+    qs = read_questions(RETRIEVAL_FIXTURE)
+    rows = read_jsonl(RETRIEVAL_FIXTURE)
+    assert len(qs) == len(rows)
+    assert qs[0].id == rows[0]["id"] and qs[0].articles == (rows[0]["article"],)
+    assert qs[0].answers == (rows[0]["answer"],) and qs[0].answerable
+    shared = read_questions(SHARED_FIXTURE)
+    assert shared[0].articles == ("p-banten-16",) and shared[0].answers == ("16",)
+    impossible = [q for q in shared if not q.answerable]
+    assert len(impossible) == 1 and impossible[0].answers == ()
+    assert read_questions(SHARED_FIXTURE, limit=2) == shared[:2]
+
+
+@pytest.mark.parametrize("lines, message", [
+    (['{"question": "a?", "article": "x"}', '{"question": "b?", "article": '], ":2: invalid JSON"),
+    (['{"id": "1", "article": "x"}'], ":1: missing or empty field 'question'"),
+    (['{"id": "1", "question": "a?"}', '{"id": "1", "question": "b?"}'], ":2: duplicate question id '1'"),
+    (['{"question": "a?", "answerable": "yes"}'], ":1: 'answerable' / 'is_impossible' must be true or false"),
+    (['[1, 2]'], ":1: expected a JSON object"),
+    ([''], "no questions"),
+])
+def test_bad_question_files_name_file_and_line(tmp_path, lines, message):
+    p = tmp_path / "q.jsonl"
+    p.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(QuestionFileError) as e:
+        read_questions(p)
+    assert str(p) in str(e.value) and message in str(e.value)
+    assert isinstance(e.value, ValueError)
+
+
+def test_split_is_deterministic_and_disjoint(tuning_questions):
+    a1, b1 = split_halves(tuning_questions)
+    a2, b2 = split_halves(list(reversed(tuning_questions)))
+    assert {q.id for q in a1} == {q.id for q in a2} and {q.id for q in b1} == {q.id for q in b2}
+    assert not {q.id for q in a1} & {q.id for q in b1} and len(a1) + len(b1) == len(tuning_questions)
+
+
+# -- evaluate -------------------------------------------------------------------------------------
+def test_pipeline_stages_reproduce_retrieve(assistant):
+    for q in read_questions(RETRIEVAL_FIXTURE)[:3]:
+        lex = bm25_list(assistant, q.question, 100)
+        qvec = query_vector(assistant, q.question)
+        den = dense_list(assistant, qvec, 100)
+        for mode, fusion in (("bm25", None), ("dense", None), ("hybrid", "convex"), ("hybrid", "rrf")):
+            cfg = assistant.config.replace(fusion=fusion)
+            for k in (5, 50):
+                want = [(h.chunk.id, round(h.score, 9)) for h in
+                        assistant.retrieve(q.question, k=k, mode=mode, fusion=fusion)]
+                got = fuse(lex, den, mode, cfg, max(cfg.candidates, k), k=k, qvec=qvec,
+                           vectors=getattr(assistant, "vectors", None))[:k]
+                assert [(d, round(s, 9)) for d, s in got] == want, (mode, fusion, k)
+
+
+def test_fast_bm25_variants_match_rank_bm25(assistant):
+    fast = BM25Variants(assistant)
+    for q in read_questions(RETRIEVAL_FIXTURE)[:8]:
+        for k1, b in ((1.5, 0.75), (0.9, 0.4), (2.0, 0.9)):
+            want = bm25_variant(assistant, k1, b).search(q.question, 30)
+            assert fast.search(fast.term_freqs(q.question), 30, k1, b) == want
+
+
+@pytest.fixture(scope="module")
+def seed_report(assistant):
+    return evaluate(assistant, read_questions(RETRIEVAL_FIXTURE), k=10, answers=False)
+
+
+def test_evaluate_seed_corpus(seed_report, tmp_path):
+    report = seed_report
+    qs = read_questions(RETRIEVAL_FIXTURE)
+    assert set(report.retrieval) == {"bm25", "dense", "hybrid"}
+    assert report.scored == len(qs) and report.answers is None
+    for r in report.retrieval.values():
+        m = r.metrics
+        assert all(0.0 <= v <= 1.0 for v in m.values()), m
+        assert m["recall@1"] <= m["recall@5"] <= m["recall@10"]
+        assert m["recall@1"] <= m["mrr@10"] <= m["recall@10"] and m["ndcg@10"] <= m["recall@10"]
+        assert r.n == len(qs)
+    assert report.retrieval["hybrid"].configured
+    assert report.retrieval["hybrid"].metrics["recall@5"] >= 0.9  # the seed questions are easy
+    for stage in ("embed_query", "dense_search", "bm25", "fusion", "total"):
+        lat = report.latency[stage]
+        assert lat["n"] == len(qs) and 0 <= lat["median_ms"] <= lat["p95_ms"]
+    # per-question report: gold ranks agree with the metrics
+    for name in ("bm25", "dense", "hybrid"):
+        r1 = sum(r.gold_rank[name] == 1 for r in report.results) / len(qs)
+        assert math.isclose(r1, report.retrieval[name].metrics["recall@1"])
+    out = report.write_json(tmp_path / "report.json")
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert [r["id"] for r in data["results"]] == [q.id for q in qs]
+    assert set(data["results"][0]["gold_rank"]) == {"bm25", "dense", "hybrid"}
+    assert data["retrieval"]["hybrid"]["metrics"]["mrr@10"] == report.retrieval["hybrid"].metrics["mrr@10"]
+
+
+def test_ranx_and_plain_definitions_agree(seed_report):
+    names = metric_names(5)
+    assert names == ["recall@1", "recall@5", "mrr@5", "ndcg@5"]
+    qrels = {r.id: r.gold_articles for r in seed_report.results}
+    for name in ("bm25", "dense", "hybrid"):
+        runs = {r.id: r.top_articles[name] for r in seed_report.results}  # the top 5 articles
+        assert ranx_scores(qrels, runs, names) == pytest.approx(fast_scores(qrels, runs, names))
+        assert fast_scores(qrels, runs, ["recall@5"])["recall@5"] == pytest.approx(
+            seed_report.retrieval[name].metrics["recall@5"])
+    qrels2 = {"a": ["x", "y"], "b": ["z"], "c": ["w"]}
+    runs2 = {"a": ["q", "y", "x"], "b": [], "c": ["w"]}
+    assert ranx_scores(qrels2, runs2, metric_names(10)) == pytest.approx(fast_scores(qrels2, runs2, metric_names(10)))
+
+
+def test_answers_quotes_and_abstention(assistant):
+    qs = read_questions(RETRIEVAL_FIXTURE)[:5] + [q for q in read_questions(SHARED_FIXTURE) if not q.answerable]
+    report = evaluate(assistant, qs, k=10)
+    a = report.answers
+    assert a is not None and a.n_with_gold == 5 and a.n_unanswerable == 1
+    assert a.n_quotes > 0 and a.quotes_verbatim == 1.0
+    assert 0.0 <= a.contains_gold <= 1.0 and a.abstention_recall in (0.0, 1.0)
+    assert report.latency["answer"]["n"] == len(qs)
+    # the unanswerable question's gold passage is not in this index: reported, not scored
+    assert report.scored == 5 and any("not in the index" in n for n in report.notes)
+    for r in report.results:
+        assert all(c["verbatim"] for c in r.answer["quotes"])
+
+
+def test_pool_index_is_built_once_and_duplicates_are_remapped(tmp_path, embedder):
+    from qa.evaluation import remap_gold
+
+    d = tmp_path / "pool-index"
+    assistant, pool = pool_assistant(POOL_FIXTURE, d, embedder=embedder)
+    assert len(pool.articles) == 6 and pool.duplicates == [("p-banten-kasus-copy", "p-banten-kasus")]
+    assert assistant.articles["p-banten-16"].text.startswith("Sebagai informasi terdapat 16")
+    qs = remap_gold(read_questions(SHARED_FIXTURE), pool.duplicates)
+    assert next(q for q in qs if q.id == "s6").articles == ("p-banten-kasus",)
+    report = evaluate(assistant, qs, k=3, answers=False)
+    assert report.scored == 6 and report.retrieval["bm25"].metrics["recall@3"] >= 5 / 6
+    data_dir = assistant.manifest["data_dir"]
+    again, _ = pool_assistant(POOL_FIXTURE, d, embedder=embedder)
+    assert again.manifest["data_dir"] == data_dir  # reused, not rebuilt
+
+
+# -- tune -----------------------------------------------------------------------------------------
+def test_tune_refuses_too_few_questions(assistant):
+    qs = read_questions(RETRIEVAL_FIXTURE)[:10]
+    with pytest.raises(TooFewQuestionsError, match=rf"10 usable .* at least {MIN_QUESTIONS}"):
+        tune(assistant, qs, write=False)
+
+
+def test_update_config_validates_and_refuses_build_settings(index_copy):
+    before = (index_copy / "manifest.json").read_bytes()
+    with pytest.raises(ConfigError, match="dense_weight"):
+        update_config(index_copy, dense_weight=2.0)
+    with pytest.raises(ConfigError, match="rebuild"):
+        update_config(index_copy, chunk_size=400)
+    with pytest.raises(ConfigError, match="unknown setting"):
+        update_config(index_copy, colour="blue")
+    assert (index_copy / "manifest.json").read_bytes() == before
+    cfg = update_config(index_copy, fusion="rrf", rrf_k=30)
+    assert cfg["fusion"] == "rrf" and Assistant.load(index_copy).config.rrf_k == 30
+
+
+SMALL_SPACE = SearchSpace(dense_weights=(0.3, 0.5), rrf_ks=(60,), candidates=(100,), bm25_params=((1.5, 0.75),))
+
+
+def test_tune_writes_settings_that_beat_the_current_ones(index_copy, cached_embedder, tuning_questions):
+    update_config(index_copy, mode="dense")  # dense alone is weak on these Indonesian articles
+    assistant = Assistant.load(index_copy, embedder=cached_embedder)
+    report = tune(assistant, tuning_questions, space=SMALL_SPACE)
+    assert report.usable == len(tuning_questions) >= MIN_QUESTIONS
+    assert report.tune_questions + report.heldout_questions == report.usable
+    assert report.before["mode"] == "dense" and report.after["mode"] != "dense"
+    assert report.after_tune["mrr@10"] > report.before_tune["mrr@10"]
+    assert report.after_heldout["mrr@10"] >= report.before_heldout["mrr@10"]
+    assert report.written and report.changes["mode"] == report.after["mode"]
+    manifest = json.loads((index_copy / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["config"]["mode"] == report.after["mode"]
+    assert Assistant.load(index_copy).config.mode == report.after["mode"]
+    assert "held-out" in report.tables()
+
+
+def test_tune_does_not_write_when_nothing_is_better(index_copy, cached_embedder, tuning_questions):
+    before = (index_copy / "manifest.json").read_bytes()
+    assistant = Assistant.load(index_copy, embedder=cached_embedder)
+    report = tune(assistant, tuning_questions, space=SearchSpace(modes=("dense",)))
+    assert not report.written and report.after == report.before and "already the best" in report.reason
+    assert (index_copy / "manifest.json").read_bytes() == before
+    update_config(index_copy, mode="dense")
+    before = (index_copy / "manifest.json").read_bytes()
+    report = tune(Assistant.load(index_copy, embedder=cached_embedder), tuning_questions, space=SMALL_SPACE,
+                  write=False)
+    assert not report.written and report.changes and "dry run" in report.reason
+    assert (index_copy / "manifest.json").read_bytes() == before
+
+
+def test_tune_chunk_sizes_rebuilds_only_when_a_size_wins(index_copy, cached_embedder, tuning_questions):
+    assistant = Assistant.load(index_copy, embedder=cached_embedder)
+    report = tune(assistant, tuning_questions, space=SMALL_SPACE, chunk_sizes=(400,), corpus=CORPUS)
+    assert report.chunk_sizes == [700, 400] and report.after["chunk_size"] in (400, 700)
+    assert report.tried == 2 * len(SMALL_SPACE.settings(report.before))
+    manifest = json.loads((index_copy / "manifest.json").read_text(encoding="utf-8"))
+    if report.rebuilt:
+        assert report.written and manifest["chunking"]["chunk_size"] == manifest["config"]["chunk_size"] == 400
+    else:
+        assert manifest["chunking"]["chunk_size"] == 700 and "chunk_size" not in report.changes
+
+
+def test_scratch_index_and_rebuild_share_embeddings(index_copy, cached_embedder, tmp_path):
+    from qa.evaluation.rebuild import SeededEmbedder, corpus_for, rebuild, scratch_index
+
+    assistant = Assistant.load(index_copy, embedder=cached_embedder)
+    corpus, folder = corpus_for(assistant, CORPUS)
+    seeded = SeededEmbedder(cached_embedder)
+    seeded.seed(index_copy)
+    assert len(seeded.cache) == len(assistant.chunks) and seeded.encoded == 0
+    scratch = scratch_index(assistant, 400, corpus, folder, tmp_path / "scratch", seeded)
+    assert len(scratch.chunks) > len(assistant.chunks) and 0 < seeded.encoded <= len(scratch.chunks)
+    encoded = seeded.encoded
+    rebuild(assistant, 400, {"mode": "bm25"}, corpus, folder, seeded)
+    assert seeded.encoded == encoded  # the rebuild embeds nothing new
+    rebuilt = Assistant.load(index_copy)
+    assert rebuilt.config.chunk_size == 400 and rebuilt.config.mode == "bm25"
+    assert [c.text for c in rebuilt.chunks] == [c.text for c in scratch.chunks]
+
+
+# -- drafted questions ----------------------------------------------------------------------------
+def test_drafted_questions_are_cloze_with_verbatim_answers(drafted, assistant, tmp_path):
+    assert len(drafted) >= 10
+    assert {q.meta["kind"] for q in drafted} >= {"date", "number", "name"}
+    for q in drafted:
+        art = assistant.articles[q.articles[0]]
+        assert art.text[q.meta["start"]:q.meta["end"]] == q.answers[0]
+        assert "____" in q.question and q.answerable
+    assert draft_questions(CORPUS) == drafted  # deterministic
+    write_questions(tmp_path / "d.jsonl", drafted)
+    assert read_questions(tmp_path / "d.jsonl") == drafted
+
+
+# -- command line ---------------------------------------------------------------------------------
+def test_cli_questions_eval_and_tune(tmp_path, seed_index):
+    r = _qa("questions", "--corpus", str(CORPUS), "--out", "drafts.jsonl", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "drafted" in r.stdout and len(read_jsonl(tmp_path / "drafts.jsonl")) >= 10
+    r = _qa("eval", "--questions", str(SHARED_FIXTURE), "--pool", str(POOL_FIXTURE), "--index", "pool-index",
+            "--k", "5", "--no-answers", "--json", "report.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "| bm25" in r.stdout and "| dense" in r.stdout and "| hybrid" in r.stdout and "R@5" in r.stdout
+    data = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert len(data["results"]) == 7 and data["scored"] == 6 and data["answers"] is None
+    # tune: too few questions -> refused (exit 2, no traceback); enough -> runs and writes when better
+    index = tmp_path / "index"
+    shutil.copytree(seed_index, index)
+    r = _qa("tune", "--questions", str(SHARED_FIXTURE), "--index", str(index), cwd=tmp_path)
+    assert r.returncode == 2 and "too few questions" in r.stderr and "Traceback" not in r.stderr
+    update_config(index, mode="dense")
+    (tmp_path / "all.jsonl").write_text(RETRIEVAL_FIXTURE.read_text(encoding="utf-8")
+                                        + (tmp_path / "drafts.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
+    r = _qa("tune", "--questions", "all.jsonl", "--corpus", str(CORPUS), "--index", str(index), "--json", "tune.json",
+            cwd=tmp_path)  # --corpus: the index is up to date, so it is not rebuilt
+    assert r.returncode == 0, r.stderr
+    assert "held-out" in r.stdout and "Written to the index" in r.stdout
+    rep = json.loads((tmp_path / "tune.json").read_text(encoding="utf-8"))
+    assert rep["written"] and json.loads((index / "manifest.json").read_text())["config"]["mode"] != "dense"
+
+
+def test_cli_eval_bad_question_file(tmp_path, seed_index):
+    (tmp_path / "bad.jsonl").write_text('{"question": "ok?"}\nnot json\n', encoding="utf-8")
+    r = _qa("eval", "--questions", "bad.jsonl", "--index", str(seed_index), cwd=tmp_path)
+    assert r.returncode == 2 and "bad.jsonl:2: invalid JSON" in r.stderr and "Traceback" not in r.stderr
