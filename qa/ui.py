@@ -219,6 +219,9 @@ def _settings(k: Any, mode: Any, default_mode: str) -> tuple[int, str]:
 def _clip_question(question: Any) -> tuple[str, Optional[str]]:
     """The question (stripped, at most MAX_QUERY_CHARS) and a note when it was cut."""
     q = str(question or "").strip()
+    # lone surrogates (JSON "\ud800" escapes a browser sends for broken text) cannot be encoded
+    # into the reply stream: replace them
+    q = q.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     if len(q) <= MAX_QUERY_CHARS:
         return q, None
     return q[:MAX_QUERY_CHARS], phrase(detect_lang(q), "too_long").format(n=MAX_QUERY_CHARS)

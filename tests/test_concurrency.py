@@ -311,9 +311,6 @@ def _raw_queue(url: str, fn_index: int, data: list) -> dict:
     return last
 
 
-@pytest.mark.xfail(strict=True, reason="qa/ui.py passes lone surrogates (JSON \\ud800 escapes, which browsers send "
-                   "for broken text) into the reply; Gradio cannot encode the event stream and drops the "
-                   "connection. Fix: replace lone surrogates in _clip_question.")
 def test_lone_surrogates_from_the_browser(fake_app):
     s = ChatSession(fake_app)
     ask_fn = next(d.get("id", i) for i, d in enumerate(s.client.config["dependencies"]) if d.get("api_name") == "ask")
