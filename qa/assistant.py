@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 
@@ -47,6 +47,7 @@ class Assistant:
         self.dense = DenseRetriever(faiss_index, embedder)
         self.vectors = vectors
         self._answerer = None
+        self._generator = None
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -180,6 +181,19 @@ class Assistant:
                                                     corpus_lang=self.corpus_lang)
         return self._answerer
 
+    @property
+    def generator(self):
+        """The configured :class:`~qa.answer.AnswerGenerator`: the extractive answerer, or with
+        ``answerer = "openai"`` an LLM whose answers are checked against their passages."""
+        if self._generator is None:
+            from .answer import make_generator
+
+            extractive = self.answerer
+            with self._embedder_lock:
+                if self._generator is None:
+                    self._generator = make_generator(self.config, extractive)
+        return self._generator
+
     @functools.cached_property
     def corpus_lang(self) -> str:
         """Main language of the articles (``"id"`` or ``"en"``), from a sample of passages."""
@@ -197,6 +211,25 @@ class Assistant:
         follow-up question use earlier turns. Returns an :class:`~qa.types.Answer` whose
         ``found`` is False when the passages do not support an answer.
         """
+        prepared = self._prepare(question, k=k, mode=mode, history=history)
+        if isinstance(prepared, Answer):
+            return prepared
+        question, hits, lang, query = prepared
+        return self.generator.answer(question, hits, lang=lang, query=query)
+
+    def ask_stream(self, question: str, *, k: Optional[int] = None, mode: Optional[str] = None,
+                   history: Optional[list] = None) -> Iterator[Union[str, Answer]]:
+        """Like :meth:`ask`, streamed: the text pieces an LLM generator writes (none for the
+        extractive answerer), then, last, the checked :class:`~qa.types.Answer`."""
+        prepared = self._prepare(question, k=k, mode=mode, history=history)
+        if isinstance(prepared, Answer):
+            yield prepared
+            return
+        question, hits, lang, query = prepared
+        yield from self.generator.stream(question, hits, lang=lang, query=query)
+
+    def _prepare(self, question: str, *, k: Optional[int], mode: Optional[str], history: Optional[list]):
+        """(question, hits, lang, query) for answering, or an Answer when there is nothing to ask."""
         from .answer import detect_lang, rewrite
 
         if not isinstance(question, str):
@@ -209,7 +242,7 @@ class Assistant:
             return Answer(question="", text=phrase(lang, "empty"), found=False, lang=lang)
         query = rewrite(question, history or [])
         hits = self.retrieve(query, k=k or self.config.answer_k, mode=mode)
-        return self.answerer.answer(question, hits, lang=lang, query=query)
+        return question, hits, lang, query
 
     def conversation(self) -> "Conversation":
         """A new multi-turn conversation (keeps its own history; one per chat session)."""

@@ -6,6 +6,7 @@ settings (mode, fusion, weights, depth) may differ per query.
 from __future__ import annotations
 
 import dataclasses
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -15,6 +16,8 @@ from .errors import ConfigError
 
 MODES = ("hybrid", "bm25", "dense")
 FUSIONS = ("convex", "rrf")
+ANSWERERS = ("extractive", "openai")
+UNSUPPORTED = ("flag", "remove")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 # Settings that change what is stored in the index; changing one means rebuilding.
@@ -48,6 +51,19 @@ class Config:
       answer_k: passages the answerer reads; default 5.
       abstain_threshold: answer score below which the answerer says it found no answer;
         default 0.54 (calibrated on IDK-MRC, see docs/answers.md).
+    Generation settings (docs/generation.md):
+      answerer: ``"extractive"`` (default: quotes only, no LLM) or ``"openai"`` (an
+        OpenAI-compatible chat-completions server: Ollama, llama.cpp server, vLLM, LM Studio).
+      llm_base_url: the server's base URL, e.g. ``"http://localhost:11434/v1"`` (Ollama) or
+        ``"http://localhost:8080/v1"`` (llama.cpp server); required with ``answerer = "openai"``.
+      llm_model: the model name the server knows; required with ``answerer = "openai"``.
+      llm_api_key_env: environment variable holding the API key (sent as a Bearer token when set);
+        default ``"QA_LLM_API_KEY"``. The key itself is never stored in the config.
+      llm_timeout: seconds to wait for the server to answer, and between streamed pieces; default 60.
+      llm_retries: further tries after a connection error, HTTP 429 or 5xx; default 2.
+      llm_max_tokens, llm_temperature: generation limits; defaults 400 and 0.1.
+      llm_unsupported: what happens to a generated sentence its cited passages do not support:
+        ``"flag"`` (kept, marked) or ``"remove"``; default ``"flag"``.
     """
 
     model: str = DEFAULT_MODEL
@@ -68,6 +84,15 @@ class Config:
     expand_abbreviations: bool = True
     answer_k: int = 5
     abstain_threshold: float = 0.54
+    answerer: str = "extractive"
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key_env: str = "QA_LLM_API_KEY"
+    llm_timeout: float = 60.0
+    llm_retries: int = 2
+    llm_max_tokens: int = 400
+    llm_temperature: float = 0.1
+    llm_unsupported: str = "flag"
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
@@ -88,6 +113,30 @@ class Config:
         for name in ("stopwords", "stemming", "title_in_index", "expand_abbreviations"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        self._check_llm()
+
+    def _check_llm(self) -> None:
+        _check_choice("answerer", self.answerer, ANSWERERS)
+        _check_choice("llm_unsupported", self.llm_unsupported, UNSUPPORTED)
+        for name in ("llm_base_url", "llm_model", "llm_api_key_env"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string; got {getattr(self, name)!r}")
+        if self.llm_base_url and not re.match(r"https?://[^\s/]+", self.llm_base_url):
+            raise ConfigError(f"llm_base_url must start with http:// or https:// and name a host, e.g. "
+                              f"http://localhost:11434/v1; got {self.llm_base_url!r}")
+        if self.llm_api_key_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.llm_api_key_env):
+            raise ConfigError("llm_api_key_env must be the NAME of an environment variable (e.g. QA_LLM_API_KEY), "
+                              "not the key itself")
+        _check_range("llm_timeout", self.llm_timeout, 0.05, 3600.0, (int, float))
+        _check_range("llm_retries", self.llm_retries, 0, 10, int)
+        _check_range("llm_max_tokens", self.llm_max_tokens, 16, 32768, int)
+        _check_range("llm_temperature", self.llm_temperature, 0.0, 2.0, (int, float))
+        if self.answerer == "openai":
+            missing = [n for n in ("llm_base_url", "llm_model") if not getattr(self, n).strip()]
+            if missing:
+                raise ConfigError(f"answerer = \"openai\" needs {' and '.join(missing)}, e.g. "
+                                  "llm_base_url = \"http://localhost:11434/v1\" and llm_model = \"qwen2.5:3b\" "
+                                  "(see docs/generation.md)")
 
     # -- construction -------------------------------------------------------------------------
     @classmethod

@@ -37,3 +37,19 @@ class IngestError(QAError):
 
 class EmptyCorpusError(QAError):
     """The corpus folder holds no readable article."""
+
+
+class LLMError(QAError):
+    """The LLM server could not give an answer (the answer falls back to the extractive one)."""
+
+
+class LLMUnavailableError(LLMError):
+    """The LLM server cannot be reached (nothing listening, wrong URL, DNS, refused)."""
+
+
+class LLMTimeoutError(LLMError):
+    """The LLM server did not answer within ``llm_timeout`` seconds."""
+
+
+class LLMResponseError(LLMError):
+    """The LLM server answered with an HTTP error or a reply that is not chat-completions JSON."""

@@ -139,6 +139,35 @@ class Citation:
 
 
 @dataclass
+class SentenceCheck:
+    """The citation check of one generated sentence (see ``qa/answer/verify.py``).
+
+    ``text``: the sentence as generated; ``cited``: the passage numbers its markers named that exist;
+    ``dropped``: marker numbers that pointed at no passage (removed from the answer); ``lexical``:
+    IDF-weighted share of its content words found in the cited passages; ``dense``: cosine similarity
+    with the best sentence of those passages; ``missing``: numbers and names in it that no cited
+    passage contains. ``status``: ``"supported"``, ``"flagged"`` (kept, marked as unsupported),
+    ``"removed"`` or ``"unchecked"`` (no content words, e.g. "Berikut jawabannya:"). ``reason`` says
+    why in words; ``citation`` is the number of the answer's citation backing it (after renumbering).
+    """
+
+    text: str
+    status: str
+    supported: bool
+    cited: list[int] = field(default_factory=list)
+    dropped: list[int] = field(default_factory=list)
+    lexical: float = 0.0
+    dense: float = 0.0
+    missing: list[str] = field(default_factory=list)
+    reason: str = ""
+    citation: Optional[int] = None
+    marker_added: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class Answer:
     """The answer to one question.
 
@@ -146,6 +175,9 @@ class Answer:
     False when the articles do not answer the question (``text`` then says so and
     ``citations`` is empty; ``hits`` still lists the closest passages). ``query`` is the
     question as used for retrieval (a follow-up rewritten with earlier turns' terms).
+    ``answerer``: ``"extractive"`` or ``"openai"`` (then ``model`` names the LLM and ``checks``
+    lists the citation check of every generated sentence). ``notice``: a message for the user, e.g.
+    that the LLM server was unreachable and the extractive answer is shown instead.
     """
 
     question: str
@@ -157,9 +189,18 @@ class Answer:
     hits: list[Hit] = field(default_factory=list)
     confidence: float = 0.0
     answerer: str = "extractive"
+    model: str = ""
+    checks: list[SentenceCheck] = field(default_factory=list)
+    notice: str = ""
+
+    @property
+    def answerer_label(self) -> str:
+        """``"extractive"`` or ``"LLM: <model>"`` (for display)."""
+        return f"LLM: {self.model}" if self.answerer != "extractive" and self.model else self.answerer
 
     def to_dict(self) -> dict[str, Any]:
         return {"question": self.question, "text": self.text, "found": self.found, "lang": self.lang,
                 "query": self.query, "confidence": self.confidence, "answerer": self.answerer,
+                "model": self.model, "notice": self.notice, "checks": [c.to_dict() for c in self.checks],
                 "citations": [c.to_dict() for c in self.citations],
                 "closest": [h.to_dict() for h in self.hits[:3]] if not self.found else []}

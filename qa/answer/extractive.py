@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -294,6 +294,11 @@ class ExtractiveAnswerer:
             text = f"{lead} [1]. " + text
         return Answer(question=question, text=text, citations=citations, found=True, lang=lang, query=q,
                       hits=list(hits), confidence=round(best.score, 4), answerer=self.name)
+
+    def stream(self, question: str, hits: Sequence[Hit], *, lang: Optional[str] = None,
+               query: Optional[str] = None) -> Iterator[Union[str, Answer]]:
+        """The :class:`~qa.answer.generate.AnswerGenerator` stream: no pieces, just the answer."""
+        yield self.answer(question, hits, lang=lang, query=query)
 
     def _lead_span(self, kind: Optional[str], c: Candidate, terms: set[str]) -> Optional[str]:
         if kind not in ("number", "person", "date"):

@@ -91,10 +91,20 @@ class Conversation:
 
     def ask(self, question: str, **kwargs):
         answer = self.assistant.ask(question, history=self.history, **kwargs)
+        self._record(question, answer)
+        return answer
+
+    def ask_stream(self, question: str, **kwargs):
+        """Streamed :meth:`ask`: text pieces, then the answer (recorded in the history)."""
+        for item in self.assistant.ask_stream(question, history=self.history, **kwargs):
+            if not isinstance(item, str):
+                self._record(question, item)
+            yield item
+
+    def _record(self, question: str, answer) -> None:
         self.history.append(Turn(question=question, query=answer.query, answer_text=answer.text,
                                  article_ids=[c.article.id for c in answer.citations]))
         del self.history[:-self.max_turns]
-        return answer
 
     def reset(self) -> None:
         self.history.clear()

@@ -21,6 +21,9 @@ PHRASES = {
         "source": "sumber",
         "date": "tanggal",
         "unknown": "tidak diketahui",
+        "unsupported": "(⚠ tidak didukung sumber)",
+        "llm_fallback": "Server LLM tidak dapat dipakai; ini jawaban ekstraktif.",
+        "answered_by": "Dijawab oleh",
     },
     "en": {
         "not_found": "Sorry, the articles do not contain an answer to this question.",
@@ -33,6 +36,9 @@ PHRASES = {
         "source": "source",
         "date": "date",
         "unknown": "unknown",
+        "unsupported": "(⚠ not supported by the sources)",
+        "llm_fallback": "The LLM server could not be used; this is the extractive answer.",
+        "answered_by": "Answered by",
     },
 }
 
