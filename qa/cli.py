@@ -1,4 +1,4 @@
-"""Command line: ``qa index``, ``qa search``, ``qa serve``, ``qa eval``, ``qa tune``, ``qa questions``.
+"""Command line: ``qa index``, ``qa search``, ``qa ask``, ``qa serve``, ``qa eval``, ``qa tune``, ``qa questions``.
 
 ``qa --help`` lists them; ``qa COMMAND --help`` gives each one's options.
 """
@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .config import MODES, load_config
+from .config import ANSWERERS, MODES, UNSUPPORTED, load_config
 from .errors import QAError
 
 log = logging.getLogger("qa")
@@ -42,6 +42,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5, help="number of passages (default: 5)")
     p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: hybrid)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = sub.add_parser("ask", help="answer a question with quoted sources (extractive, or a checked LLM answer)")
+    _add_common(p)
+    p.add_argument("question", help="the question")
+    p.add_argument("-k", type=int, default=None, help="passages to read (default: answer_k, 5)")
+    p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: hybrid)")
+    p.add_argument("--answerer", choices=ANSWERERS, default=None, help="extractive (default) or openai (an LLM)")
+    p.add_argument("--llm-base-url", default=None, help="OpenAI-compatible server, e.g. http://localhost:11434/v1")
+    p.add_argument("--llm-model", default=None, help="model name on that server")
+    p.add_argument("--llm-unsupported", choices=UNSUPPORTED, default=None,
+                   help="flag (default) or remove generated sentences their sources do not support")
+    p.add_argument("--json", action="store_true", help="print the answer as JSON (with the check of every sentence)")
 
     p = sub.add_parser("serve", help="serve the web chat (Gradio) on this machine")
     p.add_argument("--index", default="index", help="index folder (default: index)")
@@ -126,6 +138,40 @@ def _cmd_search(args: argparse.Namespace) -> int:
         print(f"    {h.article.id} [{h.start}:{h.end}]  bm25 rank {h.bm25_rank or '-'}, dense rank {h.dense_rank or '-'}")
         print("    " + h.text.replace("\n\n", "\n    ").replace("\n", "\n    "))
         print()
+    return 0
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from .assistant import Assistant
+    from .config import Config
+
+    llm = dict(answerer=args.answerer, llm_base_url=args.llm_base_url, llm_model=args.llm_model,
+               llm_unsupported=args.llm_unsupported)
+    if args.config or Path("qa.toml").is_file():
+        cfg = load_config(args.config, **llm)
+    else:  # the index's own settings, with the answer settings given here
+        from .store import read_manifest
+
+        cfg = Config.from_dict(read_manifest(Path(args.index))["config"]).replace(**llm)
+    assistant = Assistant.load(args.index, cfg)
+    ans = None
+    for item in assistant.ask_stream(args.question, k=args.k, mode=args.mode):
+        if isinstance(item, str):
+            if not args.json and sys.stderr.isatty():
+                print(item, end="", file=sys.stderr, flush=True)  # the LLM's draft as it comes, before the checks
+        else:
+            ans = item
+    if args.json:
+        print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    if ans.notice:
+        print(f"note: {ans.notice}")
+    print(ans.text)
+    for c in ans.citations:
+        meta = " · ".join(x for x in (c.article.source, c.article.date) if x)
+        print(f"  [{c.n}] {c.article.display_title}" + (f" ({meta})" if meta else ""))
+        print(f"      “{c.quote}”")
+    print(f"answered by: {ans.answerer_label}")
     return 0
 
 
@@ -227,7 +273,7 @@ def _cmd_questions(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": _cmd_index, "search": _cmd_search, "serve": _cmd_serve, "eval": _cmd_eval,
+COMMANDS = {"index": _cmd_index, "search": _cmd_search, "ask": _cmd_ask, "serve": _cmd_serve, "eval": _cmd_eval,
             "tune": _cmd_tune, "questions": _cmd_questions}
 
 

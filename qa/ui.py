@@ -25,6 +25,7 @@ from .config import MODES, load_config
 from .errors import IndexNotFoundError, QAError
 from .store import build_index
 from .types import Answer, Article
+from .ui_style import CSS, THEME_KW
 
 log = logging.getLogger("qa")
 
@@ -45,48 +46,6 @@ MONTHS = {
     "id": "Januari Februari Maret April Mei Juni Juli Agustus September Oktober November Desember".split(),
     "en": "January February March April May June July August September October November December".split(),
 }
-
-CSS = """
-.gradio-container { max-width: 1180px !important; margin: 0 auto !important; }
-#qa-header { padding: 18px 4px 6px; }
-#qa-header h1 { font-size: 1.9rem; font-weight: 700; margin: 0; letter-spacing: -0.02em; }
-#qa-header h1 .dot { color: var(--color-accent); }
-#qa-header p { margin: 4px 0 0; color: var(--body-text-color-subdued); font-size: 0.98rem; }
-#qa-chat { border-radius: 14px; }
-#qa-chat .message { font-size: 0.97rem; line-height: 1.55; }
-#qa-chat .placeholder { text-align: center; padding: 0 28px; }
-#qa-chat .placeholder h3 { font-size: 1.25rem; margin-bottom: 6px; }
-#qa-chat .placeholder p { color: var(--body-text-color-subdued); }
-#qa-chat .examples { gap: 10px; padding: 0 20px 20px; }
-#qa-chat .example { border: 1px solid var(--border-color-primary); border-radius: 12px; text-align: left;
-  background: var(--background-fill-secondary); transition: border-color .15s, background .15s; }
-#qa-chat .example:hover { border-color: var(--color-accent); background: var(--background-fill-primary); }
-#qa-input textarea { font-size: 1rem; }
-#qa-new { white-space: nowrap; align-self: stretch; }
-.qa-panel-title { font-size: 0.8rem; font-weight: 700; text-transform: uppercase; letter-spacing: 0.08em;
-  color: var(--body-text-color-subdued); margin: 2px 2px 10px; }
-.qa-empty { color: var(--body-text-color-subdued); border: 1px dashed var(--border-color-primary);
-  border-radius: 14px; padding: 22px; text-align: center; font-size: 0.95rem; }
-.qa-card { background: var(--background-fill-primary); border: 1px solid var(--border-color-primary);
-  border-radius: 14px; padding: 14px 16px; margin-bottom: 12px; box-shadow: 0 1px 3px rgba(15, 23, 42, 0.06); }
-.qa-card-head { display: flex; gap: 12px; align-items: flex-start; }
-.qa-num { flex: none; width: 26px; height: 26px; border-radius: 50%; background: var(--color-accent);
-  color: #fff; font-weight: 700; font-size: 0.85rem; display: flex; align-items: center; justify-content: center; }
-.qa-title { font-weight: 650; line-height: 1.35; word-break: break-word; }
-.qa-meta { font-size: 0.82rem; color: var(--body-text-color-subdued); margin-top: 3px; }
-.qa-meta b { font-weight: 600; }
-#qa-sources .qa-passage { margin: 10px 0 0 !important; padding: 10px 12px; border-left: 3px solid var(--color-accent);
-  background: var(--background-fill-secondary); border-radius: 0 10px 10px 0; font-size: 0.9rem;
-  line-height: 1.55; white-space: pre-wrap; word-break: break-word; }
-.qa-passage mark { background: #fde68a; color: #1f2937; padding: 1px 0; border-radius: 3px;
-  -webkit-box-decoration-break: clone; box-decoration-break: clone; }
-.qa-link { display: inline-block; margin-top: 8px; font-size: 0.82rem; }
-.qa-note { font-size: 0.9rem; margin: 0 2px 12px; }
-footer { display: none !important; }
-"""
-THEME_KW = dict(primary_hue="indigo", secondary_hue="slate", neutral_hue="slate",
-                font=["Inter", "ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
-                font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "monospace"])
 
 
 def _kw(fn: Callable, **kwargs: Any) -> dict[str, Any]:
@@ -124,6 +83,23 @@ def chat_markdown(text: str) -> str:
     out = _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
     out = re.sub(r"(?m)^(\s*)(\d+)\.", r"\1\2\\.", out)  # no accidental numbered lists
     return re.sub(r"(?m)^(\s*)([-+>])", r"\1\\\2", out)
+
+
+def answer_markdown(answer: Answer, note: Optional[str] = None) -> str:
+    """The chat bubble of a generated or fallen-back answer: the notice in italics, unsupported
+    sentences' flags in bold, and which answerer wrote it."""
+    md = chat_markdown((note + "\n\n" if note else "") + answer.text)
+    flag = chat_markdown(phrase(answer.lang, "unsupported"))
+    md = md.replace(flag, f"**{flag}**")
+    if answer.notice:
+        md = f"*{chat_markdown(answer.notice)}*\n\n{md}"
+    return md + f"\n\n*{chat_markdown(phrase(answer.lang, 'answered_by'))}: {chat_markdown(answer.answerer_label)}*"
+
+
+def _answerer_html(answer: Answer, lang: str) -> str:
+    label = answer.answerer_label + (" (fallback)" if answer.notice and answer.answerer == "extractive" else "")
+    return (f'<div class="qa-answerer">{_esc(phrase(lang, "answered_by"))}: '
+            f'<span class="qa-answerer-name">{_esc(label)}</span></div>')
 
 
 def _ui(lang: str) -> dict[str, str]:
@@ -179,7 +155,8 @@ def sources_html(answer: Optional[Answer], lang: str = "id") -> str:
     if answer.found and answer.citations:
         cards = [_card(c.n, c.article, _passage(c.article.text, c.passage_start, c.passage_end, c.start, c.end), lang)
                  for c in answer.citations]
-        return f'<div class="qa-panel-title">{_esc(phrase(lang, "sources"))}</div>' + "".join(cards)
+        return (_answerer_html(answer, lang) + f'<div class="qa-panel-title">{_esc(phrase(lang, "sources"))}</div>'
+                + "".join(cards))
     seen: set[str] = set()
     cards = []
     for h in answer.hits:
@@ -190,7 +167,7 @@ def sources_html(answer: Optional[Answer], lang: str = "id") -> str:
         cards.append(_card(len(seen), h.article, _esc(excerpt), lang))
         if len(cards) == 3:
             break
-    head = f'<div class="qa-note">{_esc(phrase(lang, "not_found"))}</div>'
+    head = _answerer_html(answer, lang) + f'<div class="qa-note">{_esc(phrase(lang, "not_found"))}</div>'
     if cards:
         head += f'<div class="qa-panel-title">{_esc(phrase(lang, "closest"))}</div>'
     return head + "".join(cards)
@@ -265,6 +242,10 @@ def build_app(assistant: Assistant, *, examples: Optional[Sequence[str]] = None)
                 return chat.ask(question, k=k, mode=mode)
             return assistant.ask(question, k=k, mode=mode)
 
+    def ask_stream(question: str, k: int, mode: str, chat: Any) -> Iterator[Any]:
+        with lock:  # held while an LLM streams: one question at a time through the assistant
+            yield from chat.ask_stream(question, k=k, mode=mode)
+
     def respond(question: Any, messages: Optional[list], chat: Any, k: Any, mode: Any):
         messages = list(messages or [])
         q, note = _clip_question(question)
@@ -278,8 +259,17 @@ def build_app(assistant: Assistant, *, examples: Optional[Sequence[str]] = None)
         messages.append({"role": "assistant", "content": f"*{_ui(lang)['thinking']}*"})
         yield "", messages, gr.skip(), chat
         k, mode = _settings(k, mode, default_mode)
+        answer, shown = None, ""
         try:
-            answer = ask(q, k, mode, chat)
+            for item in ask_stream(q, k, mode, chat):
+                if isinstance(item, str):  # an LLM's text as it arrives (shown unchecked until the end)
+                    shown += item
+                    messages[-1] = {"role": "assistant", "content": chat_markdown(shown)}
+                    yield gr.skip(), messages, gr.skip(), chat
+                else:
+                    answer = item
+            if answer is None:
+                raise RuntimeError("the answerer ended without an answer")
         except QAError as e:
             log.warning("question failed: %s", e)
             msg = str(e).split("\n", 1)[0][:300]
@@ -292,11 +282,14 @@ def build_app(assistant: Assistant, *, examples: Optional[Sequence[str]] = None)
             messages[-1] = {"role": "assistant", "content": chat_markdown(msg)}
             yield gr.skip(), messages, _error_html(msg), chat
             return
-        text = (note + "\n\n" if note else "") + answer.text
-        for part in _words(text):
-            messages[-1] = {"role": "assistant", "content": chat_markdown(part)}
-            yield gr.skip(), messages, gr.skip(), chat
-            time.sleep(STREAM_DELAY)
+        if shown or answer.checks or answer.notice:  # generated (and checked) or fallen back: show it whole
+            messages[-1] = {"role": "assistant", "content": answer_markdown(answer, note)}
+        else:
+            text = (note + "\n\n" if note else "") + answer.text
+            for part in _words(text):
+                messages[-1] = {"role": "assistant", "content": chat_markdown(part)}
+                yield gr.skip(), messages, gr.skip(), chat
+                time.sleep(STREAM_DELAY)
         yield gr.skip(), messages, sources_html(answer, lang), chat
 
     def reset():

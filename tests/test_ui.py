@@ -142,6 +142,7 @@ def test_chat_answers_with_sources_and_follow_ups(served, assistant, browser, mo
             raise RuntimeError("internal detail that must not leak")
 
         monkeypatch.setattr(assistant, "ask", boom)
+        monkeypatch.setattr(assistant, "ask_stream", boom)
         _ask(page, "Kapan vaksinasi dilakukan?", UI_TEXT["id"]["error"])
         content = page.content()
         assert "Traceback" not in content and "internal detail" not in content
