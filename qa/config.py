@@ -22,6 +22,10 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 # Settings that change what is stored in the index; changing one means rebuilding.
 BUILD_KEYS = ("model", "chunk_size", "chunk_overlap", "stopwords", "stemming", "title_in_index")
+# Answer-generation settings: per installation (qa.toml / CLI), never recorded in an index manifest,
+# so that loading an index never starts calling an LLM server by itself.
+GENERATION_KEYS = ("answerer", "llm_base_url", "llm_model", "llm_api_key_env", "llm_timeout", "llm_retries",
+                   "llm_max_tokens", "llm_temperature", "llm_unsupported")
 
 
 @dataclass(frozen=True)
@@ -171,6 +175,10 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def manifest_dict(self) -> dict[str, Any]:
+        """The settings an index manifest records (all but the answer-generation ones)."""
+        return {k: v for k, v in self.to_dict().items() if k not in GENERATION_KEYS}
 
     def build_settings(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in BUILD_KEYS}

@@ -314,7 +314,7 @@ def build_index(
         "chunking": {"chunk_size": config.chunk_size, "chunk_overlap": config.chunk_overlap,
                      "title_in_index": config.title_in_index},
         "analyzer": analyzer.settings(),
-        "config": config.to_dict(),
+        "config": config.manifest_dict(),
         "corpus": {"folder": str(corpus_dir), "fingerprint": fingerprint, "files": corpus.files,
                    "problems": [str(p) for p in corpus.problems],
                    "duplicates": [list(d) for d in corpus.duplicates]},
@@ -458,7 +458,7 @@ def update_config(index_dir: str | os.PathLike, **settings: Any) -> dict[str, An
         raise ConfigError(f"{', '.join(build)} change(s) what is stored in the index; rebuild with "
                           f"`qa index --force` instead of updating {d / MANIFEST}")
     new = Config.from_dict({**manifest.get("config", {}), **settings}, where=str(d / MANIFEST))
-    manifest["config"] = new.to_dict()
+    manifest["config"] = new.manifest_dict()
     _atomic_write_json(d / MANIFEST, manifest)
     log.info("updated %s: %s", d / MANIFEST, ", ".join(f"{k}={v}" for k, v in settings.items()))
     return manifest["config"]

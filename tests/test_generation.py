@@ -278,26 +278,31 @@ def test_two_passages_together_support_what_neither_does_alone(assistant):
 
 
 # -- command line and docs ---------------------------------------------------------------------
-def test_cli_ask_with_the_llm(seed_index, llm, tmp_path):
+def test_cli_ask_with_the_llm(seed_index, llm, tmp_path, monkeypatch, capsys):
+    from qa.cli import main
+
+    args = ["ask", QUESTION, "--index", str(seed_index), "--answerer", "openai", "--llm-base-url", llm.url,
+            "--llm-model", "invented"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "qa", "ask", QUESTION, "--index", str(seed_index), "--answerer", "openai",
-            "--llm-base-url", llm.url, "--llm-model", "invented"]
-    r = subprocess.run(args + ["--json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "qa", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
+    assert "Dwi Hartono [1]" in r.stdout and FLAG_ID in r.stdout and "answered by: LLM: invented" in r.stdout
+    assert "“Kalapas kelas IIB Amuntai, Dwi Hartono" in r.stdout  # the verbatim quote under [1]
+    monkeypatch.chdir(tmp_path)
+    assert main(args + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
     assert out["answerer"] == "openai" and out["model"] == "invented"
     assert [c["status"] for c in out["checks"]] == ["supported", "flagged"]
-    r = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    assert "Dwi Hartono [1]" in r.stdout and FLAG_ID in r.stdout and "LLM: invented" in r.stdout
-    r = subprocess.run(args[:-4] + ["--llm-base-url", "nohost"], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=300)
-    assert r.returncode == 2 and "llm_base_url must start with http://" in r.stderr and "Traceback" not in r.stderr
+    assert main(args[:-4] + ["--llm-base-url", "nohost"]) == 2
+    assert "llm_base_url must start with http://" in capsys.readouterr().err
 
 
 def test_docs_examples_run_against_the_scripted_server(seed_index, llm, tmp_path, monkeypatch):
     doc = (ROOT / "docs" / "generation.md").read_text(encoding="utf-8")
-    for block in re.findall(r"```toml\n(.*?)```", doc, flags=re.S):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Generated answers", 1)[1].split("\n## ", 1)[0]
+    for block in re.findall(r"```toml\n(.*?)```", doc + section, flags=re.S):
         (tmp_path / "qa.toml").write_text(block, encoding="utf-8")
         assert Config.from_toml(tmp_path / "qa.toml").answerer == "openai"
     blocks = re.findall(r"```python\n(.*?)```", doc, flags=re.S)
@@ -307,3 +312,17 @@ def test_docs_examples_run_against_the_scripted_server(seed_index, llm, tmp_path
     for code in blocks:  # the Ollama URL and model name point at the scripted server here
         code = code.replace("http://localhost:11434/v1", llm.url).replace('"qwen2.5:3b"', '"invented"')
         exec(compile(code, "docs/generation.md", "exec"), {"__name__": "__docs__"})
+
+
+def test_llm_settings_are_not_recorded_in_the_index(tmp_path, embedder, llm):
+    from qa import build_index
+    from qa.store import read_manifest
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text("Judul\n\nKota - Budi Santoso menjadi kepala dinas baru pada Senin.\n",
+                                  encoding="utf-8")
+    cfg = Config(answerer="openai", llm_base_url=llm.url, llm_model="correct")
+    build_index(corpus, tmp_path / "index", cfg, progress=False, embedder=embedder)
+    assert not any(k.startswith("llm_") or k == "answerer" for k in read_manifest(tmp_path / "index")["config"])
+    assert Assistant.load(tmp_path / "index", embedder=embedder).generator.name == "extractive"

@@ -243,3 +243,41 @@ def test_serve_command_and_app_script_parse():
         for opt in ("--host", "--port", "--share", "--index", "--corpus"):
             assert opt in r.stdout
         assert "127.0.0.1" in r.stdout
+
+
+def test_generated_answer_streams_then_shows_checks_and_answerer(seed_index, embedder, browser):
+    """An LLM answer (scripted server on localhost) streams into the chat, then its checked text replaces
+    it: the invented sentence flagged in bold, the answerer named, the quote verbatim in the sources."""
+    from llm_server import ScriptedLLM
+    from qa import Assistant, Config
+
+    llm = ScriptedLLM(piece_delay=0.08).start()
+    base = Assistant.load(seed_index, embedder=embedder, verify=False).config.to_dict()
+    cfg = Config.from_dict({**base, "answerer": "openai", "llm_base_url": llm.url, "llm_model": "invented"})
+    assistant = Assistant.load(seed_index, cfg, embedder=embedder, verify=False)
+    expected = assistant.ask(QUESTION, k=5, mode="hybrid")
+    assert expected.found and [c.status for c in expected.checks] == ["supported", "flagged"]
+    app, url = _serve(assistant)
+    page = _open(browser, url)
+    try:
+        page.evaluate(WATCH_STREAM)
+        box = page.locator("#qa-input textarea")
+        box.fill(QUESTION)
+        box.press("Enter")
+        page.wait_for_selector("#qa-sources .qa-answerer", timeout=60_000)
+        bubble = page.locator('#qa-chat [data-testid="bot"]').last
+        final = _norm(bubble.inner_text())
+        assert final.startswith("Kalapas Kelas IIB Amuntai adalah Dwi Hartono [1].")
+        assert "(⚠ tidak didukung sumber)" in final and final.endswith("Dijawab oleh: LLM: invented")
+        assert "⚠" in bubble.locator("strong").first.inner_text()  # the flag is bold
+        drafts = [_norm(t) for t in page.evaluate("[...window.__qaTexts]")]
+        assert any(d.startswith("Kalapas Kelas") and "[1]" not in d for d in drafts)  # streamed word by word
+        assert any("Laoly [1]" in d for d in drafts)  # the draft, before the checks replaced it
+        assert "LLM: invented" in page.locator("#qa-sources .qa-answerer").inner_text()
+        assert _norm(page.locator("#qa-sources mark").first.inner_text()) == _norm(expected.citations[0].quote)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "ui-llm.png"))
+    finally:
+        page.close()
+        app.close()
+        llm.stop()
