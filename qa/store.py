@@ -63,6 +63,8 @@ class BuildReport:
     skipped: bool  # True when the index was already up to date
     seconds: float
     embedded: int = 0  # chunks embedded now (the rest came from the cache)
+    device: Optional[str] = None  # where chunks were embedded: "cpu", "cuda", ...
+    stages: Optional[dict] = None  # seconds per build stage (read+clean, chunk, embed, dense, lexical, write)
 
 
 def _sha256(path: Path) -> str:
@@ -245,6 +247,14 @@ def build_index(
     config = config or Config()
     index_dir = Path(index_dir)
     corpus = corpus if corpus is not None else load_corpus(corpus_dir, progress=progress)
+    stages = {"read+clean": time.perf_counter() - t0}
+    lap = time.perf_counter()
+
+    def stage(name: str) -> None:
+        nonlocal lap
+        now = time.perf_counter()
+        stages[name] = stages.get(name, 0.0) + now - lap
+        lap = now
     if not corpus.articles:
         reasons = "; ".join(str(p) for p in corpus.problems[:5])
         raise EmptyCorpusError(f"no readable article in {corpus_dir}" + (f" ({reasons})" if reasons else ""))
@@ -271,11 +281,13 @@ def build_index(
     intern = sys.intern  # one string object per distinct word: a million chunks' tokens fit in memory
     tokens = [[intern(w) for w in analyzer.tokens(t)] for t in texts]
     choices = config.scale_choices(len(chunks))
+    stage("chunk+tokenize")
 
     embedder = embedder or Embedder(config.model, device=config.device, batch_size=config.batch_size)
     if embedder.name != config.model:
         raise ModelMismatchError(f"embedder {embedder.name!r} differs from the configured model {config.model!r}")
     hashes = [text_hash(t) for t in texts]
+    stage("load model")
     cache = _load_cache(index_dir, config.model)
     todo = [i for i, h in enumerate(hashes) if h not in cache]
     vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
@@ -283,19 +295,23 @@ def build_index(
         if h in cache:
             vectors[i] = cache[h]
     if todo:
-        log.info("embedding %d of %d chunks (%d from cache)", len(todo), len(texts), len(texts) - len(todo))
+        log.info("embedding %d of %d chunks (%d from cache) on %s", len(todo), len(texts), len(texts) - len(todo),
+                 getattr(embedder, "device", "?"))
         vectors[todo] = embedder.encode([texts[i] for i in todo], progress=progress and len(todo) > 64)
     if choices["vector_dtype"] == "float16":
         vectors = vectors.astype(np.float16)
+    stage("embed")
     log.info("indexing %d chunks: lexical %s, dense %s, vectors %s", len(chunks), choices["lexical_engine"],
              choices["dense_index"], choices["vector_dtype"])
     dense = DenseRetriever.build(vectors, kind=choices["dense_index"], dtype=choices["vector_dtype"],
                                  hnsw_m=config.hnsw_m, ef_construction=config.hnsw_ef_construction)
+    stage("dense index")
     sparse = None
     if choices["lexical_engine"] == "bm25s":
         from .backends.sparse import SparseBM25
 
         sparse = SparseBM25.build(tokens, k1=config.bm25_k1, b=config.bm25_b)
+    stage("lexical index")
 
     index_dir.mkdir(parents=True, exist_ok=True)
     build_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -353,9 +369,11 @@ def build_index(
             shutil.rmtree(data, ignore_errors=True)
         raise
     _remove_stale(index_dir, keep=data.name)
+    stage("write")
     log.info("indexed %d articles, %d chunks in %.1fs", len(corpus.articles), len(chunks), seconds)
     return BuildReport(index_dir, len(corpus.articles), len(chunks), corpus.problems,
-                       len(corpus.duplicates), False, seconds, embedded=len(todo))
+                       len(corpus.duplicates), False, seconds, embedded=len(todo), stages=stages,
+                       device=getattr(embedder, "device", None))
 
 
 def _current_data_dir(index_dir: Path) -> Optional[str]:

@@ -144,3 +144,50 @@ def test_incremental_add_change_delete(tmp_path, corpus_copy, embedder, settings
     assert a.bm25.idf("khofifa") == 0.0 and a.bm25.idf("zamrudbiru") > 0
     for q in _questions()[:10]:
         assert a.bm25.search(q, 10) == f.bm25.search(q, 10)
+
+
+def test_index_command_says_where_it_embedded(tmp_path, corpus_copy):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    out = subprocess.run([sys.executable, "-m", "qa", "index", "--corpus", str(corpus_copy), "--index",
+                          str(tmp_path / "i"), "--no-progress"], cwd=tmp_path, capture_output=True, text=True,
+                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)}, check=True).stdout
+    import torch
+
+    where = "on GPU (cuda)" if torch.cuda.is_available() else "on CPU"
+    assert f"embedded {where}" in out, out
+
+
+def test_scale_benchmark_runs_at_a_tiny_size(tmp_path):
+    """benchmarks/scale.py end to end at 1k chunks (keeps the benchmark from rotting)."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    corpus = SHARED / "corpus_indosum_dev.jsonl"
+    if not corpus.is_file():  # a stand-in news file in the IndoSum format, from the bundled articles
+        corpus = tmp_path / "news.jsonl"
+        with open(corpus, "w", encoding="utf-8") as f:
+            for i, p in enumerate(sorted(CORPUS.glob("*.txt"))):
+                text = p.read_text(encoding="utf-8")
+                f.write(json.dumps({"doc_id": p.stem, "text": text, "summary": text.split("\n")[0] + " " + str(i),
+                                    "date": None, "source": None}) + "\n")
+    out_json = tmp_path / "scale.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--chunks", "1000", "--questions", "20",
+                           "--real-embed", "32", "--overhead-chunks", "0", "--corpus", str(corpus),
+                           "--work", str(tmp_path / "work"), "--json", str(out_json)],
+                          capture_output=True, text=True, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "perturbed copies of real vectors" in proc.stdout and "| chunks |" in proc.stdout
+    r = json.loads(out_json.read_text())
+    size = r["sizes"][0]
+    b, q = size["build"], size["query"]
+    assert 900 <= b["chunks"] <= 1300
+    assert b["vectors"]["real_now"] == 32 and b["vectors"]["perturbed"] == b["chunks"] - 32
+    assert q["questions"] >= 5 and all(q[m]["median_ms"] > 0 for m in ("hybrid", "bm25", "dense"))
+    assert q["ann"]["exact"]["recall@10"] == 1.0  # a flat index is exact
+    assert r["machine"]["cores"] >= 1 and b["disk_mb"] > 0 and q["load_s"] > 0
