@@ -88,6 +88,8 @@ def perturb(text: str, rng: np.random.Generator, words: np.ndarray) -> str:
     paras = []
     for para in text.split("\n\n"):
         sents = [x for x in re.split(r"(?<=[.!?])\s+", para) if x]
+        if not sents:
+            continue
         keep = rng.random(len(sents)) >= 0.1
         toks = " ".join(x for x, k in zip(sents, keep) if k).split(" ") if keep.any() else sents[0].split(" ")
         swap = np.flatnonzero(rng.random(len(toks)) < 0.15)
@@ -206,7 +208,12 @@ def _pct(xs, p):
 def phase_query(a) -> dict:
     from qa import Assistant
 
+    from qa.store import check_files, read_manifest
+
     qs = json.loads(Path(a.questions_file).read_text())
+    t = time.perf_counter()
+    check_files(Path(a.index), read_manifest(a.index), verify=True)  # the checksum part of a load
+    hash_s = time.perf_counter() - t
     rss0 = rss_mb()
     t = time.perf_counter()
     assistant = Assistant.load(a.index)
@@ -218,7 +225,7 @@ def phase_query(a) -> dict:
     for q in qs[:10]:  # warm-up (not timed)
         for mode in ("hybrid", "bm25", "dense"):
             assistant.retrieve(q, k=10, mode=mode)
-    res: dict = {"load_s": round(load_s, 2), "load_rss_mb": round(load_rss), "model_load_s": round(model_s, 2),
+    res: dict = {"load_s": round(load_s, 2), "load_checksums_s": round(hash_s, 2), "load_rss_mb": round(load_rss), "model_load_s": round(model_s, 2),
                  "questions": len(qs)}
     for mode in ("hybrid", "bm25", "dense"):
         times = []
@@ -287,18 +294,23 @@ def phase_overhead(a) -> dict:
     corpus = load_corpus(a.corpus_dir, progress=False)
     texts = [index_text(a_.text[s:e], a_, cfg) for a_ in corpus.articles for s, e in chunk_article(a_, cfg)]
     emb.encode(texts[:32])  # warm-up
-    t = time.perf_counter()
-    emb.model.encode(texts, batch_size=cfg.batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    raw = time.perf_counter() - t
     index = Path(a.index)
-    shutil.rmtree(index, ignore_errors=True)
-    t = time.perf_counter()
-    rep = build_index(a.corpus_dir, index, cfg, progress=False, embedder=emb)
-    total = time.perf_counter() - t
+    raws, totals, embeds = [], [], []
+    for _ in range(2):  # alternate, keep the faster of each: the machine is shared
+        t = time.perf_counter()
+        emb.model.encode(texts, batch_size=cfg.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        raws.append(time.perf_counter() - t)
+        shutil.rmtree(index, ignore_errors=True)
+        t = time.perf_counter()
+        rep = build_index(a.corpus_dir, index, cfg, progress=False, embedder=emb)
+        totals.append(time.perf_counter() - t)
+        embeds.append(rep.stages["embed"])
+    raw, total, embed = min(raws), min(totals), min(embeds)
     return {"chunks": len(texts), "raw_encode_s": round(raw, 2), "raw_chunks_per_s": round(len(texts) / raw, 1),
-            "pipeline_embed_s": round(rep.stages["embed"], 2),
-            "pipeline_embed_chunks_per_s": round(len(texts) / rep.stages["embed"], 1),
-            "build_total_s": round(total, 2), "overhead_pct": round(100 * (total - raw) / raw, 1),
+            "pipeline_embed_s": round(embed, 2), "pipeline_embed_chunks_per_s": round(len(texts) / embed, 1),
+            "build_total_s": round(total, 2), "non_embedding_s": round(total - embed, 2),
+            "overhead_pct": round(100 * (total - raw) / raw, 1),
+            "runs": {"raw_s": [round(x, 2) for x in raws], "build_s": [round(x, 2) for x in totals]},
             "device": emb.device}
 
 
@@ -330,8 +342,8 @@ def table(result: dict) -> str:
         rows.append("")
         rows.append(f"Pipeline overhead (real embeddings, {o['chunks']} chunks, {o['device']}): raw model.encode "
                     f"{o['raw_encode_s']} s ({o['raw_chunks_per_s']} chunks/s); build_index total {o['build_total_s']} s, "
-                    f"its embed stage {o['pipeline_embed_s']} s ({o['pipeline_embed_chunks_per_s']} chunks/s): "
-                    f"overhead {o['overhead_pct']}% over raw encoding.")
+                    f"its embed stage {o['pipeline_embed_s']} s ({o['pipeline_embed_chunks_per_s']} chunks/s), everything else "
+                    f"{o.get('non_embedding_s')} s: overhead {o['overhead_pct']}% over raw encoding (faster of 2 runs each).")
     return "\n".join(rows)
 
 

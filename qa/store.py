@@ -28,7 +28,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -48,6 +48,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DATA_FILES = ("articles.jsonl", "chunks.jsonl", "tokens.jsonl", "vectors.npy", "dense.faiss")
 SPARSE_DIR = "bm25s"
+LAZY_CHUNKS = 50000  # from this many chunks, articles and chunks are read on demand (qa.lazy)
 OPTIONAL_FILES = tuple(f"{SPARSE_DIR}/{n}" for n in SPARSE_FILES)  # written by the bm25s engine only
 
 
@@ -401,19 +402,25 @@ class LoadedIndex:
     """Everything read from an index folder."""
 
     manifest: dict[str, Any]
-    articles: dict[str, Article]
-    chunks: list[Chunk]
+    articles: "Mapping[str, Article]"  # a dict, or qa.lazy.LazyArticles for large indexes
+    chunks: "Sequence[Chunk]"  # a list, or qa.lazy.LazyChunks
     tokens: Optional[list[list[str]]]  # None when the bm25s engine serves BM25 (``sparse``)
     faiss_index: Any
     vectors: Any = None  # float32 or float16 (chunks x dimension), memory-mapped from vectors.npy
     sparse: Any = None  # qa.backends.sparse.SparseBM25, memory-mapped, for the bm25s engine
 
 
-def load_index(index_dir: str | os.PathLike, *, verify: bool = True) -> LoadedIndex:
-    """Read and check an index folder; errors name the bad file and say to rebuild."""
+def load_index(index_dir: str | os.PathLike, *, verify: bool = True, lazy: Optional[bool] = None) -> LoadedIndex:
+    """Read and check an index folder; errors name the bad file and say to rebuild.
+
+    ``lazy`` (default: from ``LAZY_CHUNKS`` chunks on) maps articles and chunks from disk and parses
+    each one when used (:mod:`qa.lazy`), instead of reading them all: a million chunks load in
+    seconds, in a fraction of the memory."""
     d = Path(index_dir)
     manifest = read_manifest(d)
     data = check_files(d, manifest, verify=verify)
+    if lazy is None:
+        lazy = manifest["counts"]["chunks"] >= LAZY_CHUNKS
 
     def rows(name: str) -> list[dict]:
         out = []
@@ -431,9 +438,15 @@ def load_index(index_dir: str | os.PathLike, *, verify: bool = True) -> LoadedIn
         return out
 
     try:
-        articles = {r["id"]: Article.from_dict(r) for r in rows("articles.jsonl")}
-        chunks = [Chunk(id=r["id"], article_id=r["article_id"], start=r["start"], end=r["end"], text=r["text"])
-                  for r in rows("chunks.jsonl")]
+        if lazy:
+            from .lazy import LazyArticles, LazyChunks
+
+            articles = LazyArticles(data / "articles.jsonl")
+            chunks = LazyChunks(data / "chunks.jsonl", articles)
+        else:
+            articles = {r["id"]: Article.from_dict(r) for r in rows("articles.jsonl")}
+            chunks = [Chunk(id=r["id"], article_id=r["article_id"], start=r["start"], end=r["end"], text=r["text"])
+                      for r in rows("chunks.jsonl")]
     except (KeyError, TypeError, AttributeError) as e:
         raise IndexCorruptError(f"{data}: a record of articles.jsonl or chunks.jsonl lacks field {e}; "
                                 "rebuild with `qa index`") from None
@@ -465,7 +478,7 @@ def load_index(index_dir: str | os.PathLike, *, verify: bool = True) -> LoadedIn
     if faiss_index.d != manifest["model"]["dimension"]:
         raise IndexCorruptError(f"{data / 'dense.faiss'}: dimension {faiss_index.d} != manifest "
                                 f"{manifest['model']['dimension']}; rebuild with `qa index`")
-    for c in chunks:
+    for c in ([] if lazy else chunks):  # a lazy chunk is checked when it is read
         art = articles.get(c.article_id)
         try:
             ok = art is not None and art.text[c.start:c.end] == c.text

@@ -191,3 +191,35 @@ def test_scale_benchmark_runs_at_a_tiny_size(tmp_path):
     assert q["questions"] >= 5 and all(q[m]["median_ms"] > 0 for m in ("hybrid", "bm25", "dense"))
     assert q["ann"]["exact"]["recall@10"] == 1.0  # a flat index is exact
     assert r["machine"]["cores"] >= 1 and b["disk_mb"] > 0 and q["load_s"] > 0
+
+
+def test_lazy_articles_and_chunks_serve_like_eager(seed_index, embedder, tmp_path):
+    from qa.errors import IndexCorruptError
+    from qa.lazy import LazyArticles, LazyChunks
+
+    eager, lazy = load_index(seed_index, lazy=False), load_index(seed_index, lazy=True)
+    assert isinstance(lazy.articles, LazyArticles) and isinstance(lazy.chunks, LazyChunks)
+    assert list(lazy.chunks) == list(eager.chunks) and lazy.chunks[-1] == eager.chunks[-1]
+    assert lazy.chunks[1:4] == eager.chunks[1:4] and len(lazy.chunks) == len(eager.chunks)
+    assert dict(lazy.articles) == eager.articles and "nope" not in lazy.articles
+    with pytest.raises(IndexError):
+        lazy.chunks[len(eager.chunks)]
+    a = Assistant(seed_index, lazy.manifest, lazy.articles, lazy.chunks, lazy.tokens, lazy.faiss_index,
+                  Config(), embedder, lazy.vectors)
+    b = Assistant.load(seed_index, embedder=embedder)
+    for q in _questions()[:8]:
+        for mode in ("hybrid", "bm25", "dense"):
+            assert [h.to_dict() for h in a.retrieve(q, k=5, mode=mode)] == [h.to_dict() for h in b.retrieve(q, k=5, mode=mode)]
+    assert a.ask(_questions()[0]).to_dict() == b.ask(_questions()[0]).to_dict()
+    # a damaged chunk row is reported, naming the file, when it is read
+    bad = tmp_path / "chunks.jsonl"
+    data = seed_index / read_manifest(seed_index)["data_dir"]
+    rows = (data / "chunks.jsonl").read_text(encoding="utf-8").splitlines()
+    r = json.loads(rows[2])
+    r["start"] += 1
+    rows[2] = json.dumps(r, ensure_ascii=False)
+    bad.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    chunks = LazyChunks(bad, lazy.articles)
+    assert chunks[1] == eager.chunks[1]
+    with pytest.raises(IndexCorruptError, match=r"chunks\.jsonl:3"):
+        chunks[2]
