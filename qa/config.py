@@ -43,7 +43,7 @@ class Config:
     Scale settings (build; see docs/benchmarks.md for how the defaults were chosen):
       lexical_engine: ``"auto"`` (rank-bm25 below ``lexical_threshold`` chunks, bm25s from there),
         ``"rank_bm25"`` or ``"bm25s"`` (sparse matrices, memory-mapped; core dependency).
-      lexical_threshold: chunks from which ``"auto"`` uses bm25s; default 20000.
+      lexical_threshold: chunks from which ``"auto"`` uses bm25s; default 5000.
       dense_index: ``"auto"`` (exact ``flat`` below ``dense_threshold`` chunks, ``hnsw`` from
         there), ``"flat"`` (exact inner product) or ``"hnsw"`` (approximate, FAISS HNSW).
       dense_threshold: chunks from which ``"auto"`` uses HNSW; default 200000.
@@ -75,7 +75,7 @@ class Config:
     batch_size: int = 32
     device: str = "auto"
     lexical_engine: str = "auto"
-    lexical_threshold: int = 20000
+    lexical_threshold: int = 5000
     dense_index: str = "auto"
     dense_threshold: int = 200000
     hnsw_m: int = 32

@@ -223,3 +223,19 @@ def test_lazy_articles_and_chunks_serve_like_eager(seed_index, embedder, tmp_pat
     assert chunks[1] == eager.chunks[1]
     with pytest.raises(IndexCorruptError, match=r"chunks\.jsonl:3"):
         chunks[2]
+
+
+def test_tuning_rescoring_works_over_a_bm25s_index(tmp_path, embedder):
+    from qa.evaluation.pipeline import BM25Variants, bm25_variant
+
+    index = tmp_path / "index"
+    build_index(CORPUS, index, Config(lexical_engine="bm25s"), progress=False, embedder=embedder)
+    a = Assistant.load(index, embedder=embedder)
+    assert a.bm25.engine == "bm25s"
+    fast = BM25Variants(a)
+    for q in _questions()[:8]:
+        for k1, b in ((1.5, 0.75), (0.9, 0.4)):
+            want = bm25_variant(a, k1, b).search(q, 30)
+            got = fast.search(fast.term_freqs(q), 30, k1, b)
+            assert [d for d, _ in got] == [d for d, _ in want]
+            assert np.allclose([s for _, s in got], [s for _, s in want], rtol=1e-5)
