@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 T0 = time.perf_counter()
-EF_VALUES = (16, 32, 64, 128, 256)
+EF_VALUES = (64, 128, 256, 512, 1024)
 SHARD = 20000  # articles per corpus file
 
 
