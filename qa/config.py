@@ -46,7 +46,7 @@ class Config:
       lexical_threshold: chunks from which ``"auto"`` uses bm25s; default 5000.
       dense_index: ``"auto"`` (exact ``flat`` below ``dense_threshold`` chunks, ``hnsw`` from
         there), ``"flat"`` (exact inner product) or ``"hnsw"`` (approximate, FAISS HNSW).
-      dense_threshold: chunks from which ``"auto"`` uses HNSW; default 200000.
+      dense_threshold: chunks from which ``"auto"`` uses HNSW; default 50000.
       hnsw_m, hnsw_ef_construction: HNSW graph degree and build depth; defaults 32 and 64.
       vector_dtype: stored vectors, ``"auto"`` (float16 with HNSW, else float32), ``"float32"``
         or ``"float16"`` (half the disk and memory).
@@ -77,7 +77,7 @@ class Config:
     lexical_engine: str = "auto"
     lexical_threshold: int = 5000
     dense_index: str = "auto"
-    dense_threshold: int = 200000
+    dense_threshold: int = 50000
     hnsw_m: int = 32
     hnsw_ef_construction: int = 64
     vector_dtype: str = "auto"
