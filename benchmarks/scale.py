@@ -340,8 +340,8 @@ def child(phase: str, **kw) -> dict:
 
 
 def table(result: dict) -> str:
-    rows = ["| chunks | articles | build s | chunks/s: clean, chunk+tok, embed, dense, lexical, write | peak RAM build MB | disk MB | load s | serving RSS MB | hybrid med/p95 ms | bm25 med/p95 | dense med/p95 | stages med ms: bm25, q-embed, dense, rescoring | ANN recall@10 (ms) | vectors real/perturbed |",
-            "|" + "---|" * 14]
+    rows = ["| chunks | engines | articles | build s | chunks/s: clean, chunk+tok, embed, dense, lexical, write | peak RAM build MB | disk MB | load s | serving RSS MB | hybrid med/p95 ms | bm25 med/p95 | dense med/p95 | stages med ms: bm25, q-embed, dense, rescoring | ANN recall@10 (ms) | vectors real/perturbed |",
+            "|" + "---|" * 15]
     for r in result["sizes"]:
         b, q = r["build"], r["query"]
         cps = b["stages_chunks_per_s"]
@@ -350,7 +350,7 @@ def table(result: dict) -> str:
         ann = "; ".join(f"{k} {v['recall@10']} ({v['ms_per_query']})" for k, v in q["ann"].items() if k != "kind")
         v = b["vectors"]
         rows.append(
-            f"| {b['chunks']:,} | {b['articles']:,} | {b['seconds_total']} | {', '.join(str(cps.get(k)) for k in order)} "
+            f"| {b['chunks']:,} | {'/'.join(b['scale'].values())} | {b['articles']:,} | {b['seconds_total']} | {', '.join(str(cps.get(k)) for k in order)} "
             f"| {b['peak_ram_mb']} | {b['disk_mb']} | {q['load_s']} | {q['serving_rss_mb']} "
             f"| {q['hybrid']['median_ms']}/{q['hybrid']['p95_ms']} | {q['bm25']['median_ms']}/{q['bm25']['p95_ms']} "
             f"| {q['dense']['median_ms']}/{q['dense']['p95_ms']} "
