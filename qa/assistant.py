@@ -33,21 +33,35 @@ class Assistant:
     """
 
     def __init__(self, index_dir: Path, manifest: dict, articles: dict[str, Article], chunks: list[Chunk],
-                 tokens: list[list[str]], faiss_index: Any, config: Config, embedder: Optional[Embedder] = None,
-                 vectors: Any = None):
+                 tokens: Optional[list[list[str]]], faiss_index: Any, config: Config,
+                 embedder: Optional[Embedder] = None, vectors: Any = None, sparse: Any = None):
         self.index_dir = index_dir
         self.manifest = manifest
         self.articles = articles
         self.chunks = chunks
         self.config = config
         self.analyzer = Analyzer(**{k: v for k, v in manifest["analyzer"].items() if k != "version"})
-        self.bm25 = BM25Retriever(tokens, self.analyzer, k1=config.bm25_k1, b=config.bm25_b)
+        self.bm25 = self._lexical(tokens, sparse)
         self._embedder = embedder
         self._embedder_lock = threading.RLock()
-        self.dense = DenseRetriever(faiss_index, embedder)
+        self.dense = DenseRetriever(faiss_index, embedder, ef_search=config.hnsw_ef_search)
         self.vectors = vectors
         self._answerer = None
         self._generator = None
+
+    def _lexical(self, tokens: Optional[list[list[str]]], sparse: Any) -> BM25Retriever:
+        """BM25 with the engine the index was built for (rank-bm25 when the manifest says none)."""
+        cfg = self.config
+        engine = self.manifest.get("scale", {}).get("lexical_engine", "rank_bm25")
+        if sparse is not None and (sparse.k1, sparse.b) == (float(cfg.bm25_k1), float(cfg.bm25_b)):
+            return BM25Retriever.from_sparse(sparse, self.analyzer)
+        if tokens is None:  # bm25s stored with other k1/b: rebuild its matrix from the tokens
+            from .store import load_tokens
+
+            log.info("BM25 k1=%s b=%s differ from the stored bm25s index; rebuilding it in memory",
+                     cfg.bm25_k1, cfg.bm25_b)
+            tokens = load_tokens(self.index_dir / self.manifest["data_dir"] / "tokens.jsonl")
+        return BM25Retriever(tokens, self.analyzer, k1=cfg.bm25_k1, b=cfg.bm25_b, engine=engine)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -67,7 +81,7 @@ class Assistant:
         if embedder is not None:
             check_model(loaded.manifest, embedder.name)
         return cls(Path(index_dir), loaded.manifest, loaded.articles, loaded.chunks, loaded.tokens,
-                   loaded.faiss_index, config, embedder, loaded.vectors)
+                   loaded.faiss_index, config, embedder, loaded.vectors, loaded.sparse)
 
     @classmethod
     def build(cls, corpus_dir: str | os.PathLike = "corpus", index_dir: str | os.PathLike = "index",

@@ -115,8 +115,11 @@ def _cmd_index(args: argparse.Namespace) -> int:
         print(f"index in {args.index}/ is up to date ({report.articles} articles, {report.chunks} chunks); nothing to do")
     else:
         extra = f", {report.duplicates} duplicate(s) indexed once" if report.duplicates else ""
+        device = ""
+        if report.embedded and report.device:  # say where the model ran: GPU when present, else CPU
+            device = " on GPU (cuda)" if report.device == "cuda" else f" on {report.device.upper()}"
         print(f"indexed {report.articles} articles into {report.chunks} chunks in {report.seconds:.1f}s "
-              f"({report.embedded} embedded{extra}, {len(report.problems)} file(s) skipped) -> {args.index}/")
+              f"({report.embedded} embedded{device}{extra}, {len(report.problems)} file(s) skipped) -> {args.index}/")
     return 0
 
 

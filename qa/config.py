@@ -21,7 +21,12 @@ UNSUPPORTED = ("flag", "remove")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
 # Settings that change what is stored in the index; changing one means rebuilding.
-BUILD_KEYS = ("model", "chunk_size", "chunk_overlap", "stopwords", "stemming", "title_in_index")
+BUILD_KEYS = ("model", "chunk_size", "chunk_overlap", "stopwords", "stemming", "title_in_index",
+              "lexical_engine", "lexical_threshold", "dense_index", "dense_threshold", "hnsw_m",
+              "hnsw_ef_construction", "vector_dtype")
+LEXICAL_ENGINES = ("auto", "rank_bm25", "bm25s")
+DENSE_INDEXES = ("auto", "flat", "hnsw")
+VECTOR_DTYPES = ("auto", "float32", "float16")
 # Answer-generation settings: per installation (qa.toml / CLI), never recorded in an index manifest,
 # so that loading an index never starts calling an LLM server by itself.
 GENERATION_KEYS = ("answerer", "llm_base_url", "llm_model", "llm_api_key_env", "llm_timeout", "llm_retries",
@@ -42,6 +47,16 @@ class Config:
       title_in_index: prepend the article title to each chunk for BM25 and embedding; default True.
       batch_size: embedding batch size; default 32.
       device: ``"auto"`` (GPU when present), ``"cpu"`` or ``"cuda"``.
+    Scale settings (build; see docs/benchmarks.md for how the defaults were chosen):
+      lexical_engine: ``"auto"`` (rank-bm25 below ``lexical_threshold`` chunks, bm25s from there),
+        ``"rank_bm25"`` or ``"bm25s"`` (sparse matrices, memory-mapped; core dependency).
+      lexical_threshold: chunks from which ``"auto"`` uses bm25s; default 5000.
+      dense_index: ``"auto"`` (exact ``flat`` below ``dense_threshold`` chunks, ``hnsw`` from
+        there), ``"flat"`` (exact inner product) or ``"hnsw"`` (approximate, FAISS HNSW).
+      dense_threshold: chunks from which ``"auto"`` uses HNSW; default 50000.
+      hnsw_m, hnsw_ef_construction: HNSW graph degree and build depth; defaults 32 and 64.
+      vector_dtype: stored vectors, ``"auto"`` (float16 with HNSW, else float32), ``"float32"``
+        or ``"float16"`` (half the disk and memory).
     Retrieval settings:
       mode: ``"hybrid"``, ``"bm25"`` or ``"dense"``; default ``"hybrid"``.
       fusion: ``"convex"`` (min-max normalised weighted sum) or ``"rrf"``; default ``"convex"``.
@@ -49,6 +64,7 @@ class Config:
       rrf_k: RRF constant; default 60.
       candidates: candidates taken from each retriever before fusion; default 100.
       bm25_k1, bm25_b: BM25 parameters; defaults 1.5 and 0.75.
+      hnsw_ef_search: HNSW search depth (recall against speed); default 1024 (recall@10 0.994 at 100k, docs/benchmarks.md).
       expand_abbreviations: add the long form of Indonesian abbreviations to BM25 queries and
         back ("kalapas" <-> "kepala lapas"); default True.
     Answer settings:
@@ -78,6 +94,13 @@ class Config:
     title_in_index: bool = True
     batch_size: int = 32
     device: str = "auto"
+    lexical_engine: str = "auto"
+    lexical_threshold: int = 5000
+    dense_index: str = "auto"
+    dense_threshold: int = 50000
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 64
+    vector_dtype: str = "auto"
     mode: str = "hybrid"
     fusion: str = "convex"
     dense_weight: float = 0.2
@@ -85,6 +108,7 @@ class Config:
     candidates: int = 100
     bm25_k1: float = 1.5
     bm25_b: float = 0.75
+    hnsw_ef_search: int = 1024
     expand_abbreviations: bool = True
     answer_k: int = 5
     abstain_threshold: float = 0.54
@@ -102,6 +126,14 @@ class Config:
         _check_choice("mode", self.mode, MODES)
         _check_choice("fusion", self.fusion, FUSIONS)
         _check_choice("device", self.device, ("auto", "cpu", "cuda", "mps"))
+        _check_choice("lexical_engine", self.lexical_engine, LEXICAL_ENGINES)
+        _check_choice("dense_index", self.dense_index, DENSE_INDEXES)
+        _check_choice("vector_dtype", self.vector_dtype, VECTOR_DTYPES)
+        _check_range("lexical_threshold", self.lexical_threshold, 0, 10**9, int)
+        _check_range("dense_threshold", self.dense_threshold, 0, 10**9, int)
+        _check_range("hnsw_m", self.hnsw_m, 4, 128, int)
+        _check_range("hnsw_ef_construction", self.hnsw_ef_construction, 8, 2048, int)
+        _check_range("hnsw_ef_search", self.hnsw_ef_search, 1, 8192, int)
         if not isinstance(self.model, str) or not self.model.strip():
             raise ConfigError("model must be a non-empty string: a model name or a local folder path")
         _check_range("chunk_size", self.chunk_size, 50, 20000, int)
@@ -182,6 +214,19 @@ class Config:
 
     def build_settings(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in BUILD_KEYS}
+
+    def scale_choices(self, n_chunks: int) -> dict[str, str]:
+        """The lexical engine, dense index and vector type an index of ``n_chunks`` chunks gets."""
+        lexical = self.lexical_engine
+        if lexical == "auto":
+            lexical = "bm25s" if n_chunks >= self.lexical_threshold else "rank_bm25"
+        dense = self.dense_index
+        if dense == "auto":
+            dense = "hnsw" if n_chunks >= self.dense_threshold else "flat"
+        dtype = self.vector_dtype
+        if dtype == "auto":
+            dtype = "float16" if dense == "hnsw" else "float32"
+        return {"lexical_engine": lexical, "dense_index": dense, "vector_dtype": dtype}
 
 
 def load_config(path: Optional[str | Path] = None, **overrides: Any) -> Config:

@@ -8,8 +8,9 @@ Layout of an index folder::
         articles.jsonl       # one Article per line
         chunks.jsonl         # one Chunk per line (article id, offsets, text, content hash)
         tokens.jsonl         # BM25 tokens per chunk
-        vectors.npy          # float32 embeddings, row i = chunk i (also the embedding cache)
-        dense.faiss          # FAISS index over the vectors
+        vectors.npy          # float32 (or float16) embeddings, row i = chunk i (also the embedding cache)
+        dense.faiss          # FAISS index over the vectors (exact flat, or HNSW for large indexes)
+        bm25s/               # large indexes only: bm25s sparse BM25 matrix, memory-mapped on load
 
 A build writes a new ``data-*`` folder, then replaces ``manifest.json`` in one atomic rename;
 until then the previous index stays whole and loadable. A crash leaves at most an orphan
@@ -22,17 +23,19 @@ import json
 import logging
 import os
 import shutil
+import sys
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
 from .analyzer import Analyzer
 from .backends.dense import DenseRetriever, Embedder
 from .backends.lexical import BM25Retriever
+from .backends.sparse import FILES as SPARSE_FILES
 from .chunking import chunk_spans
 from .config import Config
 from .errors import EmptyCorpusError, IndexCorruptError, IndexNotFoundError, ModelMismatchError, QAError
@@ -44,6 +47,9 @@ log = logging.getLogger("qa")
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 DATA_FILES = ("articles.jsonl", "chunks.jsonl", "tokens.jsonl", "vectors.npy", "dense.faiss")
+SPARSE_DIR = "bm25s"
+LAZY_CHUNKS = 50000  # from this many chunks, articles and chunks are read on demand (qa.lazy)
+OPTIONAL_FILES = tuple(f"{SPARSE_DIR}/{n}" for n in SPARSE_FILES)  # written by the bm25s engine only
 
 
 @dataclass
@@ -58,6 +64,8 @@ class BuildReport:
     skipped: bool  # True when the index was already up to date
     seconds: float
     embedded: int = 0  # chunks embedded now (the rest came from the cache)
+    device: Optional[str] = None  # where chunks were embedded: "cpu", "cuda", ...
+    stages: Optional[dict] = None  # seconds per build stage (read+clean, chunk, embed, dense, lexical, write)
 
 
 def _sha256(path: Path) -> str:
@@ -115,8 +123,8 @@ def _manifest_problem(m: dict[str, Any]) -> Optional[str]:
     if not isinstance(data_dir, str) or not re.fullmatch(r"data-[A-Za-z0-9_.-]+", data_dir) or data_dir in ("data-.", "data-.."):
         return f"data_dir {data_dir!r} is not a data-* folder name"
     files = m.get("files")
-    if not isinstance(files, dict) or set(files) != set(DATA_FILES):
-        return "the list of files is not " + ", ".join(DATA_FILES)
+    if not isinstance(files, dict) or not set(DATA_FILES) <= set(files) <= set(DATA_FILES + OPTIONAL_FILES):
+        return "the list of files is not " + ", ".join(DATA_FILES) + " (and bm25s/ files for that engine)"
     for name, meta in files.items():
         if not (isinstance(meta, dict) and is_int(meta.get("bytes")) and isinstance(meta.get("sha256"), str)):
             return f"no size and checksum for {name}"
@@ -152,7 +160,7 @@ def check_files(index_dir: Path, manifest: dict[str, Any], *, verify: bool = Tru
             )
         if verify and _sha256(p) != meta["sha256"]:
             raise IndexCorruptError(f"index file {p} does not match its checksum (corrupted); rebuild with `qa index`")
-    if set(manifest.get("files", {})) != set(DATA_FILES):
+    if not set(DATA_FILES) <= set(manifest.get("files", {})) <= set(DATA_FILES + OPTIONAL_FILES):
         raise IndexCorruptError(f"{index_dir / MANIFEST} does not list all index files; rebuild with `qa index`")
     return data
 
@@ -240,6 +248,14 @@ def build_index(
     config = config or Config()
     index_dir = Path(index_dir)
     corpus = corpus if corpus is not None else load_corpus(corpus_dir, progress=progress)
+    stages = {"read+clean": time.perf_counter() - t0}
+    lap = time.perf_counter()
+
+    def stage(name: str) -> None:
+        nonlocal lap
+        now = time.perf_counter()
+        stages[name] = stages.get(name, 0.0) + now - lap
+        lap = now
     if not corpus.articles:
         reasons = "; ".join(str(p) for p in corpus.problems[:5])
         raise EmptyCorpusError(f"no readable article in {corpus_dir}" + (f" ({reasons})" if reasons else ""))
@@ -263,12 +279,16 @@ def build_index(
             chunk = Chunk(id=len(chunks), article_id=art.id, start=s, end=e, text=art.text[s:e])
             chunks.append(chunk)
             texts.append(index_text(chunk.text, art, config))
-    tokens = [analyzer.tokens(t) for t in texts]
+    intern = sys.intern  # one string object per distinct word: a million chunks' tokens fit in memory
+    tokens = [[intern(w) for w in analyzer.tokens(t)] for t in texts]
+    choices = config.scale_choices(len(chunks))
+    stage("chunk+tokenize")
 
     embedder = embedder or Embedder(config.model, device=config.device, batch_size=config.batch_size)
     if embedder.name != config.model:
         raise ModelMismatchError(f"embedder {embedder.name!r} differs from the configured model {config.model!r}")
     hashes = [text_hash(t) for t in texts]
+    stage("load model")
     cache = _load_cache(index_dir, config.model)
     todo = [i for i, h in enumerate(hashes) if h not in cache]
     vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
@@ -276,9 +296,23 @@ def build_index(
         if h in cache:
             vectors[i] = cache[h]
     if todo:
-        log.info("embedding %d of %d chunks (%d from cache)", len(todo), len(texts), len(texts) - len(todo))
+        log.info("embedding %d of %d chunks (%d from cache) on %s", len(todo), len(texts), len(texts) - len(todo),
+                 getattr(embedder, "device", "?"))
         vectors[todo] = embedder.encode([texts[i] for i in todo], progress=progress and len(todo) > 64)
-    dense = DenseRetriever.build(vectors)
+    if choices["vector_dtype"] == "float16":
+        vectors = vectors.astype(np.float16)
+    stage("embed")
+    log.info("indexing %d chunks: lexical %s, dense %s, vectors %s", len(chunks), choices["lexical_engine"],
+             choices["dense_index"], choices["vector_dtype"])
+    dense = DenseRetriever.build(vectors, kind=choices["dense_index"], dtype=choices["vector_dtype"],
+                                 hnsw_m=config.hnsw_m, ef_construction=config.hnsw_ef_construction)
+    stage("dense index")
+    sparse = None
+    if choices["lexical_engine"] == "bm25s":
+        from .backends.sparse import SparseBM25
+
+        sparse = SparseBM25.build(tokens, k1=config.bm25_k1, b=config.bm25_b)
+    stage("lexical index")
 
     index_dir.mkdir(parents=True, exist_ok=True)
     build_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -291,16 +325,23 @@ def build_index(
         BM25Retriever.save_tokens(tokens, tmp / "tokens.jsonl")
         np.save(tmp / "vectors.npy", vectors)
         DenseRetriever.save(dense, tmp / "dense.faiss")
-        for name in DATA_FILES:
+        del dense
+        names = list(DATA_FILES)
+        if sparse is not None:
+            names += [f"{SPARSE_DIR}/{n}" for n in sparse.save(tmp / SPARSE_DIR)]
+            del sparse
+        for name in names:
             with open(tmp / name, "rb+") as f:
                 os.fsync(f.fileno())
+        if (tmp / SPARSE_DIR).is_dir():
+            _fsync_dir(tmp / SPARSE_DIR)
         _fsync_dir(tmp)
         os.replace(tmp, data)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     try:
-        files = {name: {"bytes": (data / name).stat().st_size, "sha256": _sha256(data / name)} for name in DATA_FILES}
+        files = {name: {"bytes": (data / name).stat().st_size, "sha256": _sha256(data / name)} for name in names}
     except BaseException:
         shutil.rmtree(data, ignore_errors=True)
         raise
@@ -314,6 +355,7 @@ def build_index(
         "chunking": {"chunk_size": config.chunk_size, "chunk_overlap": config.chunk_overlap,
                      "title_in_index": config.title_in_index},
         "analyzer": analyzer.settings(),
+        "scale": choices,
         "config": config.manifest_dict(),
         "corpus": {"folder": str(corpus_dir), "fingerprint": fingerprint, "files": corpus.files,
                    "problems": [str(p) for p in corpus.problems],
@@ -328,9 +370,11 @@ def build_index(
             shutil.rmtree(data, ignore_errors=True)
         raise
     _remove_stale(index_dir, keep=data.name)
+    stage("write")
     log.info("indexed %d articles, %d chunks in %.1fs", len(corpus.articles), len(chunks), seconds)
     return BuildReport(index_dir, len(corpus.articles), len(chunks), corpus.problems,
-                       len(corpus.duplicates), False, seconds, embedded=len(todo))
+                       len(corpus.duplicates), False, seconds, embedded=len(todo), stages=stages,
+                       device=getattr(embedder, "device", None))
 
 
 def _current_data_dir(index_dir: Path) -> Optional[str]:
@@ -358,18 +402,25 @@ class LoadedIndex:
     """Everything read from an index folder."""
 
     manifest: dict[str, Any]
-    articles: dict[str, Article]
-    chunks: list[Chunk]
-    tokens: list[list[str]]
+    articles: "Mapping[str, Article]"  # a dict, or qa.lazy.LazyArticles for large indexes
+    chunks: "Sequence[Chunk]"  # a list, or qa.lazy.LazyChunks
+    tokens: Optional[list[list[str]]]  # None when the bm25s engine serves BM25 (``sparse``)
     faiss_index: Any
-    vectors: Any = None  # float32 (chunks x dimension), memory-mapped from vectors.npy
+    vectors: Any = None  # float32 or float16 (chunks x dimension), memory-mapped from vectors.npy
+    sparse: Any = None  # qa.backends.sparse.SparseBM25, memory-mapped, for the bm25s engine
 
 
-def load_index(index_dir: str | os.PathLike, *, verify: bool = True) -> LoadedIndex:
-    """Read and check an index folder; errors name the bad file and say to rebuild."""
+def load_index(index_dir: str | os.PathLike, *, verify: bool = True, lazy: Optional[bool] = None) -> LoadedIndex:
+    """Read and check an index folder; errors name the bad file and say to rebuild.
+
+    ``lazy`` (default: from ``LAZY_CHUNKS`` chunks on) maps articles and chunks from disk and parses
+    each one when used (:mod:`qa.lazy`), instead of reading them all: a million chunks load in
+    seconds, in a fraction of the memory."""
     d = Path(index_dir)
     manifest = read_manifest(d)
     data = check_files(d, manifest, verify=verify)
+    if lazy is None:
+        lazy = manifest["counts"]["chunks"] >= LAZY_CHUNKS
 
     def rows(name: str) -> list[dict]:
         out = []
@@ -387,33 +438,47 @@ def load_index(index_dir: str | os.PathLike, *, verify: bool = True) -> LoadedIn
         return out
 
     try:
-        articles = {r["id"]: Article.from_dict(r) for r in rows("articles.jsonl")}
-        chunks = [Chunk(id=r["id"], article_id=r["article_id"], start=r["start"], end=r["end"], text=r["text"])
-                  for r in rows("chunks.jsonl")]
+        if lazy:
+            from .lazy import LazyArticles, LazyChunks
+
+            articles = LazyArticles(data / "articles.jsonl")
+            chunks = LazyChunks(data / "chunks.jsonl", articles)
+        else:
+            articles = {r["id"]: Article.from_dict(r) for r in rows("articles.jsonl")}
+            chunks = [Chunk(id=r["id"], article_id=r["article_id"], start=r["start"], end=r["end"], text=r["text"])
+                      for r in rows("chunks.jsonl")]
     except (KeyError, TypeError, AttributeError) as e:
         raise IndexCorruptError(f"{data}: a record of articles.jsonl or chunks.jsonl lacks field {e}; "
                                 "rebuild with `qa index`") from None
-    try:
-        tokens = BM25Retriever.load_tokens(data / "tokens.jsonl")
-        if not all(isinstance(t, list) and all(isinstance(w, str) for w in t) for t in tokens):
-            raise ValueError("a row is not a list of words")
-    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
-        raise IndexCorruptError(f"{data / 'tokens.jsonl'} is damaged ({str(e)[:120]}); rebuild with `qa index`") from None
+    sparse = None
+    tokens: Optional[list[list[str]]] = None
+    if manifest.get("scale", {}).get("lexical_engine") == "bm25s":
+        from .backends.sparse import SparseBM25
+
+        try:
+            sparse = SparseBM25.load(data / SPARSE_DIR)
+        except (OSError, ValueError, KeyError) as e:
+            raise IndexCorruptError(f"{data / SPARSE_DIR} cannot be read ({str(e)[:120]}); "
+                                    "rebuild with `qa index`") from None
+        n_lex = sparse.size
+    else:
+        tokens = load_tokens(data / "tokens.jsonl")
+        n_lex = len(tokens)
     try:
         faiss_index = DenseRetriever.load(data / "dense.faiss")
     except RuntimeError as e:
         raise IndexCorruptError(f"{data / 'dense.faiss'} cannot be read by FAISS ({str(e).splitlines()[0]}); "
                                 "rebuild with `qa index`") from None
     n = manifest["counts"]["chunks"]
-    if not (len(chunks) == len(tokens) == faiss_index.ntotal == n):
+    if not (len(chunks) == n_lex == faiss_index.ntotal == n):
         raise IndexCorruptError(
-            f"{data}: chunks.jsonl has {len(chunks)} rows, tokens.jsonl {len(tokens)}, dense.faiss "
+            f"{data}: chunks.jsonl has {len(chunks)} rows, the BM25 index {n_lex}, dense.faiss "
             f"{faiss_index.ntotal} vectors; the manifest says {n}; rebuild with `qa index`"
         )
     if faiss_index.d != manifest["model"]["dimension"]:
         raise IndexCorruptError(f"{data / 'dense.faiss'}: dimension {faiss_index.d} != manifest "
                                 f"{manifest['model']['dimension']}; rebuild with `qa index`")
-    for c in chunks:
+    for c in ([] if lazy else chunks):  # a lazy chunk is checked when it is read
         art = articles.get(c.article_id)
         try:
             ok = art is not None and art.text[c.start:c.end] == c.text
@@ -429,7 +494,18 @@ def load_index(index_dir: str | os.PathLike, *, verify: bool = True) -> LoadedIn
     if vectors.shape != (n, faiss_index.d):
         raise IndexCorruptError(f"{data / 'vectors.npy'}: shape {vectors.shape} != ({n}, {faiss_index.d}); "
                                 "rebuild with `qa index`")
-    return LoadedIndex(manifest, articles, chunks, tokens, faiss_index, vectors)
+    return LoadedIndex(manifest, articles, chunks, tokens, faiss_index, vectors, sparse)
+
+
+def load_tokens(path: Path) -> list[list[str]]:
+    """BM25 tokens of every chunk, from ``tokens.jsonl``; IndexCorruptError when damaged."""
+    try:
+        tokens = BM25Retriever.load_tokens(path)
+        if not all(isinstance(t, list) and all(isinstance(w, str) for w in t) for t in tokens):
+            raise ValueError("a row is not a list of words")
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        raise IndexCorruptError(f"{path} is damaged ({str(e)[:120]}); rebuild with `qa index`") from None
+    return tokens
 
 
 def check_model(manifest: dict[str, Any], model: str) -> None:

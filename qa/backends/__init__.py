@@ -23,6 +23,10 @@ def top_k(scores: "Sequence[float]", k: int) -> list[tuple[int, float]]:
     if arr.size == 0 or k <= 0:
         return []
     k = min(k, arr.size)
-    idx = np.argpartition(-arr, k - 1)[:k] if k < arr.size else np.arange(arr.size)
-    idx = idx[np.lexsort((idx, -arr[idx]))]
+    if k < arr.size:  # the k largest, plus every score tied with the k-th (ties go to the lower index)
+        kth = arr[np.argpartition(-arr, k - 1)[k - 1]]
+        idx = np.flatnonzero(arr >= kth)
+    else:
+        idx = np.arange(arr.size)
+    idx = idx[np.lexsort((idx, -arr[idx]))][:k]
     return [(int(i), float(arr[i])) for i in idx if arr[i] > 0]

@@ -107,22 +107,45 @@ class Embedder:
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
 
+DENSE_KINDS = ("flat", "hnsw")
+MMAP_BYTES = 64 << 20  # flat indexes from this size are memory-mapped
+
+
 class DenseRetriever:
-    """Exact inner-product search over a FAISS index; encodes queries with an :class:`Embedder`."""
+    """Inner-product search over a FAISS index (exact ``flat``, or approximate ``hnsw`` for large
+    indexes); encodes queries with an :class:`Embedder`."""
 
     name = "dense"
 
-    def __init__(self, index, embedder: Optional[Embedder]):
+    def __init__(self, index, embedder: Optional[Embedder], *, ef_search: Optional[int] = None):
         self.index = index
         self.embedder = embedder
+        if ef_search is not None and hasattr(index, "hnsw"):
+            index.hnsw.efSearch = int(ef_search)
 
     @staticmethod
-    def build(vectors: np.ndarray):
+    def build(vectors: np.ndarray, *, kind: str = "flat", dtype: str = "float32", hnsw_m: int = 32,
+              ef_construction: int = 80):
+        """A FAISS index over ``vectors``: ``flat`` (exact, float32) or ``hnsw`` (HNSW graph over
+        float32 vectors, or fp16 ones when ``dtype`` is ``"float16"``), inner-product metric."""
         import faiss
 
-        index = faiss.IndexFlatIP(vectors.shape[1])
-        if len(vectors):
-            index.add(vectors)
+        if kind not in DENSE_KINDS:
+            raise ValueError(f"dense index kind must be one of {', '.join(DENSE_KINDS)}; got {kind!r}")
+        d = vectors.shape[1]
+        if kind == "flat":
+            index = faiss.IndexFlatIP(d)
+        elif dtype == "float16":
+            index = faiss.IndexHNSWSQ(d, faiss.ScalarQuantizer.QT_fp16, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexHNSWFlat(d, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        if kind == "hnsw":
+            index.hnsw.efConstruction = ef_construction
+            if not index.is_trained:
+                index.train(np.ascontiguousarray(vectors[: min(len(vectors), 10000)], dtype=np.float32))
+        step = 65536  # add in blocks, so a float16 array is never converted whole
+        for s in range(0, len(vectors), step):
+            index.add(np.ascontiguousarray(vectors[s:s + step], dtype=np.float32))
         return index
 
     @staticmethod
@@ -133,9 +156,15 @@ class DenseRetriever:
 
     @staticmethod
     def load(path: Path):
+        """Read a saved index; a large exact (flat) one is memory-mapped rather than read whole."""
         import faiss
 
-        return faiss.read_index(str(path))
+        if Path(path).stat().st_size < MMAP_BYTES:
+            return faiss.read_index(str(path))
+        index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+        if "Flat" not in type(index).__name__:  # only flat indexes are served from the map
+            return faiss.read_index(str(path))
+        return index
 
     def search_vector(self, vec: np.ndarray, k: int) -> list[tuple[int, float]]:
         if self.index.ntotal == 0:

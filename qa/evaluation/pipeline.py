@@ -167,6 +167,10 @@ class BM25Variants:
 
     def __init__(self, assistant: Assistant):
         okapi = getattr(assistant.bm25, "_bm25", None)
+        if okapi is None and getattr(assistant.bm25, "engine", None) == "bm25s" and len(assistant.chunks):
+            from rank_bm25 import BM25Okapi  # the bm25s engine keeps no per-chunk statistics: recount
+
+            okapi = BM25Okapi(_tokens(assistant), k1=assistant.bm25.k1, b=assistant.bm25.b)
         if okapi is None or not hasattr(okapi, "doc_freqs"):
             raise ValueError("no BM25 statistics to rescore")
         self.analyzer = assistant.analyzer
