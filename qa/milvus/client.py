@@ -110,6 +110,9 @@ class MilvusStore:
         token = token if token is not None else os.environ.get("QA_MILVUS_TOKEN", "")
         if is_local(uri):
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            # milvus-lite's in-process server logs an ERROR for every query_iterator (it lacks
+            # AllocTimestamp; pymilvus then uses a client-side timestamp, which is correct here).
+            logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
         try:
             self.client = MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
         except Exception as e:  # noqa: BLE001 - pymilvus raises many kinds
