@@ -252,3 +252,15 @@ def test_grpc_retrieve_ask_and_delete(remote, grpc_server, tmp_path, corpus_copy
         assert all(h.article.id != AMUNTAI for h in a.retrieve("Dwi Hartono Kalapas Amuntai", k=10))
     finally:
         a.close()
+
+
+def test_scale_out_doc_config_is_valid(tmp_path):
+    import re
+
+    from conftest import ROOT
+
+    doc = (ROOT / "docs" / "scale-out.md").read_text(encoding="utf-8")
+    block = re.search(r"```toml\n(.*?)```", doc, re.S).group(1)
+    (tmp_path / "qa.toml").write_text(block, encoding="utf-8")
+    cfg = Config.from_toml(tmp_path / "qa.toml")
+    assert cfg.store == "milvus" and cfg.milvus_collection == "news" and cfg.milvus_uri.startswith("http://")
