@@ -73,6 +73,10 @@ class Assistant:
         settings; its model must be the one the index was built with (ModelMismatchError
         otherwise). ``verify`` checks file checksums. The embedding model loads on first use.
         """
+        if config is not None and config.store == "milvus":  # collections in Milvus (qa.milvus)
+            from .milvus import MilvusAssistant
+
+            return MilvusAssistant.load(index_dir, config, verify=verify, embedder=embedder)
         loaded = load_index(index_dir, verify=verify)
         built = Config.from_dict(loaded.manifest["config"])
         if config is None:

@@ -283,7 +283,7 @@ COMMANDS = {"index": _cmd_index, "search": _cmd_search, "ask": _cmd_ask, "serve"
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    for noisy in ("faiss", "faiss.loader", "sentence_transformers", "httpx", "transformers"):
+    for noisy in ("faiss", "faiss.loader", "sentence_transformers", "httpx", "transformers", "pymilvus", "milvus_lite"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return COMMANDS[args.command](args)

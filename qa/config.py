@@ -19,6 +19,10 @@ FUSIONS = ("convex", "rrf")
 ANSWERERS = ("extractive", "openai")
 UNSUPPORTED = ("flag", "remove")
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+STORES = ("embedded", "milvus")
+MILVUS_ANALYZERS = ("project", "standard")
+MILVUS_HYBRIDS = ("client", "server")
+MILVUS_DENSE_INDEXES = ("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX")
 
 # Settings that change what is stored in the index; changing one means rebuilding.
 BUILD_KEYS = ("model", "chunk_size", "chunk_overlap", "stopwords", "stemming", "title_in_index",
@@ -84,6 +88,22 @@ class Config:
       llm_max_tokens, llm_temperature: generation limits; defaults 400 and 0.1.
       llm_unsupported: what happens to a generated sentence its cited passages do not support:
         ``"flag"`` (kept, marked) or ``"remove"``; default ``"flag"``.
+    Store settings (see docs/scale-out.md):
+      store: ``"embedded"`` (FAISS + BM25 files in the index folder) or ``"milvus"`` (a Milvus
+        collection set through pymilvus: milvus-lite file, Standalone or Distributed; extra ``milvus``).
+      milvus_uri: ``"index/milvus.db"`` (milvus-lite, a local folder) or ``"http://host:19530"``;
+        empty (default) means ``<index folder>/milvus.db``.
+        A secured server's token (``"user:password"`` or an API key) is read from the
+        ``QA_MILVUS_TOKEN`` environment variable, never from a file the index records.
+      milvus_collection: name prefix of the collections (``<name>_chunks``, ``_articles``,
+        ``_terms``, ``_meta``); default ``"qa"``.
+      milvus_analyzer: ``"project"`` (BM25 over this project's Indonesian tokens, fed
+        pre-analysed; default) or ``"standard"`` (Milvus's standard analyzer on the raw text).
+      milvus_hybrid: ``"client"`` (default: the configured ``fusion`` over the two lists Milvus
+        returns, convex re-scoring BM25 candidates with their stored vectors) or ``"server"``
+        (Milvus ``hybrid_search``: RRFRanker for ``fusion = "rrf"``, WeightedRanker otherwise).
+      milvus_dense_index: dense vector index: ``"FLAT"`` (exact; default), ``"HNSW"``,
+        ``"IVF_FLAT"`` or ``"AUTOINDEX"`` (Milvus servers only).
     """
 
     model: str = DEFAULT_MODEL
@@ -121,6 +141,12 @@ class Config:
     llm_max_tokens: int = 400
     llm_temperature: float = 0.1
     llm_unsupported: str = "flag"
+    store: str = "embedded"
+    milvus_uri: str = ""
+    milvus_collection: str = "qa"
+    milvus_analyzer: str = "project"
+    milvus_hybrid: str = "client"
+    milvus_dense_index: str = "FLAT"
 
     def __post_init__(self) -> None:
         _check_choice("mode", self.mode, MODES)
@@ -149,6 +175,15 @@ class Config:
         for name in ("stopwords", "stemming", "title_in_index", "expand_abbreviations"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        _check_choice("store", self.store, STORES)
+        _check_choice("milvus_analyzer", self.milvus_analyzer, MILVUS_ANALYZERS)
+        _check_choice("milvus_hybrid", self.milvus_hybrid, MILVUS_HYBRIDS)
+        _check_choice("milvus_dense_index", self.milvus_dense_index, MILVUS_DENSE_INDEXES)
+        if not isinstance(self.milvus_uri, str):
+            raise ConfigError(f"milvus_uri must be a string, got {self.milvus_uri!r}")
+        if not isinstance(self.milvus_collection, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", self.milvus_collection):
+            raise ConfigError("milvus_collection must start with a letter or _ and hold only letters, digits and _; "
+                              f"got {self.milvus_collection!r}")
         self._check_llm()
 
     def _check_llm(self) -> None:

@@ -244,8 +244,13 @@ def build_index(
     (unless ``force``). Chunks whose text was embedded before with the same model are not
     embedded again. Bad files are skipped and listed in ``BuildReport.problems``.
     """
-    t0 = time.perf_counter()
     config = config or Config()
+    if config.store == "milvus":  # the same build into Milvus collections (docs/scale-out.md)
+        from .milvus import build_milvus
+
+        return build_milvus(corpus_dir, index_dir, config, progress=progress, force=force, embedder=embedder,
+                            corpus=corpus)
+    t0 = time.perf_counter()
     index_dir = Path(index_dir)
     corpus = corpus if corpus is not None else load_corpus(corpus_dir, progress=progress)
     stages = {"read+clean": time.perf_counter() - t0}
