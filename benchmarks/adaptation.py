@@ -31,9 +31,12 @@ import hashlib
 import json
 import logging
 import os
+import random
+import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -43,7 +46,8 @@ sys.path.insert(0, str(ROOT))
 
 from qa import Assistant  # noqa: E402
 from qa.config import Config  # noqa: E402
-from qa.evaluation import SearchSpace, evaluate, pool_assistant, read_questions, remap_gold, tune  # noqa: E402
+from qa.evaluation import (SearchSpace, evaluate, load_questions, pool_assistant, read_questions,  # noqa: E402
+                           remap_gold, tune)
 
 SETS = {"tydiqa": "qa_tydiqa_id_valid.jsonl", "idkmrc": "qa_idkmrc_valid.jsonl", "facqa": "qa_facqa_valid.jsonl"}
 METRICS = ("recall@1", "recall@5", "recall@10", "mrr@10")
@@ -54,13 +58,32 @@ def _label(model: str) -> str:
     return Path(model).name if Path(model).is_dir() else model
 
 
-def measure(model: str, data: Path, work: Path) -> dict:
+def sample_pool(data: Path, size: int, work: Path, seed: int = 13) -> Path:
+    """A smaller pool: every passage that answers a valid question, plus a seeded random sample of
+    the other passages up to ``size`` in all (written to ``work``)."""
+    gold = set()
+    for fname in SETS.values():
+        for q in read_questions(data / fname):
+            gold.update(q.articles)
+    rows = [json.loads(line) for line in open(data / "passages_dev_pool.jsonl", encoding="utf-8") if line.strip()]
+    keep = [r for r in rows if r["context_id"] in gold]
+    others = [r for r in rows if r["context_id"] not in gold]
+    keep += random.Random(seed).sample(others, max(0, min(len(others), size - len(keep))))
+    out = work / f"pool-sample-{size}.jsonl"
+    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in keep), encoding="utf-8")
+    return out
+
+
+def measure(model: str, data: Path, work: Path, pool_file: Path, reuse: Optional[Path] = None) -> dict:
     cfg = Config(model=model, device="cpu")
     tag = hashlib.sha256(str(Path(model).resolve() if Path(model).is_dir() else model).encode()).hexdigest()[:8]
-    index_dir = work / f"pool-{_label(model)}-{tag}"
+    index_dir = work / f"{pool_file.stem}-{_label(model)}-{tag}"
+    if reuse is not None and not index_dir.exists() and (reuse / "manifest.json").is_file():
+        shutil.copytree(reuse, index_dir)  # its stored vectors are reused where the model is the same
     t0 = time.perf_counter()
-    assistant, pool = pool_assistant(data / "passages_dev_pool.jsonl", index_dir, cfg, progress=sys.stderr.isatty())
-    out: dict = {"model": model, "index": str(index_dir), "index_seconds": round(time.perf_counter() - t0, 1),
+    assistant, pool = pool_assistant(pool_file, index_dir, cfg, progress=sys.stderr.isatty())
+    out: dict = {"model": model, "pool": str(pool_file), "passages": len(pool.articles),
+                 "chunks": len(assistant.chunks), "index": str(index_dir), "index_seconds": round(time.perf_counter() - t0, 1),
                  "sets": {}}
     card = Path(model) / "adaptation.json"
     if card.is_file():
@@ -83,7 +106,9 @@ def measure(model: str, data: Path, work: Path) -> dict:
         log.warning("%s %s: dense R@1 %.3f, hybrid R@1 %.3f (tuned w=%s)", _label(model), name,
                     row["dense"]["recall@1"], row["hybrid"]["recall@1"], row["tuned"]["dense_weight"])
     seed = Assistant.build(ROOT / "corpus", work / f"seed-{_label(model)}-{tag}", cfg, progress=False)
-    ans = evaluate(seed, read_questions(ROOT / "tests/fixtures/answer_questions.jsonl"), k=5, answers=True)
+    single = [r for r in map(json.loads, open(ROOT / "tests/fixtures/answer_questions.jsonl", encoding="utf-8"))
+              if "question" in r]  # follow-up conversations ("turns") are left out
+    ans = evaluate(seed, load_questions(single), k=5, answers=True)
     ret = evaluate(seed, read_questions(ROOT / "tests/fixtures/retrieval_questions.jsonl"), k=5, answers=False)
     out["seed"] = {"answers_contain_gold": ans.answers.contains_gold, "answer_questions": ans.answers.n_with_gold,
                    "hybrid_recall@1": ret.retrieval["hybrid"].metrics["recall@1"],
@@ -124,18 +149,29 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path("/tmp/qa-adapt-bench"), help="pool indexes go here")
     ap.add_argument("--json", type=Path, default=None, help="write the results here")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: faster on a busy machine)")
+    ap.add_argument("--pool-sample", type=int, default=None, metavar="N",
+                    help="measure over a smaller pool: the valid sets' gold passages plus random others, N in all "
+                         "(embedding the full pool once per model takes long on a small CPU)")
+    ap.add_argument("--reuse-index", type=Path, default=None,
+                    help="an index of the pool built with the base model, whose vectors the base model reuses")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
     import torch
 
     torch.set_num_threads(args.threads)
     args.work.mkdir(parents=True, exist_ok=True)
-    results = [measure(m, args.data, args.work) for m in args.model]
+    pool_file = (sample_pool(args.data, args.pool_sample, args.work) if args.pool_sample
+                 else args.data / "passages_dev_pool.jsonl")
+    results = []
+    for m in args.model:
+        results.append(measure(m, args.data, args.work, pool_file, args.reuse_index))
+        if args.json:  # after each model, so that a long run keeps what it measured
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps({"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "threads": args.threads,
+                                             "results": results}, ensure_ascii=False, indent=2) + "\n",
+                                 encoding="utf-8")
     print(table(results))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "threads": args.threads,
-                                         "results": results}, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"\n-> {args.json}")
     return 0
 

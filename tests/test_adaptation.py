@@ -198,3 +198,19 @@ def test_cli_adapt_corpus_end_to_end(tmp_path, capsys):
     bad.write_text('{"question": "Siapa?", "context": "Dia."}\n{oops\n', encoding="utf-8")
     assert main(["adapt", "--pairs", str(bad), "--out", str(tmp_path / "m2")]) == 2
     assert f"{bad}:2: invalid JSON" in capsys.readouterr().err
+
+
+def test_docs_python_example_runs(tmp_path, monkeypatch, capsys):
+    """The Python example of docs/adaptation.md runs as written (a one-minute try on the seed articles)."""
+    import re
+
+    from conftest import ROOT
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "adaptation.md").read_text(encoding="utf-8"), flags=re.S)
+    assert len(blocks) == 1
+    shutil.copytree(CORPUS, tmp_path / "corpus")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(blocks[0], "docs/adaptation.md", "exec"), {"__name__": "__docs__"})
+    mode, pairs, steps, _seconds, out = capsys.readouterr().out.strip().splitlines()[-1].split()
+    assert (mode, pairs, steps) == ("corpus", "24", "3")
+    assert (tmp_path / out / "model.safetensors").is_file() and (tmp_path / out / "ADAPTATION.md").is_file()

@@ -212,6 +212,10 @@ def _train(train: Sequence[Pair], base_path: str, device: str, *, epochs: int, b
             dataloader_num_workers=0, bf16=device == "cuda" and _bf16_ok())
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=train_loss,
                                              callbacks=[_EtaLog(total)])
+        if not progress:  # no bar: the time estimate goes to the log, and nothing is printed
+            from transformers import PrinterCallback
+
+            trainer.remove_callback(PrinterCallback)
         log.info("training on %d pairs: %d step(s) of %d, %d epoch(s), max %d tokens, on %s", len(train), total,
                  batch_size, epochs, max_seq_length, device)
         result = trainer.train()
