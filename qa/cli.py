@@ -132,6 +132,11 @@ def _cmd_index(args: argparse.Namespace) -> int:
         extra = f", {report.duplicates} duplicate(s) indexed once" if report.duplicates else ""
         print(f"indexed {report.articles} articles into {report.chunks} chunks in {report.seconds:.1f}s "
               f"({report.embedded} embedded{extra}, {len(report.problems)} file(s) skipped) -> {args.index}/")
+        from .backends.dense import PACKAGED_MODELS
+
+        if cfg.model not in PACKAGED_MODELS:
+            print(f"model {cfg.model}: a better dense model wants more fusion weight (dense_weight is "
+                  f"{cfg.dense_weight}); re-check it with `qa tune --questions FILE` (docs/adaptation.md)")
     return 0
 
 
