@@ -179,12 +179,14 @@ def test_cli_adapt_corpus_end_to_end(tmp_path, capsys):
 
     out = tmp_path / "models" / "minilm-corpus"
     rc = main(["adapt", "--corpus", str(CORPUS), "--out", str(out), "--max-seq-length", "64", "--batch-size", "8",
-               "--max-pairs", "24", "--device", "cpu", "--no-progress"])
+               "--max-pairs", "24", "--device", "cpu", "--no-progress", "--hard-negatives",
+               "--index", str(tmp_path / "no-index")])
     printed = capsys.readouterr().out
     assert rc == 0, printed
     assert "self-supervised pairs" in printed and str(out) in printed
     card = json.loads((out / "adaptation.json").read_text(encoding="utf-8"))
     assert card["mode"] == "corpus" and card["pairs"] == 24 and card["data"]["articles"] == 5
+    assert 0 < card["hard_negatives"] <= 24  # mined from the other articles' passages (no index there)
     index = tmp_path / "index"
     assert main(["index", "--corpus", str(CORPUS), "--index", str(index), "--model", str(out), "--no-progress"]) == 0
     capsys.readouterr()

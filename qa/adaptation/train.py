@@ -193,8 +193,14 @@ def _train(train: Sequence[Pair], base_path: str, device: str, *, epochs: int, b
         import random
 
         rng = random.Random(seed)
-        fill = [p.positive for p in train]
-        columns["negative"] = [p.negative if p.negative is not None else rng.choice(fill) for p in train]
+        def other(p: Pair) -> str:  # a pair without a mined negative gets another article's passage
+            for _ in range(20):
+                q = rng.choice(train)
+                if q.group != p.group:
+                    return q.positive
+            return q.positive
+
+        columns["negative"] = [p.negative if p.negative is not None else other(p) for p in train]
     dataset = Dataset.from_dict(columns)
     if loss == "cached-mnrl":
         train_loss = losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=min(32, batch_size),
