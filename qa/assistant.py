@@ -83,7 +83,7 @@ class Assistant:
             config = built
         check_model(loaded.manifest, config.model)
         if embedder is not None:
-            check_model(loaded.manifest, embedder.name)
+            check_model(loaded.manifest, embedder.name, getattr(embedder, "fingerprint", None))
         return cls(Path(index_dir), loaded.manifest, loaded.articles, loaded.chunks, loaded.tokens,
                    loaded.faiss_index, config, embedder, loaded.vectors, loaded.sparse)
 

@@ -1,4 +1,5 @@
-"""Command line: ``qa index``, ``qa search``, ``qa ask``, ``qa serve``, ``qa eval``, ``qa tune``, ``qa questions``.
+"""Command line: ``qa index``, ``qa search``, ``qa ask``, ``qa serve``, ``qa eval``, ``qa tune``,
+``qa questions``, ``qa adapt``.
 
 ``qa --help`` lists them; ``qa COMMAND --help`` gives each one's options.
 """
@@ -84,6 +85,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--per-article", type=int, default=3, help="questions per article (default: 3)")
     p.add_argument("--limit", type=int, default=None, help="at most this many questions in all")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
+
+    p = sub.add_parser("adapt", help="fine-tune the embedding model on your language and articles "
+                                     "(see docs/adaptation.md)")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--pairs", nargs="+", metavar="FILE",
+                     help="JSONL (question, passage) pairs: {question, context} as in the qa_*.jsonl sets")
+    src.add_argument("--corpus", metavar="DIR", help="no labels: build self-supervised pairs from these articles "
+                                                     "(a folder, or a JSONL pool file)")
+    p.add_argument("--base", default=None, help="model to start from (default: the configured model)")
+    p.add_argument("--out", default=None, help="folder to write the model to (default: models/<base>-<data>)")
+    p.add_argument("--epochs", type=int, default=1, help="passes over the pairs (default: 1)")
+    p.add_argument("--batch-size", type=int, default=32, help="pairs per step; more in-batch negatives (default: 32)")
+    p.add_argument("--max-seq-length", type=int, default=256,
+                   help="tokens per text while training (default: 256; 128 trains about twice as fast)")
+    p.add_argument("--max-pairs", type=int, default=None, help="use at most this many pairs (a seeded sample)")
+    p.add_argument("--learning-rate", type=float, default=2e-5, help="default: 2e-5")
+    p.add_argument("--hard-negatives", action="store_true",
+                   help="add a BM25-mined hard negative to each pair (from the other pairs' passages and the "
+                        "chunks of --index when it exists); slower by about half")
+    p.add_argument("--index", default="index", help="index whose chunks --hard-negatives mines (default: index)")
+    p.add_argument("--loss", default="mnrl", choices=("mnrl", "cached-mnrl"), help="default: mnrl")
+    p.add_argument("--device", default=None, choices=("auto", "cpu", "cuda", "mps"), help="default: auto (GPU when present)")
+    p.add_argument("--config", default=None, help="TOML config file (default: qa.toml when present)")
+    p.add_argument("--force", action="store_true", help="replace --out when it exists")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (log the time estimate instead)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return ap
 
 
@@ -120,6 +147,11 @@ def _cmd_index(args: argparse.Namespace) -> int:
             device = " on GPU (cuda)" if report.device == "cuda" else f" on {report.device.upper()}"
         print(f"indexed {report.articles} articles into {report.chunks} chunks in {report.seconds:.1f}s "
               f"({report.embedded} embedded{device}{extra}, {len(report.problems)} file(s) skipped) -> {args.index}/")
+        from .backends.dense import PACKAGED_MODELS
+
+        if cfg.model not in PACKAGED_MODELS:
+            print(f"model {cfg.model}: a better dense model wants more fusion weight (dense_weight is "
+                  f"{cfg.dense_weight}); re-check it with `qa tune --questions FILE` (docs/adaptation.md)")
     return 0
 
 
@@ -276,8 +308,36 @@ def _cmd_questions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_adapt(args: argparse.Namespace) -> int:
+    from .adaptation import adapt
+
+    cfg = load_config(args.config)
+    negatives: list[tuple[str, str]] = []
+    if args.hard_negatives and Path(args.index, "manifest.json").is_file():
+        from .store import load_index
+
+        loaded = load_index(args.index, verify=False)
+        negatives = [(c.text, c.article_id) for c in loaded.chunks]
+        print(f"mining hard negatives from {len(negatives)} chunks of {args.index}/ and the pairs' passages",
+              file=sys.stderr)
+    if args.no_progress and not args.verbose:
+        logging.getLogger("qa").setLevel(logging.INFO)
+    report = adapt(pairs=args.pairs, corpus=args.corpus, base=args.base or cfg.model, out=args.out,
+                   epochs=args.epochs, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
+                   max_pairs=args.max_pairs, learning_rate=args.learning_rate, hard_negatives=args.hard_negatives,
+                   negatives_from=negatives, loss=args.loss, device=args.device or cfg.device,
+                   chunk_size=cfg.chunk_size, overwrite=args.force, progress=not args.no_progress)
+    what = "labelled pairs" if report.mode == "pairs" else "self-supervised pairs"
+    neg = f", {report.hard_negatives} with a hard negative" if report.hard_negatives else ""
+    print(f"adapted {report.base} on {report.pairs} {what}{neg}: {report.steps} steps in {report.seconds:.0f}s on "
+          f"{report.device}, final loss {report.train_loss} -> {report.out}/")
+    print(f"card: {report.out}/ADAPTATION.md. Next: qa index --model {report.out} --force, then check the fusion "
+          "weight with qa tune --questions YOUR_QUESTIONS.jsonl (docs/adaptation.md)")
+    return 0
+
+
 COMMANDS = {"index": _cmd_index, "search": _cmd_search, "ask": _cmd_ask, "serve": _cmd_serve, "eval": _cmd_eval,
-            "tune": _cmd_tune, "questions": _cmd_questions}
+            "tune": _cmd_tune, "questions": _cmd_questions, "adapt": _cmd_adapt}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -33,7 +33,7 @@ from typing import Any, Mapping, Optional, Sequence
 import numpy as np
 
 from .analyzer import Analyzer
-from .backends.dense import DenseRetriever, Embedder
+from .backends.dense import PACKAGED_MODELS, DenseRetriever, Embedder, model_identity, same_model
 from .backends.lexical import BM25Retriever
 from .backends.sparse import FILES as SPARSE_FILES
 from .chunking import chunk_spans
@@ -80,9 +80,14 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
-def corpus_fingerprint(corpus: Corpus, config: Config) -> str:
+def corpus_fingerprint(corpus: Corpus, config: Config, model_id: Optional[str] = None) -> str:
+    """Hash of the articles and build settings; a model given as a folder adds its identity
+    (``model_id``, see :func:`~qa.backends.dense.model_fingerprint`), so an index is rebuilt when
+    the folder's weights change even though its path does not."""
     h = hashlib.sha256()
     h.update(json.dumps(config.build_settings(), sort_keys=True).encode())
+    if model_id is not None and config.model not in PACKAGED_MODELS:
+        h.update(model_id.encode())
     h.update(str(FORMAT_VERSION).encode())
     for a in corpus.articles:
         h.update(json.dumps([a.id, a.content_hash, a.title, a.source, a.date], ensure_ascii=False).encode())
@@ -211,11 +216,14 @@ def index_text(chunk_text: str, article: Article, config: Config) -> str:
     return chunk_text
 
 
-def _load_cache(index_dir: Path, model: str) -> dict[str, np.ndarray]:
-    """Embeddings of the current index keyed by chunk-text hash, when built with ``model``."""
+def _load_cache(index_dir: Path, model: str, fingerprint: Optional[str] = None) -> dict[str, np.ndarray]:
+    """Embeddings of the current index keyed by chunk-text hash, when built with the same model
+    (same fingerprint; ``None`` computes it from ``model``)."""
     try:
         manifest = read_manifest(index_dir)
-        if manifest["model"]["name"] != model:
+        if fingerprint is None:
+            fingerprint = model_identity(model)
+        if not same_model(manifest["model"], model, fingerprint):
             return {}
         data = check_files(index_dir, manifest, verify=False)
         vecs = np.load(data / "vectors.npy", mmap_mode="r")
@@ -264,7 +272,8 @@ def build_index(
     if not corpus.articles:
         reasons = "; ".join(str(p) for p in corpus.problems[:5])
         raise EmptyCorpusError(f"no readable article in {corpus_dir}" + (f" ({reasons})" if reasons else ""))
-    fingerprint = corpus_fingerprint(corpus, config)
+    model_id = model_identity(config.model, embedder)
+    fingerprint = corpus_fingerprint(corpus, config, model_id)
     if not force and (index_dir / MANIFEST).is_file():
         try:
             old = read_manifest(index_dir)
@@ -294,7 +303,8 @@ def build_index(
         raise ModelMismatchError(f"embedder {embedder.name!r} differs from the configured model {config.model!r}")
     hashes = [text_hash(t) for t in texts]
     stage("load model")
-    cache = _load_cache(index_dir, config.model)
+    model_id = model_identity(config.model, embedder)
+    cache = _load_cache(index_dir, config.model, model_id)
     todo = [i for i, h in enumerate(hashes) if h not in cache]
     vectors = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
     for i, h in enumerate(hashes):
@@ -356,7 +366,9 @@ def build_index(
         "data_dir": data.name,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "build_seconds": round(seconds, 3),
-        "model": {"name": config.model, "dimension": embedder.dimension, "normalized": True},
+        "model": {"name": config.model, "dimension": embedder.dimension, "normalized": True,
+                  "fingerprint": model_id,
+                  **({} if config.model in PACKAGED_MODELS else {"path": getattr(embedder, "path", None)})},
         "chunking": {"chunk_size": config.chunk_size, "chunk_overlap": config.chunk_overlap,
                      "title_in_index": config.title_in_index},
         "analyzer": analyzer.settings(),
@@ -513,12 +525,24 @@ def load_tokens(path: Path) -> list[list[str]]:
     return tokens
 
 
-def check_model(manifest: dict[str, Any], model: str) -> None:
+def check_model(manifest: dict[str, Any], model: str, fingerprint: Optional[str] = None) -> None:
+    """ModelMismatchError unless the index was built with ``model``; for a model folder, also
+    unless its weights are still those the index was built with (``fingerprint``, computed when
+    not given)."""
     built = manifest["model"]["name"]
     if built != model:
         raise ModelMismatchError(
             f"the index was built with model {built!r} but {model!r} is configured; "
             f"rebuild with `qa index --force` or configure model = {built!r}"
+        )
+    recorded = manifest["model"].get("fingerprint")
+    if model in PACKAGED_MODELS or recorded is None:
+        return
+    fingerprint = fingerprint or model_identity(model)
+    if fingerprint is not None and fingerprint != recorded:
+        raise ModelMismatchError(
+            f"the model folder {model!r} has changed since the index was built (its weights differ); "
+            "rebuild with `qa index --force`"
         )
 
 

