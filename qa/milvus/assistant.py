@@ -156,6 +156,7 @@ class MilvusAssistant(Assistant):
         self.dense = MilvusDense(store, embedder)
         self.vectors = None
         self._answerer = None
+        self._generator = None  # the answer generator (extractive or LLM), made on first ask()
 
     @classmethod
     def load(cls, index_dir: str | os.PathLike = "index", config: Optional[Config] = None, *,
