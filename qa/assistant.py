@@ -15,7 +15,7 @@ from .backends.dense import DenseRetriever, Embedder
 from .backends.lexical import BM25Retriever
 from .config import MODES, Config
 from .errors import ConfigError
-from .fusion import convex, rrf
+from .fusion import convex, convex_candidates, rrf
 from .synonyms import expand
 from .store import BuildReport, build_index, check_model, load_index
 from .types import Answer, Article, Chunk, Hit
@@ -23,6 +23,18 @@ from .types import Answer, Article, Chunk, Hit
 log = logging.getLogger("qa")
 
 MAX_QUERY_CHARS = 2000
+
+
+def check_query(question: Any, k: Any, mode: str) -> str:
+    """Validate ``retrieve``'s arguments (any store); returns the question stripped and cut to
+    ``MAX_QUERY_CHARS`` (empty when there is nothing to search for)."""
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ConfigError(f"k must be a positive integer; got {k!r}")
+    if not isinstance(question, str):
+        raise TypeError(f"question must be a string, not {type(question).__name__}")
+    return question.strip()[:MAX_QUERY_CHARS]
 
 
 class Assistant:
@@ -122,13 +134,7 @@ class Assistant:
         ``dense_weight`` and ``candidates`` override the configured hybrid settings for this call.
         """
         mode = mode or self.config.mode
-        if mode not in MODES:
-            raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ConfigError(f"k must be a positive integer; got {k!r}")
-        if not isinstance(question, str):
-            raise TypeError(f"question must be a string, not {type(question).__name__}")
-        question = question.strip()[:MAX_QUERY_CHARS]
+        question = check_query(question, k, mode)
         if not question:
             return []
         cfg = self.config.replace(fusion=fusion, dense_weight=dense_weight, candidates=candidates)
@@ -163,16 +169,11 @@ class Assistant:
     def _exact_scores(self, lex_query: str, qvec, lex, den, k: int):
         """Candidates for convex fusion, each with both retrievers' real scores.
 
-        The candidates are BM25's top list, re-scored with the dense similarity computed from the
-        stored vectors (a passage outside the dense top list still gets its real similarity,
-        not an assumed zero). Dense candidates join only when BM25 finds fewer than ``k``
-        passages (a question that shares no word with the articles). Measured against taking the
-        union of both lists, this keeps the hybrid at least as good as BM25 alone on the
-        Indonesian dev sets (docs/retrieval-quality.md).
+        The candidates (:func:`~qa.fusion.convex_candidates`) are re-scored with the dense
+        similarity computed from the stored vectors (a passage outside the dense top list still
+        gets its real similarity, not an assumed zero).
         """
-        ids = [d for d, _ in lex]
-        if len(ids) < k:
-            ids += [d for d, _ in den if d not in set(ids)]
+        ids = convex_candidates(lex, den, k)
         if not ids:
             return lex, den
         bm = self.bm25.scores_for(self.analyzer.tokens(lex_query), ids)

@@ -54,3 +54,13 @@ def test_analyzer_keeps_numbers_and_compounds():
 def test_stemming_extra():
     pytest.importorskip("Sastrawi")
     assert Analyzer(stemming=True)("vaksinasinya menyampaikan") == ["vaksinasi", "sampai"]
+
+
+def test_convex_candidates_are_bm25s_list_padded_with_dense_only_when_short():
+    from qa.fusion import convex_candidates
+
+    lex, den = [(3, 9.0), (1, 4.0)], [(1, 0.9), (7, 0.8), (3, 0.7), (8, 0.1)]
+    assert convex_candidates(lex, den, 2) == [3, 1]          # BM25 found k: dense adds nothing
+    assert convex_candidates(lex, den, 3) == [3, 1, 7, 8]    # BM25 short: dense joins, no repeats
+    assert convex_candidates([], den, 1) == [1, 7, 3, 8]     # no shared word: dense alone
+    assert convex_candidates([], [], 5) == []

@@ -20,7 +20,7 @@ import numpy as np
 from ..assistant import MAX_QUERY_CHARS, Assistant
 from ..backends.lexical import BM25Retriever
 from ..config import Config
-from ..fusion import convex, rrf
+from ..fusion import convex, convex_candidates, rrf
 from ..synonyms import expand
 from ..types import Hit
 from .metrics import dedupe_articles
@@ -95,10 +95,7 @@ def fuse(lex: Ranked, den: Ranked, mode: str, cfg: Config, depth: int, *, k: int
         return list(den)
     if cfg.fusion == "rrf":
         return rrf([lex, den], k=cfg.rrf_k)
-    ids = [d for d, _ in lex]
-    if len(ids) < k:
-        have = set(ids)
-        ids += [d for d, _ in den if d not in have]
+    ids = convex_candidates(lex, den, k)
     if not ids:
         return convex(lex, den, dense_weight=cfg.dense_weight)
     lex_scores = dict(lex)

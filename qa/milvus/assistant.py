@@ -30,10 +30,10 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from ..analyzer import Analyzer
-from ..assistant import MAX_QUERY_CHARS, Assistant
-from ..config import MODES, Config
-from ..errors import ConfigError, IndexNotFoundError
-from ..fusion import convex, rrf
+from ..assistant import Assistant, check_query
+from ..config import Config
+from ..errors import IndexNotFoundError
+from ..fusion import convex, convex_candidates, rrf
 from ..synonyms import expand
 from ..types import Article, Chunk, Hit
 from .client import MilvusStore, lex_text, resolve_uri
@@ -181,13 +181,7 @@ class MilvusAssistant(Assistant):
                  fusion: Optional[str] = None, dense_weight: Optional[float] = None,
                  candidates: Optional[int] = None) -> list[Hit]:
         mode = mode or self.config.mode
-        if mode not in MODES:
-            raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ConfigError(f"k must be a positive integer; got {k!r}")
-        if not isinstance(question, str):
-            raise TypeError(f"question must be a string, not {type(question).__name__}")
-        question = question.strip()[:MAX_QUERY_CHARS]
+        question = check_query(question, k, mode)
         if not question:
             return []
         cfg = self.config.replace(fusion=fusion, dense_weight=dense_weight, candidates=candidates)
@@ -222,10 +216,7 @@ class MilvusAssistant(Assistant):
 
     def _convex(self, lex: Ranked, den: Ranked, rows: dict, qvec, cfg: Config, k: int) -> Ranked:
         """BM25 candidates re-scored with the cosine of their stored vectors (as the embedded store)."""
-        ids = [d for d, _ in lex]
-        if len(ids) < k:
-            have = set(ids)
-            ids += [d for d, _ in den if d not in have]
+        ids = convex_candidates(lex, den, k)
         if not ids:
             return convex(lex, den, dense_weight=cfg.dense_weight)
         known = dict(den)
