@@ -91,6 +91,25 @@ def test_bad_question_files_name_file_and_line(tmp_path, lines, message):
     assert isinstance(e.value, ValueError)
 
 
+def test_question_pool_and_pair_files_share_one_reader_that_names_the_bad_line(tmp_path):
+    from qa.adaptation.pairs import read_pairs
+    from qa.evaluation.pool import load_pool
+
+    good = '{"id": "p1", "context_id": "p1", "question": "a?", "context": "Teks.", "text": "Teks satu."}'
+    p = tmp_path / "rows.jsonl"
+    p.write_bytes((good + "\n\n").encode() + b'{"text": "caf\xe9"}\n')   # line 3 is Latin-1, not UTF-8
+    for read in (read_questions, load_pool, read_pairs):
+        with pytest.raises(QuestionFileError, match=r"rows\.jsonl:3: not UTF-8 text"):
+            read(p)
+    p.write_text(good + "\n[1]\n", encoding="utf-8")
+    for read in (read_questions, load_pool, read_pairs):
+        with pytest.raises(QuestionFileError, match=r"rows\.jsonl:2: expected a JSON object, got list"):
+            read(p)
+    for read, what in ((read_questions, "question"), (load_pool, "pool"), (read_pairs, "pairs")):
+        with pytest.raises(FileNotFoundError, match=f"{what} file not found"):
+            read(tmp_path / "missing.jsonl")
+
+
 def test_split_is_deterministic_and_disjoint(tuning_questions):
     a1, b1 = split_halves(tuning_questions)
     a2, b2 = split_halves(list(reversed(tuning_questions)))

@@ -16,7 +16,6 @@ Self-supervised pairs (no questions needed), per chunk of an article as the inde
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import random
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..chunking import chunk_spans, split_sentences
-from ..evaluation.questions import QuestionFileError
+from ..evaluation.questions import QuestionFileError, json_object, jsonl_rows
 from ..ingest import Corpus, load_corpus
 
 log = logging.getLogger("qa")
@@ -64,24 +63,10 @@ def read_pairs(path: str | os.PathLike, *, limit: Optional[int] = None) -> tuple
     """(pairs, skipped unanswerable rows) from a JSONL file; a bad line raises
     :class:`~qa.evaluation.QuestionFileError` naming ``file:line``."""
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"pairs file not found: {p}")
     pairs: list[Pair] = []
     skipped = 0
-    try:
-        lines = p.read_text(encoding="utf-8").split("\n")
-    except UnicodeDecodeError as e:
-        raise QuestionFileError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{p}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise QuestionFileError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
-        if not isinstance(row, dict):
-            raise QuestionFileError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    for _, where, row in jsonl_rows(p, "pairs"):
+        row = json_object(row, where)
         query, passage = _first(row, QUERY_FIELDS), _first(row, PASSAGE_FIELDS)
         if query is None or passage is None:
             raise QuestionFileError(

@@ -10,7 +10,6 @@ other analyzer settings re-uses the stored embeddings (they are keyed by passage
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from pathlib import Path
@@ -22,7 +21,7 @@ from ..config import Config
 from ..ingest import Corpus, Problem, content_hash
 from ..store import build_index
 from ..types import Article
-from .questions import Question, QuestionFileError
+from .questions import Question, QuestionFileError, json_object, jsonl_rows
 
 log = logging.getLogger("qa")
 
@@ -38,45 +37,34 @@ def load_pool(path: str | os.PathLike) -> Corpus:
     :func:`remap_gold`).
     """
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"pool file not found: {p}")
     articles: list[Article] = []
     problems: list[Problem] = []
     duplicates: list[tuple[str, str]] = []
     ids: dict[str, int] = {}
     by_hash: dict[str, str] = {}
-    with open(p, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{p}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise QuestionFileError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise QuestionFileError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            rid = next((row[k] for k in ID_FIELDS if row.get(k) not in (None, "")), None)
-            text = row.get("text")
-            if rid is None or not isinstance(text, str) or not text.strip():
-                raise QuestionFileError(f"{where}: a pool passage needs an id ({' / '.join(ID_FIELDS)}) and a "
-                                        "non-empty 'text'")
-            rid = str(rid)
-            if rid in ids:
-                raise QuestionFileError(f"{where}: duplicate passage id {rid!r} (first on line {ids[rid]})")
-            ids[rid] = lineno
-            h = content_hash(text)
-            if h in by_hash:
-                duplicates.append((rid, by_hash[h]))
-                continue
-            by_hash[h] = rid
+    for lineno, where, row in jsonl_rows(p, "pool"):
+        row = json_object(row, where)
+        rid = next((row[k] for k in ID_FIELDS if row.get(k) not in (None, "")), None)
+        text = row.get("text")
+        if rid is None or not isinstance(text, str) or not text.strip():
+            raise QuestionFileError(f"{where}: a pool passage needs an id ({' / '.join(ID_FIELDS)}) and a "
+                                    "non-empty 'text'")
+        rid = str(rid)
+        if rid in ids:
+            raise QuestionFileError(f"{where}: duplicate passage id {rid!r} (first on line {ids[rid]})")
+        ids[rid] = lineno
+        h = content_hash(text)
+        if h in by_hash:
+            duplicates.append((rid, by_hash[h]))
+            continue
+        by_hash[h] = rid
 
-            def opt(name: str) -> Optional[str]:
-                v = row.get(name)
-                return str(v) if v not in (None, "") else None
+        def opt(name: str) -> Optional[str]:
+            v = row.get(name)
+            return str(v) if v not in (None, "") else None
 
-            articles.append(Article(id=rid, title=opt("title"), text=text, source=opt("source"), date=opt("date"),
-                                    url=opt("url"), content_hash=h))
+        articles.append(Article(id=rid, title=opt("title"), text=text, source=opt("source"), date=opt("date"),
+                                url=opt("url"), content_hash=h))
     if duplicates:
         log.info("%s: %d passage(s) repeat an earlier one's text; indexed once", p, len(duplicates))
     return Corpus(articles=articles, problems=problems, duplicates=duplicates, files=1)

@@ -23,7 +23,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from ..errors import QAError
 
@@ -80,10 +80,43 @@ def _strings(value: Any, where: str, name: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def parse_question(row: Any, where: str, *, default_id: str, question_field: str = "question") -> Question:
-    """One :class:`Question` from a decoded JSON row (``where`` names file:line in errors)."""
+def jsonl_rows(path: str | os.PathLike, what: str) -> Iterator[tuple[int, str, Any]]:
+    """``(line number, where, row)`` for each non-blank line of a JSONL file, ``where`` being
+    ``file:line``.
+
+    Read line by line (pool files can be large). Raises ``FileNotFoundError`` ("``what`` file not
+    found: ...") and :class:`QuestionFileError` for text that is not UTF-8 or a line that is not
+    valid JSON, naming the file and line. Rows are decoded JSON values; callers check their shape.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{what} file not found: {p}")
+    with open(p, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):  # bytes, decoded per line: an error names its line
+            where = f"{p}:{lineno}"
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # a leading BOM is allowed
+            except UnicodeDecodeError as e:
+                raise QuestionFileError(f"{where}: not UTF-8 text ({e.reason} at byte {e.start} of the line)") from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise QuestionFileError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
+            yield lineno, where, row
+
+
+def json_object(row: Any, where: str) -> dict:
+    """``row`` when it is a JSON object, else a :class:`QuestionFileError` naming ``where``."""
     if not isinstance(row, dict):
         raise QuestionFileError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    return row
+
+
+def parse_question(row: Any, where: str, *, default_id: str, question_field: str = "question") -> Question:
+    """One :class:`Question` from a decoded JSON row (``where`` names file:line in errors)."""
+    row = json_object(row, where)
     text = row.get(question_field)
     if not isinstance(text, str) or not text.strip():
         raise QuestionFileError(f"{where}: missing or empty field {question_field!r} (the question text)")
@@ -117,22 +150,9 @@ def read_questions(path: str | os.PathLike, *, question_field: str = "question",
     an empty file, and ``FileNotFoundError`` when the file does not exist.
     """
     p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"question file not found: {p}")
     out: list[Question] = []
     seen: dict[str, str] = {}
-    try:
-        lines = p.read_text(encoding="utf-8").split("\n")
-    except UnicodeDecodeError as e:
-        raise QuestionFileError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{p}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise QuestionFileError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
+    for lineno, where, row in jsonl_rows(p, "question"):
         q = parse_question(row, where, default_id=f"line{lineno}", question_field=question_field)
         if q.id in seen:
             raise QuestionFileError(f"{where}: duplicate question id {q.id!r} (first at {seen[q.id]})")
