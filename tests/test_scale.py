@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -174,7 +175,8 @@ def test_scale_benchmark_runs_at_a_tiny_size(tmp_path):
         with open(corpus, "w", encoding="utf-8") as f:
             for i, p in enumerate(sorted(CORPUS.glob("*.txt"))):
                 text = p.read_text(encoding="utf-8")
-                f.write(json.dumps({"doc_id": p.stem, "text": text, "summary": text.split("\n")[0] + " " + str(i),
+                summary = " ".join(re.sub(r"[.!?]", " ", text).split()[:30]) + f" {i}"  # one long "sentence"
+                f.write(json.dumps({"doc_id": p.stem, "text": text, "summary": summary,
                                     "date": None, "source": None}) + "\n")
     out_json = tmp_path / "scale.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "scale.py"), "--chunks", "1000", "--questions", "20",
