@@ -241,3 +241,28 @@ def test_tuning_rescoring_works_over_a_bm25s_index(tmp_path, embedder):
             got = fast.search(fast.term_freqs(q), 30, k1, b)
             assert [d for d, _ in got] == [d for d, _ in want]
             assert np.allclose([s for _, s in got], [s for _, s in want], rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind, dtype", [("flat", "float32"), ("hnsw", "float16"), ("hnsw", "float32")])
+def test_large_dense_index_files_are_memory_mapped_and_search_the_same(tmp_path, monkeypatch, kind, dtype):
+    import faiss
+
+    from qa.backends import dense as dense_mod
+    from qa.backends.dense import DenseRetriever
+
+    rng = np.random.default_rng(3)
+    vecs = rng.standard_normal((3000, 64)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    built = DenseRetriever.build(vecs, kind=kind, dtype=dtype, hnsw_m=16, ef_construction=40)
+    path = tmp_path / "dense.faiss"
+    DenseRetriever.save(built, path)
+    monkeypatch.setattr(dense_mod, "MMAP_BYTES", 1)   # every file counts as large
+    mapped = DenseRetriever.load(path)
+    assert type(mapped).__name__ == type(built).__name__ and mapped.ntotal == 3000
+    q = vecs[:20] + 0.05 * rng.standard_normal((20, 64)).astype(np.float32)
+    for index in (built, mapped):
+        if hasattr(index, "hnsw"):
+            faiss.downcast_index(index).hnsw.efSearch = 64
+    d1, i1 = built.search(q, 10)
+    d2, i2 = mapped.search(q, 10)
+    assert np.array_equal(i1, i2) and np.allclose(d1, d2)
