@@ -33,6 +33,13 @@ def _map(path: Path) -> mmap.mmap:
         return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
+def _release(mm: mmap.mmap) -> None:
+    """Unmap the pages a full scan touched from this process (they stay in the kernel's page cache
+    and come back on access), so scanning a large file does not count as resident memory."""
+    if hasattr(mmap, "MADV_DONTNEED"):
+        mm.madvise(mmap.MADV_DONTNEED)
+
+
 def line_starts(mm: mmap.mmap) -> np.ndarray:
     """Byte offsets of every line start, plus the end of the file (n + 1 values)."""
     parts = [np.zeros(1, dtype=np.int64)]
@@ -50,6 +57,7 @@ class _Rows:
         self.path = path
         self._mm = _map(path)
         self.starts = line_starts(self._mm)
+        _release(self._mm)
 
     def __len__(self) -> int:
         return len(self.starts) - 1
@@ -76,6 +84,7 @@ class LazyArticles(Mapping):
             if m is None:
                 raise IndexCorruptError(f"{path}:{i + 1}: no article id at the start of the row; rebuild with `qa index`")
             self._line[json.loads(m.group(1))] = i
+        _release(mm)
         self._get = lru_cache(maxsize=2048)(self._parse)
 
     def _parse(self, i: int) -> Article:
