@@ -264,3 +264,18 @@ def test_scale_out_doc_config_is_valid(tmp_path):
     (tmp_path / "qa.toml").write_text(block, encoding="utf-8")
     cfg = Config.from_toml(tmp_path / "qa.toml")
     assert cfg.store == "milvus" and cfg.milvus_collection == "news" and cfg.milvus_uri.startswith("http://")
+
+
+def test_eval_and_tune_refuse_a_milvus_store_with_a_clear_message(tmp_path, corpus_copy, capsys):
+    from qa.cli import main
+
+    toml = tmp_path / "qa.toml"
+    toml.write_text(f'[qa]\nstore = "milvus"\nmilvus_uri = "{tmp_path / "ev.db"}"\n', encoding="utf-8")
+    assert main(["index", "--config", str(toml), "--corpus", str(corpus_copy), "--index", str(tmp_path / "i"),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    questions = Path(__file__).parent / "fixtures" / "retrieval_questions.jsonl"
+    for command in ("eval", "tune"):
+        code = main([command, "--config", str(toml), "--index", str(tmp_path / "i"), "--questions", str(questions)])
+        err = capsys.readouterr().err
+        assert code != 0 and f"qa {command} works on the embedded index" in err and "Traceback" not in err

@@ -137,6 +137,16 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def require_embedded(assistant: Assistant, command: str) -> None:
+    """``qa eval`` and ``qa tune`` time and fuse the embedded store's retrievers one by one; a Milvus
+    store (``store = "milvus"``) is refused with a clear message instead of failing midway."""
+    if getattr(assistant.config, "store", "embedded") != "embedded":
+        raise ConfigError(f"{command} works on the embedded index (store = \"embedded\"), not on "
+                          f"store = {assistant.config.store!r}: build the same corpus into an embedded index "
+                          "(qa index with store = \"embedded\") and evaluate or tune that; Milvus's retrieval "
+                          "matches it (docs/scale-out.md, \"Parity and quality\")")
+
+
 def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10, answers: bool = True,
              config: Optional[Config] = None, n_chunks: Optional[int] = None) -> EvalReport:
     """Evaluate ``assistant`` on ``questions`` (see :mod:`qa.evaluation.questions`).
@@ -153,6 +163,7 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
         raise ConfigError(f"k must be a positive integer; got {k!r}")
     if not questions:
         raise ConfigError("no questions to evaluate")
+    require_embedded(assistant, "qa eval")
     t_start = time.perf_counter()
     cfg = config or assistant.config
     n_chunks = n_chunks or max(50, 5 * k)

@@ -166,6 +166,9 @@ def tune(assistant: Assistant, questions: Sequence[Question], *, metric: Optiona
     :class:`TooFewQuestionsError` with fewer than ``min_questions`` answerable questions whose gold
     article is in the index.
     """
+    from .runner import require_embedded
+
+    require_embedded(assistant, "qa tune")
     t_start = time.perf_counter()
     metric = metric or f"mrr@{k}"
     names = metric_names(k)
