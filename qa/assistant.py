@@ -47,17 +47,23 @@ class Assistant:
     def __init__(self, index_dir: Path, manifest: dict, articles: dict[str, Article], chunks: list[Chunk],
                  tokens: Optional[list[list[str]]], faiss_index: Any, config: Config,
                  embedder: Optional[Embedder] = None, vectors: Any = None, sparse: Any = None):
-        self.index_dir = index_dir
-        self.manifest = manifest
+        self._init_common(index_dir, manifest, config, embedder)
         self.articles = articles
         self.chunks = chunks
-        self.config = config
-        self.analyzer = Analyzer(**{k: v for k, v in manifest["analyzer"].items() if k != "version"})
         self.bm25 = self._lexical(tokens, sparse)
-        self._embedder = embedder
-        self._embedder_lock = threading.RLock()
         self.dense = DenseRetriever(faiss_index, embedder, ef_search=config.hnsw_ef_search)
         self.vectors = vectors
+
+    def _init_common(self, index_dir: Union[str, os.PathLike], manifest: dict, config: Config,
+                     embedder: Optional[Embedder]) -> None:
+        """The state every store's assistant has (the Milvus one calls this too): settings, the
+        analyzer, and the model, answerer and generator, each made on first use."""
+        self.index_dir = Path(index_dir)
+        self.manifest = manifest
+        self.config = config
+        self.analyzer = Analyzer(**{k: v for k, v in manifest["analyzer"].items() if k != "version"})
+        self._embedder = embedder
+        self._embedder_lock = threading.RLock()
         self._answerer = None
         self._generator = None
 

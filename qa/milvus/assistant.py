@@ -142,21 +142,14 @@ class MilvusAssistant(Assistant):
 
     def __init__(self, store: MilvusStore, manifest: dict, config: Config, embedder=None,
                  index_dir: str | os.PathLike = "index"):
-        self.index_dir = Path(index_dir)
+        self._init_common(index_dir, manifest, config, embedder)
         self.store = store
-        self.manifest = manifest
-        self.config = config
-        self.analyzer = Analyzer(**{k: v for k, v in manifest["analyzer"].items() if k != "version"})
         counts = manifest["counts"]
         self.articles = ArticleView(store, counts["articles"])
         self.chunks = range(counts["chunks"])  # only its length is used; passages are fetched per hit
         self.bm25 = MilvusLexical(store, self.analyzer, config, counts["chunks"], manifest.get("avg_idf", 2.0))
-        self._embedder = embedder
-        self._embedder_lock = threading.RLock()
         self.dense = MilvusDense(store, embedder)
         self.vectors = None
-        self._answerer = None
-        self._generator = None  # the answer generator (extractive or LLM), made on first ask()
 
     @classmethod
     def load(cls, index_dir: str | os.PathLike = "index", config: Optional[Config] = None, *,
