@@ -139,13 +139,10 @@ class Assistant:
         ``mode``: ``"hybrid"`` (default from config), ``"bm25"`` or ``"dense"``. ``fusion``,
         ``dense_weight`` and ``candidates`` override the configured hybrid settings for this call.
         """
-        mode = mode or self.config.mode
-        question = check_query(question, k, mode)
-        if not question:
+        plan = self._plan(question, k, mode, fusion, dense_weight, candidates)
+        if plan is None:
             return []
-        cfg = self.config.replace(fusion=fusion, dense_weight=dense_weight, candidates=candidates)
-        depth = max(cfg.candidates, k)
-        lex_query = expand(question) if cfg.expand_abbreviations else question
+        question, mode, cfg, depth, lex_query = plan
         lex = self.bm25.search(lex_query, depth) if mode in ("hybrid", "bm25") else []
         den: list[tuple[int, float]] = []
         qvec = None
@@ -171,6 +168,20 @@ class Assistant:
                             bm25_rank=lr[0] if lr else None, dense_rank=dr[0] if dr else None,
                             bm25_score=lr[1] if lr else None, dense_score=dr[1] if dr else None))
         return hits
+
+    def _plan(self, question: Any, k: Any, mode: Optional[str], fusion: Optional[str],
+              dense_weight: Optional[float], candidates: Optional[int]):
+        """``retrieve``'s arguments checked and resolved, for every store: ``(question, mode, cfg,
+        depth, lex_query)``, or None when the question is empty. ``cfg`` carries this call's
+        overrides, ``depth`` is how many candidates each retriever returns, ``lex_query`` the BM25
+        query (with abbreviations expanded when configured)."""
+        mode = mode or self.config.mode
+        question = check_query(question, k, mode)
+        if not question:
+            return None
+        cfg = self.config.replace(fusion=fusion, dense_weight=dense_weight, candidates=candidates)
+        lex_query = expand(question) if cfg.expand_abbreviations else question
+        return question, mode, cfg, max(cfg.candidates, k), lex_query
 
     def _exact_scores(self, lex_query: str, qvec, lex, den, k: int):
         """Candidates for convex fusion, each with both retrievers' real scores.

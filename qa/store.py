@@ -117,6 +117,11 @@ def read_manifest(index_dir: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
+def _lists_all_files(files: Mapping[str, Any]) -> bool:
+    """Whether a manifest's ``files`` names every data file and nothing but those (bm25s files optional)."""
+    return set(DATA_FILES) <= set(files) <= set(DATA_FILES + OPTIONAL_FILES)
+
+
 def _manifest_problem(m: dict[str, Any]) -> Optional[str]:
     """What is wrong with the shape of a parsed manifest (None when nothing is)."""
     import re
@@ -128,7 +133,7 @@ def _manifest_problem(m: dict[str, Any]) -> Optional[str]:
     if not isinstance(data_dir, str) or not re.fullmatch(r"data-[A-Za-z0-9_.-]+", data_dir) or data_dir in ("data-.", "data-.."):
         return f"data_dir {data_dir!r} is not a data-* folder name"
     files = m.get("files")
-    if not isinstance(files, dict) or not set(DATA_FILES) <= set(files) <= set(DATA_FILES + OPTIONAL_FILES):
+    if not isinstance(files, dict) or not _lists_all_files(files):
         return "the list of files is not " + ", ".join(DATA_FILES) + " (and bm25s/ files for that engine)"
     for name, meta in files.items():
         if not (isinstance(meta, dict) and is_int(meta.get("bytes")) and isinstance(meta.get("sha256"), str)):
@@ -165,7 +170,7 @@ def check_files(index_dir: Path, manifest: dict[str, Any], *, verify: bool = Tru
             )
         if verify and _sha256(p) != meta["sha256"]:
             raise IndexCorruptError(f"index file {p} does not match its checksum (corrupted); rebuild with `qa index`")
-    if not set(DATA_FILES) <= set(manifest.get("files", {})) <= set(DATA_FILES + OPTIONAL_FILES):
+    if not _lists_all_files(manifest.get("files", {})):
         raise IndexCorruptError(f"{index_dir / MANIFEST} does not list all index files; rebuild with `qa index`")
     return data
 

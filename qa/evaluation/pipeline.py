@@ -20,6 +20,7 @@ import numpy as np
 from ..assistant import MAX_QUERY_CHARS, Assistant
 from ..backends.lexical import BM25Retriever
 from ..config import Config
+from ..errors import ConfigError
 from ..fusion import convex, convex_candidates, rrf
 from ..synonyms import expand
 from ..types import Hit
@@ -246,3 +247,13 @@ def candidate_lists(assistant: Assistant, questions: Sequence[str], depth: int,
                 lists.setdefault((k1, b), []).append(fast.search(tfs, depth, k1, b))
     log.info("BM25 candidates for %d settings in %.1fs", len(set(bm25_params)), time.perf_counter() - t0)
     return CandidateLists(depth, dense, lists, vectors)
+
+
+def require_embedded(assistant: Assistant, command: str) -> None:
+    """``qa eval`` and ``qa tune`` time and fuse the embedded store's retrievers one by one; a Milvus
+    store (``store = "milvus"``) is refused with a clear message instead of failing midway."""
+    if getattr(assistant.config, "store", "embedded") != "embedded":
+        raise ConfigError(f"{command} works on the embedded index (store = \"embedded\"), not on "
+                          f"store = {assistant.config.store!r}: build the same corpus into an embedded index "
+                          "(qa index with store = \"embedded\") and evaluate or tune that; Milvus's retrieval "
+                          "matches it (docs/scale-out.md, \"Parity and quality\")")

@@ -15,7 +15,7 @@ from ..config import Config
 from ..errors import ConfigError
 from .metrics import contains_answer, first_gold_rank, metric_names, ranx_scores, ratio, summarize_latency
 from .pipeline import (article_ranking, bm25_list, describe, dense_list, fuse, make_hits, ms_since, query_vector,
-                       retrieval_settings)
+                       require_embedded, retrieval_settings)
 from .questions import Question
 
 log = logging.getLogger("qa")
@@ -135,16 +135,6 @@ def _clean(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_clean(v) for v in obj]
     return obj
-
-
-def require_embedded(assistant: Assistant, command: str) -> None:
-    """``qa eval`` and ``qa tune`` time and fuse the embedded store's retrievers one by one; a Milvus
-    store (``store = "milvus"``) is refused with a clear message instead of failing midway."""
-    if getattr(assistant.config, "store", "embedded") != "embedded":
-        raise ConfigError(f"{command} works on the embedded index (store = \"embedded\"), not on "
-                          f"store = {assistant.config.store!r}: build the same corpus into an embedded index "
-                          "(qa index with store = \"embedded\") and evaluate or tune that; Milvus's retrieval "
-                          "matches it (docs/scale-out.md, \"Parity and quality\")")
 
 
 def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10, answers: bool = True,

@@ -26,7 +26,7 @@ from ..ingest import Corpus
 from ..store import update_config
 from .metrics import fast_scores, metric_names, ranx_scores
 from .pipeline import (RETRIEVAL_KEYS, CandidateLists, article_ranking, candidate_lists, describe, fuse,
-                       retrieval_settings)
+                       require_embedded, retrieval_settings)
 from .questions import Question, TooFewQuestionsError, split_halves
 
 log = logging.getLogger("qa")
@@ -166,8 +166,6 @@ def tune(assistant: Assistant, questions: Sequence[Question], *, metric: Optiona
     :class:`TooFewQuestionsError` with fewer than ``min_questions`` answerable questions whose gold
     article is in the index.
     """
-    from .runner import require_embedded
-
     require_embedded(assistant, "qa tune")
     t_start = time.perf_counter()
     metric = metric or f"mrr@{k}"

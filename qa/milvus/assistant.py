@@ -30,11 +30,10 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from ..analyzer import Analyzer
-from ..assistant import Assistant, check_query
+from ..assistant import Assistant
 from ..config import Config
 from ..errors import IndexNotFoundError
 from ..fusion import convex, convex_candidates, rrf
-from ..synonyms import expand
 from ..types import Article, Chunk, Hit
 from .client import MilvusStore, lex_text, resolve_uri
 
@@ -173,13 +172,10 @@ class MilvusAssistant(Assistant):
     def retrieve(self, question: str, k: int = 5, *, mode: Optional[str] = None,
                  fusion: Optional[str] = None, dense_weight: Optional[float] = None,
                  candidates: Optional[int] = None) -> list[Hit]:
-        mode = mode or self.config.mode
-        question = check_query(question, k, mode)
-        if not question:
+        plan = self._plan(question, k, mode, fusion, dense_weight, candidates)
+        if plan is None:
             return []
-        cfg = self.config.replace(fusion=fusion, dense_weight=dense_weight, candidates=candidates)
-        depth = max(cfg.candidates, k)
-        lex_query = expand(question) if cfg.expand_abbreviations else question
+        question, mode, cfg, depth, lex_query = plan
         rows: dict[int, dict] = {}
         lex: Ranked = []
         den: Ranked = []
