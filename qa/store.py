@@ -148,6 +148,11 @@ def _manifest_problem(m: dict[str, Any]) -> Optional[str]:
         return "unknown analyzer settings"
     if not isinstance(corpus, dict) or not isinstance(config, dict):
         return "no corpus or config section"
+    scale = m.get("scale", {})  # absent in indexes built before the scale settings
+    allowed = {"lexical_engine": ("rank_bm25", "bm25s"), "dense_index": ("flat", "hnsw"),
+               "vector_dtype": ("float32", "float16")}
+    if not isinstance(scale, dict) or any(scale.get(k, v[0]) not in v for k, v in allowed.items()):
+        return "bad scale section (lexical_engine rank_bm25|bm25s, dense_index flat|hnsw, vector_dtype float32|float16)"
     try:
         Config.from_dict(config)
     except (QAError, TypeError, ValueError) as e:
