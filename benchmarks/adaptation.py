@@ -83,7 +83,7 @@ def measure(model: str, data: Path, work: Path, pool_file: Path, reuse: Optional
     t0 = time.perf_counter()
     assistant, pool = pool_assistant(pool_file, index_dir, cfg, progress=sys.stderr.isatty())
     out: dict = {"model": model, "pool": str(pool_file), "passages": len(pool.articles),
-                 "chunks": len(assistant.chunks), "index": str(index_dir), "index_seconds": round(time.perf_counter() - t0, 1),
+                 "chunks": len(assistant), "index": str(index_dir), "index_seconds": round(time.perf_counter() - t0, 1),
                  "sets": {}}
     card = Path(model) / "adaptation.json"
     if card.is_file():

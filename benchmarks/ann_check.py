@@ -43,7 +43,7 @@ def main() -> None:
     p.add_argument("--m", type=int, default=32)
     p.add_argument("--json")
     a = p.parse_args()
-    from qa.backends.dense import Embedder
+    from qa.encoders.sentence_transformers import Embedder
 
     d = Path(a.index)
     man = json.loads((d / "manifest.json").read_text())

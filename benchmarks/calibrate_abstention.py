@@ -31,8 +31,8 @@ def features(rows, model="all-MiniLM-L6-v2"):
 
     from qa.analyzer import Analyzer
     from qa.answer.extractive import ExtractiveAnswerer, question_type
-    from qa.backends.dense import Embedder
-    from qa.backends.lexical import BM25Retriever
+    from qa.encoders.sentence_transformers import Embedder
+    from qa.lexical import make_lexical
     from qa.types import Article, Chunk, Hit
 
     analyzer = Analyzer()

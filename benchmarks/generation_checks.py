@@ -44,7 +44,7 @@ def main() -> int:
     by_kind: dict[str, Counter] = {}
     wrong = []
     for r in rows:
-        chunk = next(c for c in assistant.chunks if r["passage"] in c.text)
+        chunk = next(c for c in assistant.store.chunks if r["passage"] in c.text)
         hit = Hit(chunk=chunk, article=assistant.articles[chunk.article_id], score=1.0, rank=1)
         (chk,) = checker.verify(r["sentence"] + " [1]", [hit]).checks
         k = by_kind.setdefault(f"{r['kind']} ({'supported' if r['supported'] else 'unsupported'})", Counter())

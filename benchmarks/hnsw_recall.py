@@ -32,7 +32,8 @@ def main() -> None:
     import faiss
     import torch
 
-    from qa.backends.dense import DenseRetriever, Embedder
+    from qa.encoders.sentence_transformers import Embedder
+from qa.stores.embedded_index import dense as faiss_files
     from scale import questions, read_articles
 
     p = argparse.ArgumentParser()

@@ -24,11 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qa import Assistant, Config  # noqa: E402
-from qa.backends.dense import Embedder  # noqa: E402
+from qa.encoders.sentence_transformers import Embedder  # noqa: E402
 from qa.evaluation import pool_assistant, read_questions, remap_gold  # noqa: E402
 from qa.evaluation.metrics import dedupe_articles  # noqa: E402
-from qa.milvus import build_milvus  # noqa: E402
-from qa.store import read_manifest  # noqa: E402
+from qa.stores.milvus_io.sync import build_milvus  # noqa: E402
+from qa.stores import read_manifest  # noqa: E402
 
 
 def cached_embed(index_dir: Path, embedder: Embedder):
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
     questions = remap_gold(read_questions(args.questions, limit=args.limit), pool.duplicates)
     questions = [q for q in questions if q.answerable and any(a in emb.articles for a in q.articles)]
     rows, results = [], {"pool": args.pool, "questions": args.questions, "n": len(questions),
-                         "passages": len(emb.chunks), "embedded_build_s": round(build_emb, 1), "rows": {}}
+                         "passages": len(emb), "embedded_build_s": round(build_emb, 1), "rows": {}}
     ref = {}
     for mode in ("bm25", "dense", "hybrid"):
         s, ref[mode] = score(emb, questions, mode=mode)
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
                                                     if over else "")
             rows.append((label, s))
         m.close()
-    print(f"{len(questions)} questions, pool {args.pool} ({len(emb.chunks)} passages); top 10 articles\n")
+    print(f"{len(questions)} questions, pool {args.pool} ({len(emb)} passages); top 10 articles\n")
     print("| retriever | R@1 | R@5 | R@10 | MRR@10 | top-5 agreement with embedded | median ms |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for label, s in rows:

@@ -51,11 +51,12 @@ import numpy as np  # noqa: E402
 
 from qa.analyzer import Analyzer  # noqa: E402
 from qa.assistant import MAX_QUERY_CHARS, Assistant  # noqa: E402
-from qa.backends.dense import Embedder  # noqa: E402
+from qa.encoders.sentence_transformers import Embedder  # noqa: E402
 from qa.config import Config  # noqa: E402
 from qa.fusion import convex, minmax, rrf  # noqa: E402
 from qa.ingest import Corpus, content_hash  # noqa: E402
-from qa.store import build_index, chunk_article, index_text, text_hash  # noqa: E402
+from qa.stores import build_index
+from qa.stores.passages import chunk_article, index_text, text_hash  # noqa: E402
 from qa.types import Article, Chunk  # noqa: E402
 
 CHUNKS_RETRIEVED = 50  # chunks asked for, before de-duplicating by article

@@ -149,7 +149,7 @@ class BenchEmbedder:
     real vectors for the rest (see the module docstring). Counts both."""
 
     def __init__(self, cache_file: Path, real_budget: int, *, device: str = "auto"):
-        from qa.backends.dense import Embedder
+        from qa.encoders.sentence_transformers import Embedder
 
         self.real = Embedder("all-MiniLM-L6-v2", device=device)
         self.name, self.dimension, self.device = self.real.name, self.real.dimension, self.real.device
@@ -223,7 +223,8 @@ def phase_query(a) -> dict:
 
     import torch
 
-    from qa.store import check_files, read_manifest
+    from qa.stores import read_manifest
+from qa.stores.embedded_index.files import check_files
 
     threads = int(os.environ.get("QA_BENCH_THREADS", "1"))  # 1: single queries on a busy machine
     torch.set_num_threads(threads)
@@ -302,9 +303,9 @@ def ann_recall(assistant, qv: np.ndarray) -> dict:
 def phase_overhead(a) -> dict:
     """Real build of a small real corpus against raw model.encode of the same texts."""
     from qa import Config, build_index
-    from qa.backends.dense import Embedder
+    from qa.encoders.sentence_transformers import Embedder
     from qa.ingest import load_corpus
-    from qa.store import chunk_article, index_text
+    from qa.stores.passages import chunk_article, index_text
 
     emb = Embedder("all-MiniLM-L6-v2")
     cfg = Config()

@@ -7,7 +7,7 @@ from .assistant import Assistant
 from .config import Config, load_config
 from .errors import QAError
 from .ingest import load_corpus
-from .store import build_index
+from .stores import build_index
 from .types import Article, Chunk, Hit
 
 __all__ = ["Assistant", "Article", "Chunk", "Config", "Hit", "QAError", "build_index", "load_config", "load_corpus"]

@@ -132,7 +132,7 @@ def _add_eval_common(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_index(args: argparse.Namespace) -> int:
-    from .store import build_index
+    from .stores import build_index
 
     cfg = load_config(args.config, model=args.model, chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap)
     report = build_index(args.corpus, args.index, cfg, progress=not args.no_progress, force=args.force)
@@ -147,7 +147,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
             device = " on GPU (cuda)" if report.device == "cuda" else f" on {report.device.upper()}"
         print(f"indexed {report.articles} articles into {report.chunks} chunks in {report.seconds:.1f}s "
               f"({report.embedded} embedded{device}{extra}, {len(report.problems)} file(s) skipped) -> {args.index}/")
-        from .backends.dense import PACKAGED_MODELS
+        from .encoders.identity import PACKAGED_MODELS
 
         if cfg.model not in PACKAGED_MODELS:
             print(f"model {cfg.model}: a better dense model wants more fusion weight (dense_weight is "
@@ -185,7 +185,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     if args.config or Path("qa.toml").is_file():
         cfg = load_config(args.config, **llm)
     else:  # the index's own settings, with the answer settings given here
-        from .store import read_manifest
+        from .stores import read_manifest
 
         cfg = Config.from_dict(read_manifest(Path(args.index))["config"]).replace(**llm)
     assistant = Assistant.load(args.index, cfg)
@@ -223,7 +223,7 @@ def _eval_setup(args: argparse.Namespace):
     """The assistant and questions for ``qa eval`` / ``qa tune`` (indexing --corpus or --pool first)."""
     from .assistant import Assistant
     from .evaluation import pool_assistant, read_questions, remap_gold
-    from .store import build_index
+    from .stores import build_index
 
     if args.k < 1:
         raise QAErrorArg(f"--k must be at least 1; got {args.k}")
@@ -314,7 +314,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     negatives: list[tuple[str, str]] = []
     if args.hard_negatives and Path(args.index, "manifest.json").is_file():
-        from .store import load_index
+        from .stores.embedded_index.load import load_index
 
         loaded = load_index(args.index, verify=False)
         negatives = [(c.text, c.article_id) for c in loaded.chunks]

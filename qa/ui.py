@@ -20,10 +20,10 @@ import gradio as gr
 
 from .answer.lang import detect_lang, phrase
 from .assistant import MAX_QUERY_CHARS, Assistant
-from .backends.dense import Embedder
+from .encoders.sentence_transformers import Embedder
 from .config import MODES, load_config
 from .errors import IndexNotFoundError, QAError
-from .store import build_index
+from .stores import build_index
 from .types import Answer, Article
 from .ui_style import CSS, THEME_KW
 
@@ -216,12 +216,10 @@ def _examples_for(assistant: Assistant, examples: Optional[Sequence[str]]) -> li
     out = []
     for q in DEFAULT_EXAMPLES:  # only those whose words the index knows (another corpus gets none)
         try:
-            tokens = assistant.analyzer.tokens(q)
-            known = sum(assistant.bm25.idf(t) != 0 for t in tokens)
+            if assistant.known_fraction(q) >= 0.5:
+                out.append(q)
         except Exception:  # noqa: BLE001 - examples are a nicety
-            tokens, known = [], 0
-        if tokens and 2 * known >= len(tokens):
-            out.append(q)
+            pass
     return out
 
 

@@ -21,7 +21,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def embedder():
-    from qa.backends.dense import Embedder
+    from qa.encoders.sentence_transformers import Embedder
 
     return Embedder("all-MiniLM-L6-v2", device="cpu")
 

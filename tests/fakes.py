@@ -51,6 +51,12 @@ class HashEmbedder:
             return np.zeros((0, DIM), dtype=np.float32)
         return np.stack([self._vec(t) for t in texts]).astype(np.float32)
 
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode(texts)
+
+    def encode_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        return self.encode(texts, progress=progress)
+
 
 # Towns and people for generated articles (fictional; one per chat session in the load test).
 TOWNS = ["Sukamaju", "Tanjungsari", "Karangjati", "Bojonegara", "Sindangraja", "Wanareja", "Cikalong",

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import FIXTURES, read_jsonl
-from qa.answer import detect_lang, is_followup, question_type, rewrite
-from qa.answer.followup import Turn
+from qa.answer import detect_lang, question_type
+from qa.conversation import Turn, is_followup, rewrite
 
 ROWS = read_jsonl(FIXTURES / "answer_questions.jsonl")
 SINGLE = [r for r in ROWS if r["type"] == "single"]

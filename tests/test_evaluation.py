@@ -21,8 +21,8 @@ from qa.evaluation import (MIN_QUESTIONS, QuestionFileError, SearchSpace, TooFew
                            draft_questions, evaluate, pool_assistant, read_questions, split_halves, tune,
                            write_questions)
 from qa.evaluation.metrics import fast_scores, metric_names, ranx_scores  # noqa: E402
-from qa.evaluation.pipeline import BM25Variants, bm25_list, bm25_variant, dense_list, fuse, query_vector  # noqa: E402
-from qa.store import update_config  # noqa: E402
+from qa.retrieval import Candidates  # noqa: E402
+from qa.stores import update_config  # noqa: E402
 
 RETRIEVAL_FIXTURE = FIXTURES / "retrieval_questions.jsonl"
 SHARED_FIXTURE = FIXTURES / "eval_questions_shared.jsonl"
@@ -119,26 +119,21 @@ def test_split_is_deterministic_and_disjoint(tuning_questions):
 
 # -- evaluate -------------------------------------------------------------------------------------
 def test_pipeline_stages_reproduce_retrieve(assistant):
+    """The stages eval times and tune re-fuses (deeper lists, cut per setting) give ``retrieve``'s ranking."""
+    pipe = assistant.pipeline
     for q in read_questions(RETRIEVAL_FIXTURE)[:3]:
-        lex = bm25_list(assistant, q.question, 100)
-        qvec = query_vector(assistant, q.question)
-        den = dense_list(assistant, qvec, 100)
+        query = pipe.query(q.question)
+        lex = pipe.lexical(query, 200)
+        qvec = pipe.embed(query)
+        den = pipe.dense(qvec, 200)
         for mode, fusion in (("bm25", None), ("dense", None), ("hybrid", "convex"), ("hybrid", "rrf")):
             cfg = assistant.config.replace(fusion=fusion)
             for k in (5, 50):
                 want = [(h.chunk.id, round(h.score, 9)) for h in
                         assistant.retrieve(q.question, k=k, mode=mode, fusion=fusion)]
-                got = fuse(lex, den, mode, cfg, max(cfg.candidates, k), k=k, qvec=qvec,
-                           vectors=getattr(assistant, "vectors", None))[:k]
-                assert [(d, round(s, 9)) for d, s in got] == want, (mode, fusion, k)
-
-
-def test_fast_bm25_variants_match_rank_bm25(assistant):
-    fast = BM25Variants(assistant)
-    for q in read_questions(RETRIEVAL_FIXTURE)[:8]:
-        for k1, b in ((1.5, 0.75), (0.9, 0.4), (2.0, 0.9)):
-            want = bm25_variant(assistant, k1, b).search(q.question, 30)
-            assert fast.search(fast.term_freqs(q.question), 30, k1, b) == want
+                d = max(cfg.candidates, k)
+                got = pipe.fuse(Candidates(lex[:d], den[:d], qvec), mode, cfg, k)[:k]
+                assert [(doc, round(s, 9)) for doc, s in got] == want, (mode, fusion, k)
 
 
 @pytest.fixture(scope="module")
@@ -289,9 +284,9 @@ def test_scratch_index_and_rebuild_share_embeddings(index_copy, cached_embedder,
     corpus, folder = corpus_for(assistant, CORPUS)
     seeded = SeededEmbedder(cached_embedder)
     seeded.seed(index_copy)
-    assert len(seeded.cache) == len(assistant.chunks) and seeded.encoded == 0
+    assert len(seeded.cache) == len(assistant) and seeded.encoded == 0
     scratch = scratch_index(assistant, 400, corpus, folder, tmp_path / "scratch", seeded)
-    assert len(scratch.chunks) > len(assistant.chunks) and 0 < seeded.encoded <= len(scratch.chunks)
+    assert len(scratch) > len(assistant) and 0 < seeded.encoded <= len(scratch)
     encoded = seeded.encoded
     rebuild(assistant, 400, {"mode": "bm25"}, corpus, folder, seeded)
     assert seeded.encoded == encoded  # the rebuild embeds nothing new

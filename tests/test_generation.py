@@ -255,7 +255,7 @@ def test_claims_fixture_is_classified(assistant):
     checker = CitationChecker(assistant.answerer)
     wrong = []
     for r in CLAIMS:
-        chunk = next(c for c in assistant.chunks if r["passage"] in c.text)
+        chunk = next(c for c in assistant.store.chunks if r["passage"] in c.text)
         hit = Hit(chunk=chunk, article=assistant.articles[chunk.article_id], score=1.0, rank=1)
         (chk,) = checker.verify(r["sentence"] + " [1]", [hit]).checks
         if chk.supported != r["supported"]:
@@ -268,8 +268,8 @@ def test_two_passages_together_support_what_neither_does_alone(assistant):
     checker = CitationChecker(assistant.answerer)
     sentence = "UPT Pemasyarakatan di Padang, Bukittinggi, dan Padang Panjang tetap WFO 100% karena sektor vital"
     hits = [Hit(chunk=c, article=assistant.articles[c.article_id], score=1.0, rank=i + 1) for i, c in enumerate(
-        [next(c for c in assistant.chunks if "sektor vital, sehingga" in c.text),
-         next(c for c in assistant.chunks if "Padang, Bukittinggi" in c.text)])]
+        [next(c for c in assistant.store.chunks if "sektor vital, sehingga" in c.text),
+         next(c for c in assistant.store.chunks if "Padang, Bukittinggi" in c.text)])]
     assert not checker.verify(sentence + " [1].", hits).checks[0].supported
     v = checker.verify(sentence + " [1][2].", hits)
     assert v.checks[0].supported and len(v.citations) == 2 and v.text.endswith("[1][2].")
@@ -316,7 +316,7 @@ def test_docs_examples_run_against_the_scripted_server(seed_index, llm, tmp_path
 
 def test_llm_settings_are_not_recorded_in_the_index(tmp_path, embedder, llm):
     from qa import build_index
-    from qa.store import read_manifest
+    from qa.stores import read_manifest
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -13,13 +13,13 @@ pytest.importorskip("milvus_lite", reason="needs the milvus extra: pip install '
 from conftest import CORPUS  # noqa: E402
 from qa import Assistant, Config, build_index  # noqa: E402
 from qa.errors import ConfigError  # noqa: E402
-from qa.milvus import MilvusStore  # noqa: E402
+from qa.stores.milvus_io.client import MilvusCollections as MilvusStore  # noqa: E402
 
 AMUNTAI = "002_c05e6eef8739556f"
 
 
 def test_ray_ingest_matches_in_process_build(tmp_path, embedder):
-    from qa.ingest.ray_ingest import ray_ingest
+    from qa.stores.milvus_io.ray_ingest import ray_ingest
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()
@@ -52,7 +52,7 @@ def test_ray_ingest_matches_in_process_build(tmp_path, embedder):
 
 
 def test_ray_ingest_needs_milvus_store(tmp_path):
-    from qa.ingest.ray_ingest import ray_ingest, ray_embedder
+    from qa.stores.milvus_io.ray_ingest import ray_ingest, ray_embedder
 
     with pytest.raises(ConfigError, match='store = "milvus"'):
         ray_ingest(tmp_path, Config())

@@ -32,7 +32,9 @@ from qa.assistant import MAX_QUERY_CHARS
 from qa.errors import IndexCorruptError, IndexNotFoundError, QAError
 from qa.ingest import load_corpus, safe_str
 from qa.ingest import readers
-from qa.store import DATA_FILES, MANIFEST, load_index, read_manifest
+from qa.stores import read_manifest
+from qa.stores.embedded_index.files import DATA_FILES, MANIFEST
+from qa.stores.embedded_index.load import load_index
 
 ARTIFACTS = ROOT / "artifacts"
 TESTS = Path(__file__).resolve().parent
@@ -479,11 +481,13 @@ def _build_on_disk(corpus: Path, index: Path, free: float, fake) -> _Disk:
     """Build with every write (Python files, numpy, FAISS) charged to a disk with ``free`` bytes."""
     import numpy as np
 
-    import qa.backends.lexical
-    import qa.store
+    import qa.lexical.base
+    import qa.stores.embedded_index.dense
+    import qa.stores.embedded_index.files
 
+    files, lexical, dense = qa.stores.embedded_index.files, qa.lexical.base, qa.stores.embedded_index.dense
     disk = _Disk(free)
-    real_open, real_save, real_np_save = builtins.open, qa.store.DenseRetriever.save, np.save
+    real_open, real_save, real_np_save = builtins.open, dense.save, np.save
 
     def limited_open(file, mode="r", *a, **kw):
         f = real_open(file, mode, *a, **kw)
@@ -502,14 +506,14 @@ def _build_on_disk(corpus: Path, index: Path, free: float, fake) -> _Disk:
             raise OSError(errno.ENOSPC, "No space left on device (simulated)")
 
     # Python-level writes of the store (its own files, BM25 tokens, numpy) and FAISS's file.
-    qa.store.open = qa.backends.lexical.open = limited_open
-    qa.store.DenseRetriever.save = staticmethod(limited_save)
+    files.open = lexical.open = limited_open
+    dense.save = limited_save
     np.save = limited_np_save
     try:
         build_index(corpus, index, progress=False, force=True, embedder=fake)
     finally:
-        del qa.store.open, qa.backends.lexical.open
-        qa.store.DenseRetriever.save = staticmethod(real_save)
+        del files.open, lexical.open
+        dense.save = real_save
         np.save = real_np_save
     return disk
 
@@ -546,7 +550,7 @@ FAKE_INDEX = f"""
 import sys
 sys.path.insert(0, {str(TESTS)!r})
 from fakes import HashEmbedder
-from qa.store import build_index
+from qa.stores import build_index
 build_index(sys.argv[1], sys.argv[2], progress=False, force=True, embedder=HashEmbedder())
 """
 

@@ -11,8 +11,10 @@ import pytest
 from conftest import CORPUS, FIXTURES, read_jsonl
 from qa import Assistant, Config, build_index
 from qa.analyzer import Analyzer
-from qa.backends.lexical import BM25Retriever
-from qa.store import index_text, load_index, read_manifest
+from qa.lexical import make_lexical
+from qa.stores import read_manifest
+from qa.stores.embedded_index.load import load_index
+from qa.stores.passages import index_text
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 # every engine choice a large index makes, forced on the small corpus
@@ -32,14 +34,14 @@ def _tokens(index: Path) -> tuple[Analyzer, list[list[str]]]:
 
 def test_bm25s_ranks_and_scores_like_rank_bm25(seed_index):
     an, toks = _tokens(seed_index)
-    a = BM25Retriever(toks, an)
-    b = BM25Retriever(toks, an, engine="bm25s")
+    a = make_lexical(toks, k1=1.5, b=0.75)
+    b = make_lexical(toks, engine="bm25s", k1=1.5, b=0.75)
     for q in _questions() + ["vaksin", "Kalapas Amuntai", "tidak ada kata ini xyzzy"]:
-        ra, rb = a.search(q, 10), b.search(q, 10)
+        ra, rb = a.search(an.tokens(q), 10), b.search(an.tokens(q), 10)
         assert [d for d, _ in ra] == [d for d, _ in rb], q
         assert np.allclose([s for _, s in ra], [s for _, s in rb], rtol=1e-5), q
         ids = list(range(len(toks)))
-        assert np.allclose(a.scores_for(an.tokens(q), ids), b.scores_for(an.tokens(q), ids), rtol=1e-5, atol=1e-6)
+        assert np.allclose(a.scores(an.tokens(q), ids), b.scores(an.tokens(q), ids), rtol=1e-5, atol=1e-6)
     # the IDF the answerer uses is rank-bm25's for both engines (epsilon floor included)
     words = {w for t in toks for w in t}
     assert max(abs(a.idf(w) - b.idf(w)) for w in words) < 1e-9
@@ -56,8 +58,9 @@ def test_bm25s_parity_on_dev_pool():
     same order; 99% is required so that a float32 near-tie cannot fail the test."""
     an = Analyzer()
     toks = [an.tokens(r["text"]) for r in read_jsonl(SHARED / "passages_dev_pool.jsonl")]
-    a, b = BM25Retriever(toks, an), BM25Retriever(toks, an, engine="bm25s")
-    qs = [r["question"] for f in ("qa_tydiqa_id_valid", "qa_facqa_valid") for r in read_jsonl(SHARED / f"{f}.jsonl")]
+    a, b = make_lexical(toks, k1=1.5, b=0.75), make_lexical(toks, engine="bm25s", k1=1.5, b=0.75)
+    qs = [an.tokens(r["question"]) for f in ("qa_tydiqa_id_valid", "qa_facqa_valid")
+          for r in read_jsonl(SHARED / f"{f}.jsonl")]
     same = sum([d for d, _ in a.search(q, 10)] == [d for d, _ in b.search(q, 10)] for q in qs)
     assert same / len(qs) >= 0.99, f"{same}/{len(qs)} questions with the same top-10"
 
@@ -74,8 +77,8 @@ def test_scale_settings_build_store_and_serve(tmp_path, embedder, seed_index):
     small = Assistant.load(seed_index, embedder=embedder)
     assert read_manifest(seed_index)["scale"] == {"lexical_engine": "rank_bm25", "dense_index": "flat",
                                                   "vector_dtype": "float32"}
-    assert big.bm25.engine == "bm25s" and small.bm25.engine == "rank_bm25"
-    assert hasattr(big.dense.index, "hnsw") and big.dense.index.hnsw.efSearch == Config().hnsw_ef_search
+    assert big.store.lexical.engine == "bm25s" and small.store.lexical.engine == "rank_bm25"
+    assert hasattr(big.store.faiss_index, "hnsw") and big.store.faiss_index.hnsw.efSearch == Config().hnsw_ef_search
     agree = {"bm25": 0, "dense": 0, "hybrid": 0}
     qs = _questions()
     for q in qs:
@@ -93,13 +96,13 @@ def test_bm25s_index_with_other_k1_is_rebuilt_right(tmp_path, embedder):
     index = tmp_path / "index"
     build_index(CORPUS, index, Config(lexical_engine="bm25s"), progress=False, embedder=embedder)
     a = Assistant.load(index, Config(lexical_engine="bm25s", bm25_k1=1.2, bm25_b=0.5), embedder=embedder)
-    assert a.bm25.engine == "bm25s" and (a.bm25.k1, a.bm25.b) == (1.2, 0.5)
+    assert a.store.lexical.engine == "bm25s" and (a.store.lexical.k1, a.store.lexical.b) == (1.2, 0.5)
     ref = Assistant.load(index, Config(lexical_engine="bm25s"), embedder=embedder)
     an, toks = _tokens(index)
-    okapi = BM25Retriever(toks, an, k1=1.2, b=0.5)
+    okapi = make_lexical(toks, k1=1.2, b=0.5)
     for q in _questions()[:10]:
-        assert [d for d, _ in a.bm25.search(q, 10)] == [d for d, _ in okapi.search(q, 10)]
-    assert ref.bm25.k1 == 1.5
+        assert [d for d, _ in a.store.lexical.search(an.tokens(q), 10)] == [d for d, _ in okapi.search(an.tokens(q), 10)]
+    assert ref.store.lexical.k1 == 1.5
 
 
 def _chunk_hashes(index: Path) -> set[str]:
@@ -138,13 +141,13 @@ def test_incremental_add_change_delete(tmp_path, corpus_copy, embedder, settings
     fresh = tmp_path / "fresh"
     build_index(corpus_copy, fresh, cfg, progress=False, embedder=embedder, force=True)
     f = Assistant.load(fresh, embedder=embedder)
-    assert a.bm25.size == f.bm25.size == everything
-    _, toks = _tokens(index)
+    assert a.store.lexical.size == f.store.lexical.size == everything
+    an, toks = _tokens(index)
     for w in {w for t in toks for w in t} | {"khofifa", "hartono"}:
-        assert a.bm25.idf(w) == pytest.approx(f.bm25.idf(w), abs=1e-12), w
-    assert a.bm25.idf("khofifa") == 0.0 and a.bm25.idf("zamrudbiru") > 0
+        assert a.store.idf(w) == pytest.approx(f.store.idf(w), abs=1e-12), w
+    assert a.store.idf("khofifa") == 0.0 and a.store.idf("zamrudbiru") > 0
     for q in _questions()[:10]:
-        assert a.bm25.search(q, 10) == f.bm25.search(q, 10)
+        assert a.store.lexical.search(an.tokens(q), 10) == f.store.lexical.search(an.tokens(q), 10)
 
 
 def test_index_command_says_where_it_embedded(tmp_path, corpus_copy):
@@ -197,7 +200,8 @@ def test_scale_benchmark_runs_at_a_tiny_size(tmp_path):
 
 def test_lazy_articles_and_chunks_serve_like_eager(seed_index, embedder, tmp_path):
     from qa.errors import IndexCorruptError
-    from qa.lazy import LazyArticles, LazyChunks
+    from qa.stores.embedded import EmbeddedStore
+from qa.stores.embedded_index.lazy import LazyArticles, LazyChunks
 
     eager, lazy = load_index(seed_index, lazy=False), load_index(seed_index, lazy=True)
     assert isinstance(lazy.articles, LazyArticles) and isinstance(lazy.chunks, LazyChunks)
@@ -206,8 +210,7 @@ def test_lazy_articles_and_chunks_serve_like_eager(seed_index, embedder, tmp_pat
     assert dict(lazy.articles) == eager.articles and "nope" not in lazy.articles
     with pytest.raises(IndexError):
         lazy.chunks[len(eager.chunks)]
-    a = Assistant(seed_index, lazy.manifest, lazy.articles, lazy.chunks, lazy.tokens, lazy.faiss_index,
-                  Config(), embedder, lazy.vectors)
+    a = Assistant(EmbeddedStore(seed_index, lazy, Config()), Config(), embedder=embedder, index_dir=seed_index)
     b = Assistant.load(seed_index, embedder=embedder)
     for q in _questions()[:8]:
         for mode in ("hybrid", "bm25", "dense"):
@@ -227,18 +230,20 @@ def test_lazy_articles_and_chunks_serve_like_eager(seed_index, embedder, tmp_pat
         chunks[2]
 
 
-def test_tuning_rescoring_works_over_a_bm25s_index(tmp_path, embedder):
-    from qa.evaluation.pipeline import BM25Variants, bm25_variant
-
+@pytest.mark.parametrize("engine", ["rank_bm25", "bm25s"])
+def test_tuning_scores_other_bm25_parameters_through_the_store(tmp_path, embedder, engine):
+    """``Store.lexical_variant``: BM25 with other (k1, b) over the same chunks, as rank-bm25 scores it."""
     index = tmp_path / "index"
-    build_index(CORPUS, index, Config(lexical_engine="bm25s"), progress=False, embedder=embedder)
+    build_index(CORPUS, index, Config(lexical_engine=engine), progress=False, embedder=embedder)
     a = Assistant.load(index, embedder=embedder)
-    assert a.bm25.engine == "bm25s"
-    fast = BM25Variants(a)
-    for q in _questions()[:8]:
-        for k1, b in ((1.5, 0.75), (0.9, 0.4)):
-            want = bm25_variant(a, k1, b).search(q, 30)
-            got = fast.search(fast.term_freqs(q), 30, k1, b)
+    assert a.store.lexical.engine == engine
+    an, toks = _tokens(index)
+    assert a.store.lexical_variant(1.5, 0.75) is a.store.lexical
+    for k1, b in ((0.9, 0.4), (2.0, 0.9)):
+        variant = a.store.lexical_variant(k1, b)
+        okapi = make_lexical(toks, k1=k1, b=b)
+        for q in _questions()[:8]:
+            got, want = variant.search(an.tokens(q), 30), okapi.search(an.tokens(q), 30)
             assert [d for d, _ in got] == [d for d, _ in want]
             assert np.allclose([s for _, s in got], [s for _, s in want], rtol=1e-5)
 
@@ -247,17 +252,16 @@ def test_tuning_rescoring_works_over_a_bm25s_index(tmp_path, embedder):
 def test_large_dense_index_files_are_memory_mapped_and_search_the_same(tmp_path, monkeypatch, kind, dtype):
     import faiss
 
-    from qa.backends import dense as dense_mod
-    from qa.backends.dense import DenseRetriever
+    from qa.stores.embedded_index import dense as dense_mod
 
     rng = np.random.default_rng(3)
     vecs = rng.standard_normal((3000, 64)).astype(np.float32)
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
-    built = DenseRetriever.build(vecs, kind=kind, dtype=dtype, hnsw_m=16, ef_construction=40)
+    built = dense_mod.build(vecs, kind=kind, dtype=dtype, hnsw_m=16, ef_construction=40)
     path = tmp_path / "dense.faiss"
-    DenseRetriever.save(built, path)
+    dense_mod.save(built, path)
     monkeypatch.setattr(dense_mod, "MMAP_BYTES", 1)   # every file counts as large
-    mapped = DenseRetriever.load(path)
+    mapped = dense_mod.load(path)
     assert type(mapped).__name__ == type(built).__name__ and mapped.ntotal == 3000
     q = vecs[:20] + 0.05 * rng.standard_normal((20, 64)).astype(np.float32)
     for index in (built, mapped):

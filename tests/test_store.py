@@ -9,7 +9,9 @@ import pytest
 
 from qa import Assistant, Config, build_index
 from qa.errors import EmptyCorpusError, IndexCorruptError, IndexNotFoundError, ModelMismatchError
-from qa.store import DATA_FILES, load_index, read_manifest
+from qa.stores import read_manifest
+from qa.stores.embedded_index.files import DATA_FILES
+from qa.stores.embedded_index.load import load_index
 
 
 def _data(index: Path) -> Path:
@@ -67,12 +69,12 @@ def test_failed_build_keeps_previous_index(built, embedder, monkeypatch):
     corpus, index = built
     before = read_manifest(index)
     (corpus / "new.txt").write_text("Tambahan berita yang tidak akan selesai ditulis.", encoding="utf-8")
-    import qa.store
+    import qa.stores.embedded_index.dense
 
     def boom(*a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(qa.store.DenseRetriever, "save", staticmethod(boom))
+    monkeypatch.setattr(qa.stores.embedded_index.dense, "save", boom)
     with pytest.raises(OSError, match="No space"):
         build_index(corpus, index, progress=False, embedder=embedder)
     assert read_manifest(index) == before

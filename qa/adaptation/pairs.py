@@ -143,20 +143,22 @@ def mine_hard_negatives(pairs: Sequence[Pair], candidates: Sequence[tuple[str, s
     ``candidates`` ((text, group) tuples) that is not from the pair's article, is not its positive
     and contains none of its gold answers. Returns (pairs, how many got one)."""
     from ..analyzer import Analyzer
-    from ..backends.lexical import BM25Retriever
+    from ..config import Config
+    from ..lexical import make_lexical
 
     texts = list(dict.fromkeys(t for t, _ in candidates))
     groups: dict[str, set[str]] = {}
     for t, g in candidates:
         groups.setdefault(t, set()).add(g)
     analyzer = Analyzer()
-    bm25 = BM25Retriever([analyzer.tokens(t) for t in texts], analyzer)
+    cfg = Config()
+    bm25 = make_lexical([analyzer.tokens(t) for t in texts], k1=cfg.bm25_k1, b=cfg.bm25_b)
     out: list[Pair] = []
     found = 0
     for pair in pairs:
         neg = None
         answers = [a.lower() for a in pair.answers]
-        for i, _score in bm25.search(pair.query, depth):
+        for i, _score in bm25.search(analyzer.tokens(pair.query), depth):
             t = texts[i]
             if pair.group in groups[t] or t == pair.positive or pair.positive in t or t in pair.positive:
                 continue

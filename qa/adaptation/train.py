@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from ..backends.dense import model_fingerprint, pick_device, resolve_model
+from ..encoders.identity import model_fingerprint, pick_device, resolve_model
 from ..config import DEFAULT_MODEL
 from ..errors import ConfigError, QAError
 from .pairs import Pair, corpus_pairs, load_articles, mine_hard_negatives, read_pairs

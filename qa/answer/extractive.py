@@ -23,7 +23,8 @@ from ..analyzer import Analyzer
 from ..chunking import paragraphs, split_sentences
 from ..synonyms import expand
 from ..types import Answer, Article, Citation, Hit
-from .lang import detect_lang, phrase
+from .base import abstain
+from .lang import detect_lang
 
 
 def strip_clitic(word: str) -> str:
@@ -264,7 +265,8 @@ class ExtractiveAnswerer:
         self.score(own, cands, query=q)
         cands.sort(key=lambda c: -c.score)
         if not cands or cands[0].score < self.threshold:
-            return self._not_found(question, hits, lang, q, cands[0].score if cands else 0.0)
+            return abstain(question, hits, lang=lang, query=q, confidence=cands[0].score if cands else 0.0,
+                           answerer=self.name)
         best = cands[0]
         chosen = [best]
         terms = set(self.content_terms(own))
@@ -297,7 +299,7 @@ class ExtractiveAnswerer:
 
     def stream(self, question: str, hits: Sequence[Hit], *, lang: Optional[str] = None,
                query: Optional[str] = None) -> Iterator[Union[str, Answer]]:
-        """The :class:`~qa.answer.generate.AnswerGenerator` stream: no pieces, just the answer."""
+        """The :class:`~qa.answer.base.Answerer` stream: no pieces, just the answer."""
         yield self.answer(question, hits, lang=lang, query=query)
 
     def _lead_span(self, kind: Optional[str], c: Candidate, terms: set[str]) -> Optional[str]:
@@ -339,15 +341,3 @@ class ExtractiveAnswerer:
         while qe > qs and text[qe - 1] in " ,;":
             qe -= 1
         return qs, qe
-
-    def _not_found(self, question: str, hits: Sequence[Hit], lang: str, query: str, conf: float) -> Answer:
-        titles = []
-        for h in hits:
-            t = h.article.display_title
-            if t not in titles:
-                titles.append(t)
-        text = phrase(lang, "not_found")
-        if titles:
-            text += f" {phrase(lang, 'closest')}: " + "; ".join(titles[:3]) + "."
-        return Answer(question=question, text=text, citations=[], found=False, lang=lang, query=query,
-                      hits=list(hits), confidence=round(conf, 4), answerer=self.name)

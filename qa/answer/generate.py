@@ -1,6 +1,6 @@
 """Answer generators: the extractive answerer (default) and an LLM behind an OpenAI-compatible server.
 
-Both follow :class:`AnswerGenerator`: ``answer()`` returns an :class:`~qa.types.Answer`;
+Both follow :class:`~qa.answer.base.Answerer`: ``answer()`` returns an :class:`~qa.types.Answer`;
 ``stream()`` yields the reply text piece by piece (an LLM's tokens; nothing for the extractive
 answerer) and then, last, the final ``Answer``. The LLM answer is never shown unchecked: its
 sentences are checked against the passages they cite (``qa/answer/verify.py``), unsupported ones
@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Iterator, Optional, Protocol, Sequence, Union, runtime_checkable
+from typing import Iterator, Optional, Sequence, Union
 
 from ..errors import LLMError
 from ..types import Answer, Hit
+from .base import Answerer, abstain
 from .extractive import ExtractiveAnswerer
 from .lang import detect_lang, phrase
 from .llm_client import ChatClient
@@ -46,19 +47,6 @@ PROMPTS = {
         "question": "Question",
     },
 }
-
-
-@runtime_checkable
-class AnswerGenerator(Protocol):
-    """What the :class:`~qa.Assistant` asks for an answer from retrieved passages."""
-
-    name: str
-
-    def answer(self, question: str, hits: Sequence[Hit], *, lang: Optional[str] = None,
-               query: Optional[str] = None) -> Answer: ...
-
-    def stream(self, question: str, hits: Sequence[Hit], *, lang: Optional[str] = None,
-               query: Optional[str] = None) -> Iterator[Union[str, Answer]]: ...
 
 
 def build_messages(question: str, hits: Sequence[Hit], lang: str) -> list[dict[str, str]]:
@@ -142,14 +130,14 @@ class LLMAnswerer:
         q = query or question
         text = clean_reply(raw)
         if says_no_answer(text):
-            ans = self._tag(self.extractive._not_found(question, hits, lang, q, 0.0))
+            ans = self._tag(abstain(question, hits, lang=lang, query=q))
             ans.notice = "" if text else "the LLM sent an empty reply"
             return ans
         v = self.checker.verify(text, hits, lang=lang, unsupported=self.unsupported)
         checked = [c for c in v.checks if c.status != "unchecked"]
         found = bool(v.citations)
         if not found:
-            base = self.extractive._not_found(question, hits, lang, q, 0.0)
+            base = abstain(question, hits, lang=lang, query=q)
             # flag mode keeps the (unsupported) text visible after the not-found sentence
             body = base.text + (" " + v.text if self.unsupported == "flag" and v.text else "")
             ans = self._tag(Answer(question=question, text=body, found=False, lang=lang, query=q, hits=list(hits)))
@@ -175,8 +163,8 @@ class LLMAnswerer:
         return ans
 
 
-def make_generator(config, extractive: ExtractiveAnswerer) -> AnswerGenerator:
-    """The generator ``config.answerer`` names (``"extractive"`` or ``"openai"``)."""
+def make_answerer(config, extractive: ExtractiveAnswerer) -> Answerer:
+    """The answerer ``config.answerer`` names (``"extractive"`` or ``"openai"``)."""
     if config.answerer == "openai":
         return LLMAnswerer(ChatClient.from_config(config), extractive, unsupported=config.llm_unsupported)
     return extractive

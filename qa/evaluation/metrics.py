@@ -25,19 +25,6 @@ def metric_names(k: int = 10) -> list[str]:
     return [f"recall@{c}" for c in cuts] + [f"mrr@{k}", f"ndcg@{k}"]
 
 
-def dedupe_articles(article_ids: Iterable[str], k: int) -> list[str]:
-    """The first ``k`` distinct article ids, in order of first occurrence."""
-    out: list[str] = []
-    seen: set[str] = set()
-    for a in article_ids:
-        if a not in seen:
-            seen.add(a)
-            out.append(a)
-            if len(out) == k:
-                break
-    return out
-
-
 def ranx_scores(qrels: Mapping[str, Sequence[str]], runs: Mapping[str, Sequence[str]],
                 metrics: Sequence[str]) -> dict[str, float]:
     """Mean ``metrics`` over the questions of ``qrels`` (gold article ids per question id), for

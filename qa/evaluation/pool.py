@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..assistant import Assistant
-from ..backends.dense import Embedder
+from ..encoders.sentence_transformers import Embedder
 from ..config import Config
 from ..ingest import Corpus, Problem, content_hash
-from ..store import build_index
+from ..stores import build_index
 from ..types import Article
 from .questions import Question, QuestionFileError, json_object, jsonl_rows
 

@@ -20,7 +20,9 @@ from ..assistant import Assistant
 from ..config import Config
 from ..errors import QAError
 from ..ingest import Corpus, load_corpus
-from ..store import BuildReport, _load_cache, build_index, text_hash
+from ..stores import BuildReport, build_index
+from ..stores.embedded_index.build import load_cache
+from ..stores.passages import text_hash
 
 log = logging.getLogger("qa")
 
@@ -32,7 +34,7 @@ class CorpusNeededError(QAError, ValueError):
 class SeededEmbedder:
     """An embedder with a text-keyed cache, seeded with an index's stored vectors.
 
-    Behaves as the wrapped :class:`~qa.backends.dense.Embedder` (same ``name``, ``dimension`` and
+    Behaves as the wrapped :class:`~qa.encoders.sentence_transformers.Embedder` (same ``name``, ``dimension`` and
     vectors) but never encodes the same text twice.
     """
 
@@ -46,7 +48,7 @@ class SeededEmbedder:
 
     def seed(self, index_dir: str | os.PathLike) -> None:
         """Add the stored vectors of an index built with the same model."""
-        self.cache.update(_load_cache(Path(index_dir), self.name, self.fingerprint))
+        self.cache.update(load_cache(Path(index_dir), self.name, self.fingerprint))
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         keys = [text_hash(t) for t in texts]
@@ -61,6 +63,12 @@ class SeededEmbedder:
         if not keys:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return np.ascontiguousarray(np.stack([self.cache[key] for key in keys]), dtype=np.float32)
+
+    def encode_passages(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        return self.encode(texts, progress=progress)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.inner.encode_queries(texts)
 
 
 def corpus_for(assistant: Assistant, corpus: "Optional[Corpus | str | os.PathLike]") -> tuple[Corpus, str]:

@@ -13,9 +13,9 @@ from typing import Any, Optional, Sequence
 from ..assistant import Assistant
 from ..config import Config
 from ..errors import ConfigError
+from ..retrieval import Candidates
 from .metrics import contains_answer, first_gold_rank, metric_names, ranx_scores, ratio, summarize_latency
-from .pipeline import (article_ranking, bm25_list, describe, dense_list, fuse, make_hits, ms_since, query_vector,
-                       require_embedded, retrieval_settings)
+from .pipeline import describe, ms_since, retrieval_settings
 from .questions import Question
 
 log = logging.getLogger("qa")
@@ -153,17 +153,15 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
         raise ConfigError(f"k must be a positive integer; got {k!r}")
     if not questions:
         raise ConfigError("no questions to evaluate")
-    require_embedded(assistant, "qa eval")
     t_start = time.perf_counter()
     cfg = config or assistant.config
     n_chunks = n_chunks or max(50, 5 * k)
     depth = max(cfg.candidates, n_chunks)
     metrics = metric_names(k)
     notes: list[str] = []
-    _ = assistant.embedder  # load the model before timing anything
-    assistant.embedder.encode(["warm-up"])
+    pipe = assistant.pipeline
+    assistant.embedder.encode_queries(["warm-up"])  # load the model before timing anything
     answerer = assistant.answerer if answers else None
-    stored = getattr(assistant, "vectors", None)  # stored chunk vectors, for convex fusion's exact scores
     from ..answer import detect_lang
 
     runs: dict[str, dict[str, list[str]]] = {r: {} for r in RETRIEVERS}
@@ -175,16 +173,18 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
     for i, q in enumerate(questions, start=1):
         lat: dict[str, float] = {}
         t0 = time.perf_counter()
-        lex = bm25_list(assistant, q.question, depth, cfg=cfg)
+        query = pipe.query(q.question, expand_abbreviations=cfg.expand_abbreviations)
+        lex = pipe.lexical(query, depth)
         lat["bm25"] = ms_since(t0)
         t0 = time.perf_counter()
-        vec = query_vector(assistant, q.question)
+        vec = pipe.embed(query)
         lat["embed_query"] = ms_since(t0)
         t0 = time.perf_counter()
-        den = dense_list(assistant, vec, depth)
+        den = pipe.dense(vec, depth)
         lat["dense_search"] = ms_since(t0)
         t0 = time.perf_counter()
-        hybrid = fuse(lex, den, "hybrid", cfg, depth, k=n_chunks, qvec=vec, vectors=stored)
+        cands = Candidates(lex, den, vec, assistant.store.hybrid_search(query.tokens, query.lexical, vec, cfg, depth))
+        hybrid = pipe.fuse(cands, "hybrid", cfg, n_chunks)
         lat["fusion"] = ms_since(t0)
         ranked = {"bm25": lex, "dense": den, "hybrid": hybrid}
         gold = [a for a in q.articles if a in assistant.articles]
@@ -200,7 +200,7 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
         res = QuestionResult(id=q.id, question=q.question, gold_articles=list(q.articles), answers=list(q.answers),
                              answerable=q.answerable, scored=scored, note=note)
         for name in RETRIEVERS:
-            arts = article_ranking(assistant, ranked[name], n_chunks, k)
+            arts = pipe.article_ranking(ranked[name], n_chunks, k)
             res.top_articles[name] = arts[:5]
             res.gold_rank[name] = first_gold_rank(arts, gold) if gold else None
             if scored:
@@ -209,7 +209,7 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
             qrels[q.id] = gold
         if answerer is not None:
             final = ranked["hybrid"] if cfg.mode == "hybrid" else ranked[cfg.mode]
-            hits = make_hits(assistant, final, lex, den, cfg.answer_k)
+            hits = pipe.hits(final, cands, cfg.answer_k)
             t0 = time.perf_counter()
             ans = answerer.answer(q.question, hits, lang=detect_lang(q.question), query=q.question)
             lat["answer"] = ms_since(t0)

@@ -15,7 +15,7 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
@@ -23,10 +23,10 @@ from ..assistant import Assistant
 from ..config import Config
 from ..errors import ConfigError
 from ..ingest import Corpus
-from ..store import update_config
+from ..retrieval import Candidates
+from ..stores import update_config
 from .metrics import fast_scores, metric_names, ranx_scores
-from .pipeline import (RETRIEVAL_KEYS, CandidateLists, article_ranking, candidate_lists, describe, fuse,
-                       require_embedded, retrieval_settings)
+from .pipeline import RETRIEVAL_KEYS, CandidateLists, bm25_params_available, candidate_lists, describe, retrieval_settings
 from .questions import Question, TooFewQuestionsError, split_halves
 
 log = logging.getLogger("qa")
@@ -166,13 +166,17 @@ def tune(assistant: Assistant, questions: Sequence[Question], *, metric: Optiona
     :class:`TooFewQuestionsError` with fewer than ``min_questions`` answerable questions whose gold
     article is in the index.
     """
-    require_embedded(assistant, "qa tune")
     t_start = time.perf_counter()
     metric = metric or f"mrr@{k}"
     names = metric_names(k)
     if metric not in names:
         raise ConfigError(f"metric must be one of {', '.join(names)}; got {metric!r}")
     space = space or SearchSpace()
+    own = (assistant.config.bm25_k1, assistant.config.bm25_b)
+    if len(bm25_params_available(assistant, [own, *space.bm25_params])) < len(set([own, *space.bm25_params])):
+        log.info("the %s store scores BM25 only with its own k1=%s b=%s: not searching other BM25 parameters",
+                 assistant.store.kind, *own)
+        space = replace(space, bm25_params=(own,))
     n_chunks = n_chunks or max(50, 5 * k)
     usable = [q for q in questions if q.answerable and any(a in assistant.articles for a in q.articles)]
     if len(usable) < min_questions:
@@ -277,7 +281,7 @@ def _runner(assistant: Assistant, usable: Sequence[Question], current_cfg: Confi
     bm25_params = [(current["bm25_k1"], current["bm25_b"])] + list(space.bm25_params)
     lists = candidate_lists(assistant, [q.question for q in usable], depth, bm25_params, cfg=current_cfg)
     index_of = {q.id: i for i, q in enumerate(usable)}
-    stored = getattr(assistant, "vectors", None)
+    pipe = assistant.pipeline
 
     def run(settings: dict[str, Any], qrels: dict[str, list[str]]) -> dict[str, list[str]]:
         cfg = current_cfg.replace(**{key: v for key, v in settings.items() if key != "chunk_size"})
@@ -286,9 +290,8 @@ def _runner(assistant: Assistant, usable: Sequence[Question], current_cfg: Confi
         out = {}
         for qid in qrels:
             i = index_of[qid]
-            fused = fuse(lex_all[i], lists.dense[i], cfg.mode, cfg, d, k=n_chunks, qvec=lists.vectors[i],
-                         vectors=stored)
-            out[qid] = article_ranking(assistant, fused, n_chunks, k)
+            cands = Candidates(lex_all[i][:d], lists.dense[i][:d], lists.vectors[i])
+            out[qid] = pipe.article_ranking(pipe.fuse(cands, cfg.mode, cfg, n_chunks), n_chunks, k)
         return out
 
     return run

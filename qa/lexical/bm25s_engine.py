@@ -25,6 +25,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from .base import top_k
+
 log = logging.getLogger("qa")
 
 EPSILON = 0.25  # rank-bm25's floor for negative IDF, as a fraction of the mean IDF
@@ -53,7 +55,10 @@ def _okapi_idf(df: np.ndarray, n: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 class SparseBM25:
-    """BM25 scores from a bm25s index (built here from analyzer tokens, or loaded memory-mapped)."""
+    """BM25 scores from a bm25s index (built here from analyzer tokens, or loaded memory-mapped); a
+    :class:`~qa.lexical.LexicalIndex`."""
+
+    engine = "bm25s"
 
     def __init__(self, model, *, k1: float, b: float):
         self.model = model
@@ -105,7 +110,13 @@ class SparseBM25:
     def _ids(self, tokens: Sequence[str]) -> tuple[int, ...]:
         return tuple(self.vocab[t] for t in tokens if t in self.vocab)
 
-    def scores(self, tokens: Sequence[str]) -> np.ndarray:
+    def scores(self, tokens: Sequence[str], ids: Sequence[int]) -> list[float]:
+        """BM25 scores of the given chunks."""
+        if not tokens or not len(ids):
+            return [0.0] * len(ids)
+        return [float(x) for x in self.all_scores(tokens)[list(ids)]]
+
+    def all_scores(self, tokens: Sequence[str]) -> np.ndarray:
         """BM25 score of every chunk for analyzed query ``tokens`` (repeated words count again,
         as in rank-bm25). The last query's scores are kept, since hybrid search asks twice."""
         ids = self._ids(tokens)
@@ -122,11 +133,11 @@ class SparseBM25:
             self._last = (ids, out)
         return out
 
-    def top(self, tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
+    def search(self, tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
         """The ``k`` best chunks with a positive score, best first (ties by chunk index)."""
-        from . import top_k
-
-        scores = self.scores(tokens)
+        if not tokens:
+            return []
+        scores = self.all_scores(tokens)
         nz = np.flatnonzero(scores > 0)
         if nz.size == 0:
             return []

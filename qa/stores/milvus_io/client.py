@@ -29,8 +29,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Optional, Sequence
 
-from ..config import Config
-from ..errors import QAError
+from ...config import Config
+from ...errors import QAError
 
 log = logging.getLogger("qa")
 
@@ -100,7 +100,7 @@ def clip_utf8(text: str, limit: int = MAX_VARCHAR) -> str:
     return cut.rsplit(" ", 1)[0] if " " in cut else cut
 
 
-class MilvusStore:
+class MilvusCollections:
     """The four collections of one index on one Milvus deployment."""
 
     def __init__(self, uri: str, prefix: str = "qa", *, token: Optional[str] = None):

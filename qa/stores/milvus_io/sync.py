@@ -17,17 +17,18 @@ import os
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 
-from ..analyzer import Analyzer
-from ..config import Config
-from ..errors import EmptyCorpusError, ModelMismatchError
-from ..ingest import Corpus, load_corpus
-from ..store import BuildReport, chunk_article, corpus_fingerprint, index_text, text_hash
-from ..types import Article
-from .client import BATCH, MilvusStore, clip_utf8, lex_text, resolve_uri
+from ...analyzer import Analyzer
+from ...config import Config
+from ...errors import EmptyCorpusError, ModelMismatchError
+from ...ingest import Corpus, load_corpus
+from ...types import Article
+from ..base import BuildReport
+from ..passages import chunk_article, corpus_fingerprint, index_text, text_hash
+from .client import BATCH, MilvusCollections, clip_utf8, lex_text, resolve_uri
 
 log = logging.getLogger("qa")
 
@@ -68,7 +69,7 @@ def passage_records(a: Article, config: Config, analyzer: Analyzer) -> list[Reco
 
 
 def local_embedder(embedder, batch: int = 256, progress: bool = False) -> EmbedFn:
-    """An :data:`EmbedFn` over an :class:`~qa.backends.dense.Embedder` in this process."""
+    """An :data:`EmbedFn` over an :class:`~qa.encoders.sentence_transformers.Embedder` in this process."""
     def run(records: list[Record]) -> Iterator[list[Record]]:
         bar = None
         if progress and len(records) > batch:
@@ -77,7 +78,7 @@ def local_embedder(embedder, batch: int = 256, progress: bool = False) -> EmbedF
             bar = tqdm(total=len(records), desc="embedding", unit="passage")
         for i in range(0, len(records), batch):
             group = records[i:i + batch]
-            vecs = embedder.encode([r["_text"] for r in group])
+            vecs = embedder.encode_passages([r["_text"] for r in group])
             for r, v in zip(group, vecs):
                 r["vector"] = v
             if bar:
@@ -104,7 +105,7 @@ def build_milvus(corpus_dir: str | os.PathLike = "corpus", index_dir: str | os.P
         reasons = "; ".join(str(p) for p in corpus.problems[:5])
         raise EmptyCorpusError(f"no readable article in {corpus_dir}" + (f" ({reasons})" if reasons else ""))
     if embed is None:
-        from ..backends.dense import Embedder
+        from ...encoders.sentence_transformers import Embedder
 
         embedder = embedder or Embedder(config.model, device=config.device, batch_size=config.batch_size)
         if embedder.name != config.model:
@@ -112,7 +113,7 @@ def build_milvus(corpus_dir: str | os.PathLike = "corpus", index_dir: str | os.P
         embed, dimension = local_embedder(embedder, progress=progress), embedder.dimension
     elif not dimension:
         raise ValueError("build_milvus(embed=...) needs dimension= (the embedding size)")
-    store = MilvusStore(resolve_uri(config, index_dir), config.milvus_collection)
+    store = MilvusCollections(resolve_uri(config, index_dir), config.milvus_collection)
     try:
         articles, chunks, embedded, skipped = sync(store, corpus, config, embed, dimension, force=force,
                                                     folder=str(corpus_dir), t0=t0)
@@ -122,7 +123,7 @@ def build_milvus(corpus_dir: str | os.PathLike = "corpus", index_dir: str | os.P
                        time.perf_counter() - t0, embedded=embedded)
 
 
-def sync(store: MilvusStore, corpus: Corpus, config: Config, embed: EmbedFn, dimension: int, *,
+def sync(store: MilvusCollections, corpus: Corpus, config: Config, embed: EmbedFn, dimension: int, *,
          force: bool = False, folder: str = "", t0: Optional[float] = None) -> tuple[int, int, int, bool]:
     """Make the collections hold exactly ``corpus``; returns (articles, chunks, embedded, skipped)."""
     t0 = t0 or time.perf_counter()

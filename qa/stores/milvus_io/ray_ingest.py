@@ -21,8 +21,8 @@ from typing import Any, Iterator, Optional
 
 import numpy as np
 
-from ..config import Config
-from ..errors import ConfigError
+from ...config import Config
+from ...errors import ConfigError
 
 log = logging.getLogger("qa")
 
@@ -44,18 +44,18 @@ class EmbedActor:
             import torch
 
             torch.set_num_threads(threads)
-        from ..backends.dense import Embedder
+        from ...encoders.sentence_transformers import Embedder
 
         self.embedder = Embedder(model, device=device, batch_size=batch_size)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
-        vecs = self.embedder.encode([str(t) for t in batch["text"]])
+        vecs = self.embedder.encode_passages([str(t) for t in batch["text"]])
         return {"i": batch["i"], "vector": vecs}
 
 
 def ray_embedder(config: Config, *, actors: int = 1, batch_size: int = 256, num_gpus: float = 0,
                  cpus_per_actor: float = 1, threads: int = 0, progress: bool = True):
-    """An embed function for :func:`qa.milvus.sync` that sends the passages through Ray Data.
+    """An embed function for :func:`qa.stores.milvus_io.sync` that sends the passages through Ray Data.
 
     Batches come back as Ray finishes them (not in input order); each is written to Milvus at once.
     """
@@ -106,13 +106,13 @@ def ray_ingest(corpus_dir: str | os.PathLike, config: Config, *, index_dir: str 
     """Index ``corpus_dir`` into Milvus (``config.store`` must be ``"milvus"``) with Ray actors.
 
     ``address``: an existing Ray cluster (``"auto"``, ``"ray://host:10001"``); None starts a
-    local Ray (``num_cpus`` limits it). Returns the :class:`~qa.store.BuildReport`.
+    local Ray (``num_cpus`` limits it). Returns the :class:`~qa.stores.BuildReport`.
     """
     if config.store != "milvus":
         raise ConfigError(f"Ray ingestion writes to Milvus: set store = \"milvus\" (got store = {config.store!r})")
     ray = _import_ray()
-    from ..backends.dense import resolve_model
-    from ..milvus import build_milvus
+    from ...encoders.identity import resolve_model
+    from .sync import build_milvus
 
     started_here = False
     if not ray.is_initialized():
@@ -152,6 +152,6 @@ def _dimension_of(model_dir: str) -> int:
         for key in ("hidden_size", "d_model", "dim"):
             if isinstance(d.get(key), int):
                 return d[key]
-    from ..backends.dense import Embedder
+    from ...encoders.sentence_transformers import Embedder
 
     return Embedder(model_dir, device="cpu").dimension

@@ -19,8 +19,8 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import IndexCorruptError
-from .types import Article, Chunk
+from ...errors import IndexCorruptError
+from ...types import Article, Chunk
 
 _ID = re.compile(rb'\{"id": ("(?:[^"\\]|\\.)*")')
 _BLOCK = 64 << 20

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Optional
 
-from ..analyzer import STOPWORDS
-from .extractive import _NYA_KEEP as _NYA_EXCEPTIONS, QUESTION_WORDS, strip_clitic
+
+from .analyzer import STOPWORDS
+from .retrieval import MAX_QUERY_CHARS
+from .answer.extractive import _NYA_KEEP as _NYA_EXCEPTIONS, QUESTION_WORDS, strip_clitic
 
 ANAPHORA = {
     "itu", "tersebut", "ini", "dia", "beliau", "mereka", "sana", "situ", "sini", "tadi", "pihaknya",
@@ -89,14 +90,18 @@ class Conversation:
     def rewrite(self, question: str) -> str:
         return rewrite(question, self.history)
 
+    def _query(self, question):
+        # the assistant checks the question (type, length); rewrite what it will use
+        return self.rewrite(question.strip()[:MAX_QUERY_CHARS]) if isinstance(question, str) else None
+
     def ask(self, question: str, **kwargs):
-        answer = self.assistant.ask(question, history=self.history, **kwargs)
+        answer = self.assistant.ask(question, query=self._query(question), **kwargs)
         self._record(question, answer)
         return answer
 
     def ask_stream(self, question: str, **kwargs):
         """Streamed :meth:`ask`: text pieces, then the answer (recorded in the history)."""
-        for item in self.assistant.ask_stream(question, history=self.history, **kwargs):
+        for item in self.assistant.ask_stream(question, query=self._query(question), **kwargs):
             if not isinstance(item, str):
                 self._record(question, item)
             yield item

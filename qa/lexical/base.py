@@ -1,0 +1,68 @@
+"""The lexical (BM25) protocol, and what every engine shares.
+
+An engine scores chunks for analyzed query tokens with Okapi BM25 as rank-bm25's ``BM25Okapi``
+computes it (the bm25s engine is rescaled to the same scores, see :mod:`.bm25s_engine`). To add an
+engine: implement :class:`LexicalIndex` in a file of this package and name it in :data:`ENGINES`
+and :func:`qa.lexical.make_lexical`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable, Protocol, Sequence
+
+import numpy as np
+
+Ranked = list[tuple[int, float]]
+
+ENGINES = ("rank_bm25", "bm25s")
+
+
+class LexicalIndex(Protocol):
+    """BM25 over the chunks of one index; chunk ids are row numbers ``0..size-1``."""
+
+    engine: str
+    k1: float
+    b: float
+    size: int
+    max_idf: float  # the IDF of the rarest word (the answerer's weight for a word the index never saw)
+
+    def idf(self, token: str) -> float:
+        """Inverse document frequency of an analyzed token (0 for an unknown one)."""
+        ...
+
+    def search(self, tokens: Sequence[str], k: int) -> Ranked:
+        """The ``k`` best chunks with a positive score, best first (ties by chunk id)."""
+        ...
+
+    def scores(self, tokens: Sequence[str], ids: Sequence[int]) -> list[float]:
+        """BM25 scores of the given chunks (0 for a chunk the tokens do not match)."""
+        ...
+
+
+def top_k(scores: "Sequence[float] | np.ndarray", k: int) -> Ranked:
+    """Indices and values of the ``k`` largest positive scores, best first (ties by index)."""
+    arr = np.asarray(scores)
+    if arr.size == 0 or k <= 0:
+        return []
+    k = min(k, arr.size)
+    if k < arr.size:  # the k largest, plus every score tied with the k-th (ties go to the lower index)
+        kth = arr[np.argpartition(-arr, k - 1)[k - 1]]
+        idx = np.flatnonzero(arr >= kth)
+    else:
+        idx = np.arange(arr.size)
+    idx = idx[np.lexsort((idx, -arr[idx]))][:k]
+    return [(int(i), float(arr[i])) for i in idx if arr[i] > 0]
+
+
+def save_tokens(tokens: Iterable[list[str]], path: Path) -> None:
+    """``tokens.jsonl``: one JSON list of analyzed tokens per chunk, in chunk order."""
+    with open(path, "w", encoding="utf-8") as f:
+        for t in tokens:
+            f.write(json.dumps(t, ensure_ascii=False))
+            f.write("\n")
+
+
+def read_tokens(path: Path) -> list[list[str]]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]

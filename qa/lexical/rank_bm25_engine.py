@@ -1,0 +1,41 @@
+"""The ``rank_bm25`` engine (small indexes): rank-bm25's ``BM25Okapi`` over the chunks' tokens.
+
+Persisted as ``tokens.jsonl`` only (readable, and all BM25 needs): statistics are recomputed on
+load, so they always match the chunks that are actually in the index.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+from .base import Ranked, top_k
+
+
+class RankBM25:
+    """:class:`~qa.lexical.LexicalIndex` over rank-bm25."""
+
+    engine = "rank_bm25"
+
+    def __init__(self, tokens: Sequence[list[str]], *, k1: float, b: float):
+        from rank_bm25 import BM25Okapi
+
+        self.k1, self.b = float(k1), float(b)
+        self.size = len(tokens)
+        # rank-bm25 divides by the corpus size; an empty token list still counts as a document.
+        self._okapi = BM25Okapi([list(t) for t in tokens], k1=k1, b=b) if tokens else None
+        idf = self._okapi.idf if self._okapi is not None else {}
+        self.max_idf = float(max(idf.values())) if idf else 1.0
+
+    def idf(self, token: str) -> float:
+        if self._okapi is None:
+            return 0.0
+        return float(self._okapi.idf.get(token, 0.0))
+
+    def search(self, tokens: Sequence[str], k: int) -> Ranked:
+        if not tokens or self._okapi is None:
+            return []
+        return top_k(self._okapi.get_scores(list(tokens)), k)
+
+    def scores(self, tokens: Sequence[str], ids: Sequence[int]) -> list[float]:
+        if self._okapi is None or not tokens or not ids:
+            return [0.0] * len(ids)
+        return [float(x) for x in self._okapi.get_batch_scores(list(tokens), list(ids))]

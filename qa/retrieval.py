@@ -1,0 +1,188 @@
+"""The retrieval pipeline, the one place where a question becomes ranked passages:
+
+    analyze -> lexical candidates -> dense candidates -> fuse -> hits
+
+:meth:`qa.Assistant.retrieve`, ``qa eval`` (which times each stage), ``qa tune`` (which fuses the
+same candidates under many settings) and the benchmarks all run these stages; the store
+(:class:`~qa.stores.base.Store`) answers the searches, so the same code serves every store.
+
+Fusion (``settings.fusion``): ``"convex"`` scores BM25's candidates (plus the dense ones when BM25
+found fewer than ``k``, see :func:`~qa.fusion.convex_candidates`) with both retrievers' real
+scores (the BM25 score, and the exact cosine of each candidate's stored vector) and mixes their
+min-max normalised values with ``dense_weight``; ``"rrf"`` fuses the two lists by rank.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Optional
+
+import numpy as np
+
+from .analyzer import Analyzer
+from .config import MODES
+from .errors import ConfigError
+from .fusion import convex, convex_candidates, rrf
+from .stores.base import Ranked, Store
+from .synonyms import expand
+from .types import Hit
+
+MAX_QUERY_CHARS = 2000
+SPARE = 10  # passages fetched beyond k, for stores whose articles may be mid-update (Milvus)
+
+
+def check_query(question: Any, k: Any, mode: str) -> str:
+    """Validate ``retrieve``'s arguments; returns the question stripped and cut to
+    ``MAX_QUERY_CHARS`` (empty when there is nothing to search for)."""
+    if mode not in MODES:
+        raise ConfigError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+        raise ConfigError(f"k must be a positive integer; got {k!r}")
+    if not isinstance(question, str):
+        raise TypeError(f"question must be a string, not {type(question).__name__}")
+    return question.strip()[:MAX_QUERY_CHARS]
+
+
+@dataclass(frozen=True)
+class Query:
+    """A question as the retrievers see it: ``text`` for the encoder, ``lexical`` for BM25
+    (abbreviations expanded when configured) and its analyzed ``tokens``."""
+
+    text: str
+    lexical: str
+    tokens: tuple[str, ...]
+
+
+@dataclass
+class Candidates:
+    """The candidate lists of one question (empty for a retriever the mode does not use)."""
+
+    lexical: Ranked
+    dense: Ranked
+    vector: Optional[np.ndarray] = None  # the query vector (dense and hybrid modes)
+    fused: Optional[Ranked] = None  # set when the store fused on its side
+
+
+class Pipeline:
+    """The stages over one store. ``encoder`` is called to get the query encoder (loaded on first
+    use); ``settings`` is anything with the retrieval settings' attributes (a :class:`~qa.Config`)."""
+
+    def __init__(self, store: Store, analyzer: Analyzer, encoder: Callable[[], Any]):
+        self.store = store
+        self.analyzer = analyzer
+        self._encoder = encoder
+
+    # -- stages -----------------------------------------------------------------------------------
+    def query(self, question: str, *, expand_abbreviations: bool = True) -> Query:
+        text = question.strip()[:MAX_QUERY_CHARS]
+        lexical = expand(text) if expand_abbreviations else text
+        return Query(text, lexical, tuple(self.analyzer.tokens(lexical)))
+
+    def lexical(self, q: Query, depth: int, *, index: Any = None) -> Ranked:
+        """BM25 candidates (from ``index``, a :class:`~qa.lexical.LexicalIndex` with other
+        parameters, when given)."""
+        if index is not None:
+            return index.search(q.tokens, depth)
+        return self.store.lexical_search(q.tokens, q.lexical, depth)
+
+    def embed(self, q: Query) -> np.ndarray:
+        return self._encoder().encode_queries([q.text])[0]
+
+    def dense(self, vector: np.ndarray, depth: int) -> Ranked:
+        return self.store.dense_search(vector, depth)
+
+    def candidates(self, q: Query, mode: str, settings: Any, depth: int) -> Candidates:
+        vector = self.embed(q) if mode in ("hybrid", "dense") else None
+        if mode == "hybrid":
+            fused = self.store.hybrid_search(q.tokens, q.lexical, vector, settings, depth)
+            if fused is not None:
+                return Candidates([], [], vector, fused)
+        lex = self.lexical(q, depth) if mode in ("hybrid", "bm25") else []
+        den = self.dense(vector, depth) if vector is not None else []
+        return Candidates(lex, den, vector)
+
+    def fuse(self, c: Candidates, mode: str, settings: Any, k: int) -> Ranked:
+        """The ranked list for ``mode`` from candidate lists at least ``max(candidates, k)`` deep."""
+        if c.fused is not None:
+            return c.fused
+        if mode == "bm25":
+            return list(c.lexical)
+        if mode == "dense":
+            return list(c.dense)
+        if settings.fusion == "rrf":
+            return rrf([c.lexical, c.dense], k=settings.rrf_k)
+        ids = convex_candidates(c.lexical, c.dense, k)
+        if not ids:
+            return convex(c.lexical, c.dense, dense_weight=settings.dense_weight)
+        # BM25 returns every chunk with a positive score up to its depth, and dense passages join
+        # only when it returned fewer than k: a candidate missing from its list scores 0 there
+        lex = dict(c.lexical)
+        bm = [lex.get(d, 0.0) for d in ids]
+        dn = self.store.dense_scores(c.vector, ids) if c.vector is not None else None
+        if dn is None:
+            known = dict(c.dense)
+            dn = [known.get(d, 0.0) for d in ids]
+        return convex(list(zip(ids, bm)), list(zip(ids, dn)), dense_weight=settings.dense_weight)
+
+    def hits(self, ranked: Ranked, c: Candidates, k: int) -> list[Hit]:
+        """``Hit`` objects for the first ``k`` passages of ``ranked`` that the store can show."""
+        want = ranked[:k + SPARE]
+        found = self.store.passages([d for d, _ in want])
+        lex_rank = {d: (r, s) for r, (d, s) in enumerate(c.lexical, start=1)}
+        den_rank = {d: (r, s) for r, (d, s) in enumerate(c.dense, start=1)}
+        hits: list[Hit] = []
+        for doc, score in want:
+            if doc not in found:
+                continue
+            chunk, article = found[doc]
+            lr, dr = lex_rank.get(doc), den_rank.get(doc)
+            hits.append(Hit(chunk=chunk, article=article, score=float(score), rank=len(hits) + 1,
+                            bm25_rank=lr[0] if lr else None, dense_rank=dr[0] if dr else None,
+                            bm25_score=lr[1] if lr else None, dense_score=dr[1] if dr else None))
+            if len(hits) == k:
+                break
+        return hits
+
+    def article_ranking(self, ranked: Ranked, n_chunks: int, k: int) -> list[str]:
+        """The top ``k`` distinct articles of the first ``n_chunks`` passages (an article ranks where
+        its best passage does)."""
+        return dedupe_articles(self.store.article_ids([d for d, _ in ranked[:n_chunks]]), k)
+
+    # -- all stages -------------------------------------------------------------------------------
+    def retrieve(self, question: str, k: int, mode: str, settings: Any) -> list[Hit]:
+        """The ``k`` best passages for ``question`` (see :meth:`qa.Assistant.retrieve`)."""
+        text = check_query(question, k, mode)
+        if not text:
+            return []
+        q = self.query(text, expand_abbreviations=settings.expand_abbreviations)
+        depth = max(settings.candidates, k)
+        c = self.candidates(q, mode, settings, depth)
+        return self.hits(self.fuse(c, mode, settings, k), c, k)
+
+
+def dedupe_articles(article_ids: Iterable[str], k: int) -> list[str]:
+    """The first ``k`` distinct article ids, in order of first occurrence."""
+    out: list[str] = []
+    seen: set[str] = set()
+    for a in article_ids:
+        if a not in seen:
+            seen.add(a)
+            out.append(a)
+            if len(out) == k:
+                break
+    return out
+
+
+def describe(settings: dict[str, Any]) -> str:
+    """A short human description: ``hybrid convex w=0.3 cand=100 k1=1.5 b=0.75``."""
+    s = settings
+    bm25 = f"k1={s['bm25_k1']} b={s['bm25_b']}"
+    chunk = f" chunk={s['chunk_size']}" if "chunk_size" in s else ""
+    if s["mode"] == "bm25":
+        return f"bm25 {bm25}{chunk}"
+    if s["mode"] == "dense":
+        return f"dense{chunk}"
+    fusion = f"convex w={s['dense_weight']}" if s["fusion"] == "convex" else f"rrf k={s['rrf_k']}"
+    return f"hybrid {fusion} cand={s['candidates']} {bm25}{chunk}"
+
+
+__all__ = ["Candidates", "MAX_QUERY_CHARS", "Pipeline", "Query", "check_query", "dedupe_articles", "describe"]

@@ -1,0 +1,253 @@
+"""The Milvus store (``store = "milvus"``): passages, articles, vectors and BM25 in Milvus
+collections (milvus-lite, Standalone or Distributed), through pymilvus's ``MilvusClient``. Needs
+the extra ``milvus``; collections and writes in :mod:`.milvus_io`. See docs/scale-out.md.
+
+* lexical search: Milvus full-text search (BM25 computed by Milvus from the ``lex`` field);
+* dense search: Milvus vector search (inner product of normalised vectors = cosine);
+* exact dense scores (convex fusion): the stored vectors of the candidates, fetched by id;
+* ``milvus_hybrid = "server"``: Milvus ``hybrid_search`` fuses on the server
+  (``RRFRanker(rrf_k)`` for ``fusion = "rrf"``, ``WeightedRanker(1 - w, w)`` otherwise).
+
+Milvus-lite returns BM25 scores negated (as distances) while Milvus servers return them positive:
+the lists are used in the order Milvus gives them and scores are taken as ``abs``. Chunk ids are
+stable hashes of (article, content, offsets), so what a search returned about an id never changes:
+rows are cached by id.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+
+from ..analyzer import Analyzer
+from ..config import Config
+from ..errors import IndexNotFoundError
+from ..types import Article, Chunk
+from .base import Ranked, StoreStats
+from .milvus_io.client import MilvusCollections, in_filter, lex_text, resolve_uri
+
+ROW_FIELDS = ["article_id", "content_hash", "start", "end"]
+
+
+class ArticleView(Mapping):
+    """The articles in Milvus as a read-only mapping (fetched on demand, cached by content)."""
+
+    def __init__(self, collections: MilvusCollections, count: int):
+        self.collections = collections
+        self._count = count
+        self._cache: dict[str, Article] = {}
+        self._lock = threading.Lock()
+
+    def get_many(self, ids, hashes: Optional[dict[str, str]] = None) -> dict[str, Article]:
+        hashes = hashes or {}
+        need = [i for i in dict.fromkeys(ids)
+                if i not in self._cache or (i in hashes and self._cache[i].content_hash != hashes[i])]
+        if need:
+            fetched = {i: Article.from_dict(d) for i, d in self.collections.fetch_articles(need).items()}
+            with self._lock:
+                if len(self._cache) > 50_000:
+                    self._cache.clear()
+                self._cache.update(fetched)
+        return {i: self._cache[i] for i in ids if i in self._cache}
+
+    def __getitem__(self, key: str) -> Article:
+        got = self.get_many([key])
+        if key not in got:
+            raise KeyError(key)
+        return got[key]
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.collections.article_signatures())
+
+
+class _RowCache:
+    """Chunk rows (and vectors) by id, most recent kept; thread-safe."""
+
+    def __init__(self, size: int = 100_000):
+        self.size = size
+        self._rows: OrderedDict[int, dict] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, pk: int, row: dict) -> None:
+        with self._lock:
+            old = self._rows.get(pk)
+            self._rows[pk] = {**old, **row} if old else dict(row)
+            self._rows.move_to_end(pk)
+            while len(self._rows) > self.size:
+                self._rows.popitem(last=False)
+
+    def get(self, pk: int) -> Optional[dict]:
+        with self._lock:
+            return self._rows.get(pk)
+
+
+class MilvusStore:
+    """:class:`~qa.stores.base.Store` over the Milvus collections of one index."""
+
+    kind = "milvus"
+
+    def __init__(self, collections: MilvusCollections, manifest: dict, config: Config):
+        self.collections = collections
+        self.manifest = manifest
+        self.config = config
+        self.analyzer = Analyzer(**{k: v for k, v in manifest["analyzer"].items() if k != "version"})
+        counts = manifest["counts"]
+        self.size = counts["chunks"]
+        self.articles = ArticleView(collections, counts["articles"])
+        self._eps = 0.25 * manifest.get("avg_idf", 2.0)
+        self._idf = functools.lru_cache(maxsize=200_000)(self._lookup_idf)
+        self._rows = _RowCache()
+
+    @classmethod
+    def open(cls, index_dir: str | os.PathLike, config: Config) -> "MilvusStore":
+        uri = resolve_uri(config, index_dir)
+        collections = MilvusCollections(uri, config.milvus_collection)
+        manifest = collections.read_meta() if collections.exists() else None
+        if manifest is None:
+            collections.close()
+            raise IndexNotFoundError(f"no Milvus index {config.milvus_collection}_* at {uri}: run `qa index` "
+                                     "with store = \"milvus\" in the config")
+        return cls(collections, manifest, config)
+
+    def __len__(self) -> int:
+        return self.size
+
+    # -- BM25 statistics (for the answerer) ------------------------------------------------------
+    def idf(self, token: str) -> float:
+        """IDF of an analyzed token as rank-bm25 computes it (0 for an unknown token)."""
+        return self._idf(token)
+
+    def _lookup_idf(self, token: str) -> float:
+        df = self.collections.document_frequencies([token]).get(token, 0)
+        if df == 0 or self.size == 0:
+            return 0.0
+        v = math.log((self.size - df + 0.5) / (df + 0.5))
+        return v if v >= 0 else self._eps
+
+    @property
+    def max_idf(self) -> float:
+        if self.size == 0:
+            return 1.0
+        return max(1e-9, math.log((self.size - 1 + 0.5) / 1.5))
+
+    # -- search -----------------------------------------------------------------------------------
+    def _lex_text(self, tokens: Sequence[str], query: str) -> str:
+        if self.config.milvus_analyzer == "project":
+            return lex_text(tokens)
+        return query if any(ch.isalnum() for ch in query) else ""
+
+    def _search(self, data: list, field: str, metric: str, depth: int) -> Ranked:
+        res = self.collections.client.search(self.collections.chunks, data=data, anns_field=field,
+                                             limit=min(depth, 16384), search_params={"metric_type": metric},
+                                             output_fields=ROW_FIELDS)
+        out = []
+        for h in res[0]:
+            self._rows.put(int(h["id"]), h["entity"])
+            out.append((int(h["id"]), float(h["distance"])))
+        return out
+
+    def lexical_search(self, tokens: Sequence[str], query: str, depth: int) -> Ranked:
+        text = self._lex_text(tokens, query)
+        if not text or self.size == 0:
+            return []
+        return [(pk, abs(s)) for pk, s in self._search([text], "sparse", "BM25", depth)]
+
+    def dense_search(self, vector: np.ndarray, depth: int) -> Ranked:
+        return self._search([np.asarray(vector, dtype=np.float32).tolist()], "vector", "IP", depth)
+
+    def dense_scores(self, vector: np.ndarray, ids: Sequence[int]) -> Optional[list[float]]:
+        need = [i for i in ids if "vector" not in (self._rows.get(i) or {})]
+        for group in (need[i:i + 1000] for i in range(0, len(need), 1000)):
+            for r in self.collections.client.query(self.collections.chunks, filter=in_filter("id", list(group)),
+                                                   output_fields=ROW_FIELDS + ["vector"]):
+                self._rows.put(int(r["id"]), r)
+        out = []
+        for i in ids:
+            row = self._rows.get(i) or {}
+            vec = row.get("vector")
+            out.append(float(np.asarray(vec, dtype=np.float32) @ vector) if vec is not None else 0.0)
+        return out
+
+    def hybrid_search(self, tokens: Sequence[str], query: str, vector: np.ndarray, config: Any,
+                      depth: int) -> Optional[Ranked]:
+        if config.milvus_hybrid != "server":
+            return None
+        from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
+
+        reqs = [AnnSearchRequest(data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field="vector",
+                                 param={"metric_type": "IP"}, limit=depth)]
+        weights = [config.dense_weight]
+        text = self._lex_text(tokens, query)
+        if text:
+            reqs.insert(0, AnnSearchRequest(data=[text], anns_field="sparse", param={"metric_type": "BM25"},
+                                            limit=depth))
+            weights.insert(0, 1.0 - config.dense_weight)
+        ranker = RRFRanker(config.rrf_k) if config.fusion == "rrf" else WeightedRanker(*weights, norm_score=True)
+        res = self.collections.client.hybrid_search(self.collections.chunks, reqs, ranker=ranker, limit=depth,
+                                                    output_fields=ROW_FIELDS)
+        out = []
+        for h in res[0]:
+            self._rows.put(int(h["id"]), h["entity"])
+            out.append((int(h["id"]), float(h["distance"])))
+        return out
+
+    def lexical_variant(self, k1: float, b: float):
+        """None unless ``(k1, b)`` are the collection's: Milvus fixes BM25's parameters when the
+        collection is created (changing them rebuilds it)."""
+        return None
+
+    # -- records ----------------------------------------------------------------------------------
+    def _row(self, pk: int) -> dict:
+        row = self._rows.get(pk)
+        if row is None:
+            for r in self.collections.client.query(self.collections.chunks, filter=in_filter("id", [pk]),
+                                                   output_fields=ROW_FIELDS):
+                self._rows.put(int(r["id"]), r)
+            row = self._rows.get(pk)
+        if row is None:
+            raise KeyError(pk)
+        return row
+
+    def passages(self, ids: Sequence[int]) -> dict[int, tuple[Chunk, Article]]:
+        rows = {pk: self._row(pk) for pk in ids}
+        arts = self.articles.get_many([r["article_id"] for r in rows.values()],
+                                      {r["article_id"]: r["content_hash"] for r in rows.values()})
+        out = {}
+        for pk, row in rows.items():
+            art = arts.get(row["article_id"])
+            if art is None or art.content_hash != row["content_hash"]:
+                continue  # passages written before their article row (an update in progress)
+            s, e = int(row["start"]), int(row["end"])
+            out[pk] = (Chunk(id=pk, article_id=art.id, start=s, end=e, text=art.text[s:e]), art)
+        return out
+
+    def article_ids(self, ids: Sequence[int]) -> list[str]:
+        return [self._row(pk)["article_id"] for pk in ids]
+
+    def sample_texts(self, n: int) -> list[str]:
+        rows = self.collections.client.query(self.collections.chunks, filter="",
+                                             output_fields=["article_id", "start", "end"], limit=n)
+        arts = self.articles.get_many([r["article_id"] for r in rows])
+        return [arts[r["article_id"]].text[r["start"]:r["end"]] for r in rows if r["article_id"] in arts]
+
+    def stats(self) -> StoreStats:
+        return StoreStats(kind=self.kind, location=f"{self.collections.uri} ({self.collections.prefix}_*)",
+                          articles=len(self.articles), chunks=self.size, model=self.manifest["model"]["name"],
+                          dimension=self.manifest["model"]["dimension"], lexical_engine="milvus-bm25",
+                          dense_index=self.config.milvus_dense_index)
+
+    def close(self) -> None:
+        self.collections.close()
+
+    def __repr__(self) -> str:
+        return (f"MilvusStore(uri={self.collections.uri!r}, collection={self.collections.prefix!r}, "
+                f"articles={len(self.articles)}, chunks={self.size})")
