@@ -280,6 +280,13 @@ class Assistant:
         hits = self.retrieve(query, k=k or self.config.answer_k, mode=mode)
         return question, hits, lang, query
 
+    def known_fraction(self, text: str) -> float:
+        """Share of the analyzed words of ``text`` that occur in the index (0.0 when it has none)."""
+        tokens = self.analyzer.tokens(text)
+        if not tokens:
+            return 0.0
+        return sum(self.bm25.idf(t) != 0 for t in tokens) / len(tokens)
+
     def conversation(self) -> "Conversation":
         """A new multi-turn conversation (keeps its own history; one per chat session)."""
         from .answer import Conversation
