@@ -219,12 +219,13 @@ def test_named_api_with_gradio_client(served, monkeypatch):
 
 def test_binds_localhost_by_default_and_auth_from_env(served, assistant, monkeypatch):
     import qa.ui as ui
+    import qa.ui.serve as serve
 
     app, _ = served
     assert app.server_name == "127.0.0.1"
     calls = []
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, *a, **kw: calls.append(kw))
-    monkeypatch.setattr(ui, "load_or_build", lambda *a, **kw: assistant)
+    monkeypatch.setattr(serve, "load_or_build", lambda *a, **kw: assistant)
     monkeypatch.delenv("QA_USERNAME", raising=False)
     monkeypatch.delenv("QA_PASSWORD", raising=False)
     ui.launch()

@@ -1,0 +1,202 @@
+"""The Gradio app of the web chat: :class:`ChatHandlers` answers, :func:`build_app` lays it out.
+
+Answers stream into the chat with their ``[n]`` markers; the sources panel is rendered by
+:mod:`qa.ui.render`. The app also exposes ``/ask`` (question, k, mode) -> dict for ``gradio_client``.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import threading
+import time
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import gradio as gr
+
+from ..answer.lang import detect_lang
+from ..assistant import MAX_QUERY_CHARS, Assistant
+from ..config import MODES
+from ..errors import QAError
+from ..types import Answer
+from .render import (UI_TEXT, answer_markdown, chat_markdown, clip_question, empty_sources_html, error_html,
+                     settings, sources_html, ui_text, word_prefixes)
+from .style import CSS, THEME_KW
+
+log = logging.getLogger("qa")
+
+DEFAULT_EXAMPLES = (
+    "Siapa Kalapas Kelas IIB Amuntai?",
+    "Berapa dosis vaksin yang diterima Kanwil Kemenkumham Banten?",
+    "Why did the ASN cluster in Banten happen?",
+)
+STREAM_DELAY = 0.012  # seconds between streamed words
+_LAUNCH_STYLES = "css" in inspect.signature(gr.Blocks.launch).parameters  # Gradio 6: css/theme go to launch()
+
+
+def _kw(fn: Callable, **kwargs: Any) -> dict[str, Any]:
+    """The keyword arguments ``fn`` accepts (Gradio renamed a few between major versions)."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in params}
+
+
+class ChatApp(gr.Blocks):
+    """The Blocks of the chat; ``launch`` binds 127.0.0.1 unless told otherwise and applies the styles."""
+
+    def launch(self, *args: Any, **kwargs: Any):  # type: ignore[override]
+        kwargs.setdefault("server_name", os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1")
+        if _LAUNCH_STYLES:
+            kwargs.setdefault("css", CSS)
+            kwargs.setdefault("theme", gr.themes.Soft(**THEME_KW))
+        return super().launch(*args, **kwargs)
+
+
+def examples_for(assistant: Assistant, examples: Optional[Sequence[str]]) -> list[str]:
+    """``examples`` (blank ones dropped), or the default questions at least half of whose words
+    the index knows (another corpus gets none)."""
+    if examples is not None:
+        return [str(e) for e in examples if str(e).strip()]
+    out = []
+    for q in DEFAULT_EXAMPLES:
+        try:
+            known = assistant.known_fraction(q)
+        except Exception:  # noqa: BLE001 - examples are a nicety
+            known = 0.0
+        if known >= 0.5:
+            out.append(q)
+    return out
+
+
+def _pick_example(evt: gr.SelectData) -> str:
+    value = evt.value
+    return value.get("text", "") if isinstance(value, dict) else str(value or "")
+
+
+class ChatHandlers:
+    """The event handlers of one app over ``assistant``: one question at a time goes through it."""
+
+    def __init__(self, assistant: Assistant, examples: Optional[Sequence[str]] = None):
+        self.assistant = assistant
+        self.lock = threading.Lock()  # one question at a time through the assistant
+        self.default_mode = assistant.config.mode if assistant.config.mode in MODES else MODES[0]
+        self.examples = examples_for(assistant, examples)
+
+    def _ask(self, question: str, k: int, mode: str) -> Answer:
+        with self.lock:
+            return self.assistant.ask(question, k=k, mode=mode)
+
+    def _ask_stream(self, question: str, k: int, mode: str, chat: Any) -> Iterator[Any]:
+        with self.lock:  # held while an LLM streams: one question at a time through the assistant
+            yield from chat.ask_stream(question, k=k, mode=mode)
+
+    def respond(self, question: Any, messages: Optional[list], chat: Any, k: Any, mode: Any):
+        """The chat's submit handler: yields (textbox, messages, sources panel, conversation)."""
+        messages = list(messages or [])
+        q, note = clip_question(question)
+        if not q:
+            yield gr.skip(), messages, gr.skip(), chat
+            return
+        lang = detect_lang(q)
+        if chat is None:
+            chat = self.assistant.conversation()
+        messages.append({"role": "user", "content": chat_markdown(q)})
+        messages.append({"role": "assistant", "content": f"*{ui_text(lang)['thinking']}*"})
+        yield "", messages, gr.skip(), chat
+        k, mode = settings(k, mode, self.default_mode)
+        answer, shown = None, ""
+        try:
+            for item in self._ask_stream(q, k, mode, chat):
+                if isinstance(item, str):  # an LLM's text as it arrives (shown unchecked until the end)
+                    shown += item
+                    messages[-1] = {"role": "assistant", "content": chat_markdown(shown)}
+                    yield gr.skip(), messages, gr.skip(), chat
+                else:
+                    answer = item
+            if answer is None:
+                raise RuntimeError("the answerer ended without an answer")
+        except QAError as e:
+            log.warning("question failed: %s", e)
+            msg = str(e).split("\n", 1)[0][:300]
+            messages[-1] = {"role": "assistant", "content": chat_markdown(msg)}
+            yield gr.skip(), messages, error_html(msg), chat
+            return
+        except Exception:  # noqa: BLE001 - never a traceback in the page
+            log.exception("question failed")
+            msg = ui_text(lang)["error"]
+            messages[-1] = {"role": "assistant", "content": chat_markdown(msg)}
+            yield gr.skip(), messages, error_html(msg), chat
+            return
+        if shown or answer.checks or answer.notice:  # generated (and checked) or fallen back: show it whole
+            messages[-1] = {"role": "assistant", "content": answer_markdown(answer, note)}
+        else:
+            for part in word_prefixes((note + "\n\n" if note else "") + answer.text):
+                messages[-1] = {"role": "assistant", "content": chat_markdown(part)}
+                yield gr.skip(), messages, gr.skip(), chat
+                time.sleep(STREAM_DELAY)
+        yield gr.skip(), messages, sources_html(answer, lang), chat
+
+    def reset(self):
+        """"New conversation": (chat, sources panel, conversation, textbox) emptied."""
+        return [], empty_sources_html(), None, ""
+
+    def api_ask(self, question: str, k: int = 5, mode: str = "hybrid") -> dict:
+        """Answer one question (no conversation history): the answer as a dict with its citations."""
+        q, _ = clip_question(question)
+        k, mode = settings(k, mode, self.default_mode)
+        try:
+            return self._ask(q, k, mode).to_dict()
+        except QAError as e:
+            raise gr.Error(str(e).split("\n", 1)[0][:300]) from None
+        except Exception:  # noqa: BLE001
+            log.exception("api question failed")
+            raise gr.Error(UI_TEXT["en"]["error"]) from None
+
+
+def build_app(assistant: Assistant, *, examples: Optional[Sequence[str]] = None) -> gr.Blocks:
+    """The chat app over ``assistant`` (call ``.launch()`` on it; it binds 127.0.0.1 by default).
+
+    ``examples``: questions offered in the empty chat (default: a few about the bundled articles,
+    kept when the index has words for them). Also exposes ``/ask`` (question, k, mode) -> dict
+    for ``gradio_client``.
+    """
+    h = ChatHandlers(assistant, examples)
+    private = dict(api_visibility="private", show_api=False)
+    styles = {} if _LAUNCH_STYLES else {"css": CSS, "theme": gr.themes.Soft(**THEME_KW)}
+    with ChatApp(title="article-qa", analytics_enabled=False, **styles) as app:
+        conv = gr.State(None)  # this browser session's qa.answer.Conversation (made on the first question)
+        gr.HTML('<div id="qa-header"><h1>article-qa<span class="dot">.</span></h1>'
+                "<p>Ask about the news articles in the index, in Indonesian or English. Every answer quotes "
+                "its sources.</p></div>", elem_id="qa-header-box")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=380):
+                chatbot = gr.Chatbot(**_kw(
+                    gr.Chatbot.__init__, show_label=False, elem_id="qa-chat", height=540, type="messages",
+                    latex_delimiters=[], feedback_options=None, buttons=["copy"], layout="bubble",
+                    placeholder="### Ask about the articles\nIn English or Bahasa Indonesia. Every answer quotes "
+                                "the sentences it rests on.",
+                    examples=[{"text": e} for e in h.examples] or None))
+                with gr.Row(equal_height=True):
+                    box = gr.Textbox(**_kw(
+                        gr.Textbox.__init__, show_label=False, elem_id="qa-input", scale=6, min_width=260, lines=1,
+                        max_lines=4, max_length=MAX_QUERY_CHARS, autofocus=True, submit_btn=True,
+                        placeholder="Ask a question… / Tulis pertanyaan…"))
+                    new = gr.Button("New conversation", elem_id="qa-new", variant="secondary", scale=0,
+                                    min_width=170)
+                with gr.Accordion("Settings", open=False, elem_id="qa-settings"):
+                    k = gr.Slider(1, 10, value=5, step=1, label="Passages to read (k)", elem_id="qa-k")
+                    mode = gr.Radio(list(MODES), value=h.default_mode, label="Retrieval mode", elem_id="qa-mode",
+                                    info="hybrid = keywords + meaning; bm25 = keywords only; dense = meaning only")
+            with gr.Column(scale=2, min_width=320):
+                sources = gr.HTML(empty_sources_html(), elem_id="qa-sources")
+
+        io = dict(inputs=[box, chatbot, conv, k, mode], outputs=[box, chatbot, sources, conv])
+        box.submit(h.respond, **io, **_kw(box.submit, show_progress="hidden", **private))
+        if hasattr(chatbot, "example_select"):
+            chatbot.example_select(_pick_example, None, box, **_kw(chatbot.example_select, **private)).then(
+                h.respond, **io, **_kw(box.submit, show_progress="hidden", **private))
+        new.click(h.reset, None, [chatbot, sources, conv, box], **_kw(new.click, **private))
+        chatbot.clear(h.reset, None, [chatbot, sources, conv, box], **_kw(chatbot.clear, **private))
+        gr.api(h.api_ask, api_name="ask")
+    return app

@@ -1,0 +1,81 @@
+"""Serving the web chat: load (or first build) the index, then launch the app on localhost.
+
+``qa serve`` and ``python app.py`` both end in :func:`launch`. Gradio is imported only there,
+after the serving defaults (no Hugging Face Hub calls, no Gradio analytics) are in place.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Optional, Sequence
+
+from ..assistant import Assistant
+from ..encoders.sentence_transformers import Embedder
+from ..config import load_config
+from ..errors import IndexNotFoundError
+from ..stores import build_index
+
+log = logging.getLogger("qa")
+
+# set (unless the environment says otherwise) before Gradio, and the Hugging Face Hub client it
+# brings, are imported: the hub reads HF_HUB_OFFLINE once, on import
+SERVE_ENV = {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+
+
+def _env_auth() -> Optional[tuple[str, str]]:
+    user, password = os.environ.get("QA_USERNAME"), os.environ.get("QA_PASSWORD")
+    return (user, password) if user and password else None
+
+
+def load_or_build(index_dir: str | os.PathLike = "index", corpus_dir: str | os.PathLike = "corpus", *,
+                  embedder: Optional[Embedder] = None) -> Assistant:
+    """Load the index; when there is none, build it from ``corpus_dir`` first (with progress)."""
+    cfg = load_config() if Path("qa.toml").is_file() else None
+    try:
+        return Assistant.load(index_dir, cfg, embedder=embedder)
+    except IndexNotFoundError:
+        log.warning("no index in %s/; building it from %s/ first (this takes a while)", index_dir, corpus_dir)
+        started = time.time()
+        cfg = cfg or load_config()
+        embedder = embedder or Embedder(cfg.model, device=cfg.device, batch_size=cfg.batch_size)
+        report = build_index(corpus_dir, index_dir, cfg, progress=True, embedder=embedder)
+        log.warning("index built in %.0fs: %d articles, %d passages, %d file(s) skipped -> %s/",
+                    time.time() - started, report.articles, report.chunks, len(report.problems), index_dir)
+        return Assistant.load(index_dir, cfg, embedder=embedder)
+
+
+def launch(index_dir: str | os.PathLike = "index", corpus_dir: str | os.PathLike = "corpus",
+           host: str = "127.0.0.1", port: int = 7860, share: bool = False,
+           auth: Optional[tuple[str, str]] = None, *, examples: Optional[Sequence[str]] = None,
+           prevent_thread_lock: bool = False):
+    """Load (or build) the index once, then serve the chat on ``host:port`` (localhost by default).
+
+    ``share=True`` asks Gradio for a public link. ``auth`` (username, password) defaults to
+    the environment variables ``QA_USERNAME`` and ``QA_PASSWORD`` when both are set.
+    ``HF_HUB_OFFLINE=1`` and ``GRADIO_ANALYTICS_ENABLED=False`` are set unless already set.
+    """
+    for name, value in SERVE_ENV.items():
+        os.environ.setdefault(name, value)
+    from .app import build_app  # Gradio, after the defaults above
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")  # no-op when already set up
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)  # start-up progress is worth seeing
+    for noisy in ("faiss", "faiss.loader", "sentence_transformers", "httpx", "transformers", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    log.info("loading the index from %s/", index_dir)
+    assistant = load_or_build(index_dir, corpus_dir)
+    _ = assistant.embedder  # load the model now, not on the first question
+    log.info("ready: %d articles, %d passages", len(assistant.articles), len(assistant))
+    auth = auth or _env_auth()
+    if host not in ("127.0.0.1", "localhost", "::1") and auth is None:
+        log.warning("serving on %s without a password: anyone who can reach it can use it "
+                    "(set QA_USERNAME and QA_PASSWORD)", host)
+    if share:
+        log.warning("share=True: Gradio makes a public link to this app")
+    app = build_app(assistant, examples=examples)
+    app.queue(default_concurrency_limit=4)
+    return app.launch(server_name=host, server_port=port, share=share, auth=auth, show_error=False,
+                      prevent_thread_lock=prevent_thread_lock)
