@@ -49,7 +49,7 @@ _WD = (r"senin|selasa|rabu|kamis|jum['’\"`]?at|sabtu|ming+u|ahad|monday|tuesda
 # "Senin pagi (12/7)", "Selasa malam, (7/11)", "Jumat silam (19/5)"
 _TOD = r"pagi|siang|sore|petang|malam|dini\s+hari|kemarin|lalu|silam|ini|esok|besok|mendatang"
 _PRE = rf"(?:\b(?P<wd>{_WD})\b(?:\s+(?:{_TOD})\b)?\s*,?\s*)?"
-_NOT_BEFORE = r"(?<!\d[.,])(?<![\w./-])"  # a day number not glued to another number, a version, a word
+_NOT_BEFORE = r"(?<!\d[.,])(?<![\w./-])(?<!\d\s[-–])(?<!\d[-–]\s)(?<!\d\s[-–]\s)"  # a day number not glued to another number, a version, a word
 _ORD = r"(?:st|nd|rd|th)?"
 
 _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
@@ -148,18 +148,19 @@ def _month_number(token: str) -> Optional[int]:
     return got.month if got else None
 
 
-def _infer_year(d: int, m: int, wd: Optional[int], ref: Optional[datetime.date],
-                base_year: Optional[int]) -> Optional[int]:
-    """The year of a day/month mention: the one of ref.year-1..+1 nearest ``ref`` (among those whose
-    weekday matches the written one, when any does); else ``base_year``; else unknown."""
-    if ref is not None:
-        cands = [dt for y in (ref.year - 1, ref.year, ref.year + 1) if (dt := _make_date(y, m, d))]
-        matching = [dt for dt in cands if wd is not None and dt.weekday() == wd]
-        best = min(matching or cands, key=lambda dt: abs((dt - ref).days), default=None)
-        return best.year if best else None
-    if base_year is not None and _make_date(base_year, m, d):
-        return base_year
-    return None
+def _infer_year(d: int, m: int, wd: Optional[int], refs: list[tuple[datetime.date, bool]]) -> Optional[int]:
+    """The year of a day/month mention. Each reference (a full date, or a bare year: ``exact``
+    False) proposes its year and the ones either side (a full date: nearest first; a bare year: its
+    own first); the first proposal whose weekday matches the written one wins, else the first."""
+    cands: list[datetime.date] = []
+    for ref, exact in refs:
+        near = [dt for y in (ref.year, ref.year - 1, ref.year + 1) if (dt := _make_date(y, m, d))]
+        if exact:
+            near.sort(key=lambda dt: abs((dt - ref).days))
+        cands += [dt for dt in near if dt not in cands]
+    if not cands:
+        return None
+    return next((dt.year for dt in cands if wd is not None and dt.weekday() == wd), cands[0].year)
 
 
 def _candidates(text: str) -> list[tuple[str, re.Match[str]]]:
@@ -209,8 +210,9 @@ def parse_dates(text: str, *, base_year: Optional[int] = None,
 
     A mention without a year ("Rabu (13/4)", "15 September") takes it from context, in this order:
     ``reference`` (a full date, e.g. the article's metadata date: the year placing the mention
-    nearest to it), the first full date in ``text`` from 1970 on (likewise), ``base_year``; else
-    its ``iso`` is ``None``.
+    nearest to it), the first full date in ``text`` from 1970 on (likewise), ``base_year``; a
+    weekday written with it ("Rabu") picks the first of these years (or the ones either side)
+    that fits; without any context its ``iso`` is ``None``.
     """
     if not isinstance(text, str):
         raise ValueError(f"text must be a str, got {type(text).__name__}")
@@ -222,13 +224,15 @@ def parse_dates(text: str, *, base_year: Optional[int] = None,
         parsed = _mention(kind, m)
         if parsed is not None:
             raw.append((m, *parsed))
-    if reference is None:
-        reference = next((_make_date(y, mon, d) for _, d, mon, y, _ in raw if y and y >= 1970), None)
+    in_text = next((_make_date(y, mon, d) for _, d, mon, y, _ in raw if y and y >= 1970), None)
+    refs = [(r, True) for r in (reference, in_text) if r is not None]
+    if base_year is not None:
+        refs.append((datetime.date(base_year, 1, 1), False))
     out: list[DateMention] = []
     for m, d, mon, y, wd in raw:
         inferred = y is None
         if inferred:
-            y = _infer_year(d, mon, wd, reference, base_year)
+            y = _infer_year(d, mon, wd, refs)
         iso = f"{y:04d}-{mon:02d}-{d:02d}" if y is not None else None
         out.append(DateMention(iso=iso, text=m.group(0), start=m.start(), end=m.end(), day=d, month=mon,
                                year=y, year_inferred=inferred and y is not None, weekday=wd))
