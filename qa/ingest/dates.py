@@ -58,6 +58,8 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         rf"{_PRE}(?P<po>\(\s*)?{_NOT_BEFORE}(?P<d>\d{{1,2}}){_ORD}(?:\s+of)?\s+"
         rf"(?:(?P<mon>{_MON_ANY})\b\.?,?\s+(?P<y>\d{{4}})(?!\d)|(?P<mon2>{_MON_FULL})\b)(?(po)\s*\))",
         re.IGNORECASE)),
+    # "07-Des-2020", "7-Dec-2020"
+    ("named", re.compile(rf"{_NOT_BEFORE}(?P<d>\d{{1,2}})-(?P<mon>{_MON_ANY})-(?P<y>\d{{4}})(?!\d)", re.IGNORECASE)),
     # "Dec 2, 2026", "September 15, 2020", "December 2nd 2026"
     ("named_mdy", re.compile(
         rf"{_PRE}\b(?P<mon>{_MON_ANY})\b\.?\s+(?P<d>\d{{1,2}}){_ORD}(?:,\s*|\s+)(?P<y>\d{{4}})(?!\d)",
@@ -69,9 +71,9 @@ _PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         re.IGNORECASE)),
     # "2020-09-15", "2020-09-15T10:00:00+07:00", "2020/09/15"
     ("iso", re.compile(r"(?<![\w.,/-])(?P<y>\d{4})(?P<s>[-/])(?P<m>\d{1,2})(?P=s)(?P<d>\d{1,2})(?![\d/-])")),
-    # "Rabu (13/4)", "( 27 / 3 )": day/month in parentheses, year from context
+    # "Rabu (13/4)", "( 27 / 3 )": day/month in parentheses, year from context; "Selasa (4/1/22)"
     ("paren_dm", re.compile(
-        rf"{_PRE}\(\s*(?P<d>\d{{1,2}})\s*/\s*(?P<m>\d{{1,2}})\s*\)", re.IGNORECASE)),
+        rf"{_PRE}\(\s*(?P<d>\d{{1,2}})\s*/\s*(?P<m>\d{{1,2}})(?:\s*/\s*(?P<yy>\d{{2}}))?\s*\)", re.IGNORECASE)),
     # "Senin, 7/12" (a weekday is required: a bare "24/7" is not a date)
     ("weekday_dm", re.compile(
         rf"\b(?P<wd>{_WD})\b(?:\s+(?:{_TOD})\b)?\s*,?\s*(?P<d>\d{{1,2}})/(?P<m>\d{{1,2}})(?![\d/.])",
@@ -193,6 +195,8 @@ def _mention(kind: str, m: re.Match[str]) -> Optional[tuple[int, int, Optional[i
         return (got.day, got.month, got.year, wd) if got else None
     mon = int(g.get("m") or g.get("m2"))
     y = int(g["y"]) if g.get("y") else None
+    if g.get("yy"):  # a two-digit year, as Python's %y reads it
+        y = int(g["yy"]) + (2000 if int(g["yy"]) < 69 else 1900)
     if y is not None:
         return (d, mon, y, wd) if _make_date(y, mon, d) else None
     return (d, mon, None, wd) if _make_date(2000, mon, d) else None
