@@ -172,4 +172,4 @@ def test_seed_articles_keep_their_dates():
               "003_69489f4e311f00f9": None, "004_a334bb20f42b0522": "2020-09-15"}
     arts = {a.id: a for a in load_corpus(CORPUS).articles}
     assert {k: a.date for k, a in arts.items()} == before
-    assert arts["004_a334bb20f42b0522"].date_text == "15 September 2020"
+    assert arts["004_a334bb20f42b0522"].date_text == "Selasa 15 September 2020"  # the weekday-marked mention
