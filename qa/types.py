@@ -13,6 +13,7 @@ class Article:
     ``text`` is the canonical clean text: every chunk, quote and offset refers to it.
     ``title``, ``source`` (outlet), ``date`` (ISO ``YYYY-MM-DD`` where the text gives a full date),
     ``place`` (from the dateline) and ``url`` are ``None`` when unknown.
+    ``date_text`` is the string ``date`` was read from, as written ("Kamis (8/7/2021)", a metadata value).
     """
 
     id: str
@@ -24,6 +25,7 @@ class Article:
     url: Optional[str] = None
     path: Optional[str] = None
     content_hash: str = ""
+    date_text: Optional[str] = None
 
     @property
     def display_title(self) -> str:

@@ -10,7 +10,8 @@ from typing import Iterable, Iterator, Optional
 
 from ..errors import IngestError
 from ..types import Article
-from .clean import clean_article, parse_date
+from .clean import clean_article
+from .dates import parse_metadata_date
 from .readers import SUPPORTED_EXTS, RawArticle, reader_for
 
 log = logging.getLogger("qa")
@@ -98,19 +99,19 @@ def iter_files(root: Path, problems: Optional[list[Problem]] = None) -> Iterator
 
 def article_from_raw(raw: RawArticle) -> Article:
     """Clean one raw article into an :class:`Article` (raises IngestError when nothing is left)."""
-    cleaned = clean_article(raw.text, title=raw.title, find_title=raw.find_title)
+    cleaned = clean_article(raw.text, title=raw.title, find_title=raw.find_title, metadata_date=raw.date)
     if not cleaned.text.strip():
         raise IngestError(raw.path, "no article text left after removing boilerplate")
-    date = cleaned.date
-    if raw.date:
-        date = parse_date(raw.date) or raw.date
+    if raw.date and parse_metadata_date(raw.date) is None:
+        log.warning("%s: date %r not understood; the date is taken from the article text", raw.path, raw.date[:80])
     text = safe_str(cleaned.text) or ""
     return Article(
         id=safe_str(raw.id) or "",
         title=safe_str(cleaned.title),
         text=text,
         source=safe_str(raw.source or cleaned.source),
-        date=safe_str(date),
+        date=safe_str(cleaned.date),
+        date_text=safe_str(cleaned.date_text),
         place=safe_str(cleaned.place),
         url=safe_str(raw.url),
         path=safe_str(raw.path),

@@ -6,11 +6,12 @@ rewrites the words of a sentence.
 """
 from __future__ import annotations
 
-import datetime
 import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Optional
+
+from .dates import article_date
 
 # Whole lines that are web boilerplate (matched case-insensitively against the stripped line).
 BOILERPLATE_LINES = [
@@ -44,26 +45,6 @@ _BOILER_RE = re.compile("|".join(f"(?:{p})" for p in BOILERPLATE_LINES), re.IGNO
 _TAIL_RE = re.compile("|".join(f"(?:{p})" for p in TAIL_MARKERS), re.IGNORECASE)
 _SENT_END = tuple('.!?:;"”’)]')
 
-MONTHS = {
-    "januari": 1, "january": 1, "jan": 1,
-    "februari": 2, "february": 2, "feb": 2, "pebruari": 2,
-    "maret": 3, "march": 3, "mar": 3,
-    "april": 4, "apr": 4,
-    "mei": 5, "may": 5,
-    "juni": 6, "june": 6, "jun": 6,
-    "juli": 7, "july": 7, "jul": 7,
-    "agustus": 8, "august": 8, "agu": 8, "agt": 8, "aug": 8,
-    "september": 9, "sep": 9, "sept": 9,
-    "oktober": 10, "october": 10, "okt": 10, "oct": 10,
-    "november": 11, "nov": 11, "nopember": 11,
-    "desember": 12, "december": 12, "des": 12, "dec": 12,
-}
-_MONTH_ALT = "|".join(sorted(MONTHS, key=len, reverse=True))
-_DAYS = r"(?:senin|selasa|rabu|kamis|jumat|jum'at|sabtu|minggu|ahad|monday|tuesday|wednesday|thursday|friday|saturday|sunday)"
-_DATE_DMY = re.compile(rf"\b(?:{_DAYS},?\s*(?:\(|,)?\s*)?(\d{{1,2}})\s+({_MONTH_ALT})\.?\s+(\d{{4}})\b", re.IGNORECASE)
-_DATE_MDY = re.compile(rf"\b({_MONTH_ALT})\.?\s+(\d{{1,2}}),\s*(\d{{4}})\b", re.IGNORECASE)
-_DATE_ISO = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
-
 _DASH = r"[-–—]"
 _DATELINES = [
     # "Amuntai (ANTARA) -"
@@ -88,6 +69,7 @@ class Cleaned:
     source: Optional[str]
     place: Optional[str]
     date: Optional[str]
+    date_text: Optional[str] = None
 
 
 def normalize_whitespace(raw: str) -> str:
@@ -158,31 +140,12 @@ def _looks_like_title(line: str) -> bool:
     return 3 <= len(line) <= 250 and not line.endswith((".", "!", ",", ";", ":")) and not _DATELINES[0].match(line)
 
 
-def _valid_date(y: int, mon: int, d: int) -> bool:
-    try:
-        datetime.date(y, mon, d)
-    except ValueError:
-        return False
-    return 1900 <= y <= 2100
-
-
 def parse_date(text: str) -> Optional[str]:
-    """Earliest full date in ``text`` as ISO ``YYYY-MM-DD`` ("Selasa 15 September 2020",
-    "September 15, 2020", "2020-09-15"); ``None`` when there is none."""
-    found: list[tuple[int, str]] = []
-    for rx, order in ((_DATE_DMY, "dmy"), (_DATE_MDY, "mdy"), (_DATE_ISO, "ymd")):
-        for m in rx.finditer(text):
-            a, b, c = m.group(1), m.group(2), m.group(3)
-            if order == "dmy":
-                d, mon, y = int(a), MONTHS[b.lower()], int(c)
-            elif order == "mdy":
-                mon, d, y = MONTHS[a.lower()], int(b), int(c)
-            else:
-                y, mon, d = int(a), int(b), int(c)
-            if _valid_date(y, mon, d):
-                found.append((m.start(), f"{y:04d}-{mon:02d}-{d:02d}"))
-                break
-    return min(found)[1] if found else None
+    """The date of ``text`` as ISO ``YYYY-MM-DD`` ("Selasa 15 September 2020", "September 15, 2020",
+    "2020-09-15", "15/09/2020"; see :func:`qa.ingest.dates.article_date`); ``None`` when it has no
+    full date."""
+    found = article_date(text)
+    return found.iso if found else None
 
 
 def parse_dateline(paragraphs: list[str]) -> tuple[Optional[str], Optional[str], int]:
@@ -203,12 +166,15 @@ def parse_dateline(paragraphs: list[str]) -> tuple[Optional[str], Optional[str],
     return None, None, -1
 
 
-def clean_article(raw: str, *, title: Optional[str] = None, find_title: bool = True) -> Cleaned:
+def clean_article(raw: str, *, title: Optional[str] = None, find_title: bool = True,
+                  metadata_date: Optional[str] = None) -> Cleaned:
     """Clean raw article text and pull out title, dateline (place, outlet) and date.
 
     ``title`` given by the caller (HTML ``<h1>``, a JSON field) wins; otherwise, when
     ``find_title`` is set, a first short line without final punctuation is taken as the title
-    and removed from the body.
+    and removed from the body. The date is ``metadata_date`` (a JSON/HTML ``date`` field) normalised
+    to ISO when it parses, else the dateline's or the first full date of the text
+    (:func:`qa.ingest.dates.article_date`); ``date_text`` is the string it was read from.
     """
     paras = _paragraphs(clean_lines(raw))
     if title is None and find_title and len(paras) > 1 and _looks_like_title(paras[0]):
@@ -217,5 +183,7 @@ def clean_article(raw: str, *, title: Optional[str] = None, find_title: bool = T
         paras.pop(0)
     place, source, _ = parse_dateline(paras)
     text = "\n\n".join(paras)
-    date = parse_date(text)
-    return Cleaned(text=text, title=title.strip() if title else None, source=source, place=place, date=date)
+    found = article_date(text, metadata_date=metadata_date)
+    return Cleaned(text=text, title=title.strip() if title else None, source=source, place=place,
+                   date=found.iso if found else None,
+                   date_text=(metadata_date if found.from_metadata else found.text) if found else None)
