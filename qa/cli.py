@@ -155,28 +155,19 @@ def _add_eval_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress")
 
 
-def _manifest_settings(index: str | Path, *, lenient: bool = False) -> Optional[dict]:
-    """The settings recorded in the manifest of ``index`` (None when it has none: no index yet, or a
-    Milvus store). ``lenient``: a damaged manifest counts as none (a rebuild replaces it)."""
+def _resolved(args: argparse.Namespace, index: Optional[str | Path], *, build: bool = False,
+              **flags) -> ResolvedConfig:
+    """The settings for a command: defaults < the manifest of ``index`` (for a ``build``, only its retrieval
+    settings: ``qa index`` keeps what ``qa tune`` wrote) < qa.toml / --config < ``flags``."""
     from .store import read_manifest  # TODO(lead): moves with the store redesign
 
-    if not Path(index, "manifest.json").is_file():
-        return None
-    try:
-        return read_manifest(Path(index)).get("config")
-    except QAError as e:
-        if not lenient:
-            raise
-        log.info("ignoring the settings of %s: %s", index, e)
-        return None
-
-
-def _resolved(args: argparse.Namespace, index: Optional[str | Path], *, build: bool = False,
-             **flags) -> ResolvedConfig:
-    """The settings for a command: defaults < the manifest of ``index`` < qa.toml / --config < ``flags``.
-
-    ``build`` (``qa index``): the manifest contributes only the retrieval settings (what ``qa tune`` wrote)."""
-    manifest = _manifest_settings(index, lenient=build) if index is not None else None
+    manifest = None
+    if index is not None and Path(index, "manifest.json").is_file():  # none: no index yet, or a Milvus store
+        try:
+            manifest = read_manifest(Path(index)).get("config")
+        except QAError:
+            if not build:  # a damaged manifest does not stop a rebuild, which replaces it
+                raise
     return resolve_config(manifest=manifest, toml_path=find_toml(getattr(args, "config", None)), cli=flags,
                           manifest_sections=BUILD_MANIFEST_SECTIONS if build else MANIFEST_SECTIONS)
 
@@ -230,7 +221,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 def _cmd_ask(args: argparse.Namespace) -> int:
     from .assistant import Assistant
 
-    cfg = _resolved(args, args.index, mode=args.mode, answer_k=args.k, answerer=args.answerer,
+    cfg = _resolved(args, args.index, mode=args.mode, answerer=args.answerer,
                    llm_base_url=args.llm_base_url, llm_model=args.llm_model,
                    llm_unsupported=args.llm_unsupported).config
     assistant = Assistant.load(args.index, cfg)

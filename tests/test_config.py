@@ -198,7 +198,7 @@ def test_tuned_weight_survives_a_qa_toml_that_sets_only_mode(tmp_path, monkeypat
     assert "Dwi Hartono" in capsys.readouterr().out
     (search_cfg, ask_cfg) = loaded
     assert (search_cfg.dense_weight, search_cfg.mode) == (0.45, "hybrid")
-    assert (ask_cfg.dense_weight, ask_cfg.mode, ask_cfg.answer_k) == (0.45, "bm25", 3)
+    assert (ask_cfg.dense_weight, ask_cfg.mode) == (0.45, "bm25")
 
     # qa index: build settings from defaults < qa.toml < flags; the tuned retrieval settings are kept
     _write(work / "qa.toml", '[index]\nchunk_size = 500\n[retrieval]\nmode = "hybrid"\n')
@@ -230,3 +230,16 @@ def test_serve_reads_the_ui_section_and_its_flags_override(tmp_path, monkeypatch
     assert main(["serve", "--port", "9000", "--no-share", "--index", "ix"]) == 0
     assert (calls[-1]["host"], calls[-1]["port"], calls[-1]["share"], calls[-1]["index_dir"]) == \
         ("0.0.0.0", 9000, False, "ix")
+
+
+def test_readme_configuration_block_is_sectioned_and_shows_the_defaults(tmp_path, caplog):
+    from conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    with caplog.at_level(logging.WARNING, logger="qa"):
+        shown = read_toml(_write(tmp_path / "qa.toml", block))
+    assert not caplog.records and set(shown) >= {"model", "mode", "dense_weight", "host", "port", "share", "store"}
+    assert Config.from_dict(shown) == Config()  # every value shown is the default
+    assert "qa config --show" in section and "qa config --show" in readme.split("## Command line", 1)[1]
