@@ -261,6 +261,9 @@ def _cmd_config(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(settings.to_dict(), ensure_ascii=False, indent=2))
     else:
+        has = Path(args.index, "manifest.json").is_file()
+        print(f"# index {args.index}: " + ("its manifest counts" if has else "no manifest there (not built yet, "
+                                         "or a Milvus store): defaults, TOML and flags only"))
         print(settings.show())
     return 0
 
