@@ -1,5 +1,5 @@
 """Command line: ``qa index``, ``qa search``, ``qa ask``, ``qa serve``, ``qa eval``, ``qa tune``,
-``qa questions``, ``qa adapt``.
+``qa questions``, ``qa adapt``, ``qa config``.
 
 ``qa --help`` lists them; ``qa COMMAND --help`` gives each one's options.
 """
@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .config import ANSWERERS, MODES, UNSUPPORTED, load_config
+from .config import (ANSWERERS, BUILD_MANIFEST_SECTIONS, MANIFEST_SECTIONS, MODES, UNSUPPORTED,
+                     ResolvedConfig, find_toml, load_config, resolve_config)
 from .errors import QAError
 
 log = logging.getLogger("qa")
@@ -24,8 +25,20 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
 
 
+CONFIG_HELP = """settings: qa.toml in the working folder (or --config FILE), in sections:
+  [index]      model, chunk_size, chunk_overlap, stopwords, ... (how qa index builds)
+  [retrieval]  mode, fusion, dense_weight, rrf_k, candidates, bm25_k1, bm25_b, ...
+  [answer]     answer_k, abstain_threshold, answerer, llm_base_url, llm_model, ...
+  [ui]         host, port, share (qa serve)
+  [milvus]     store, milvus_uri, milvus_collection, ...
+each setting is taken from the last of: default < the index's manifest (what it was
+built and tuned with) < qa.toml < command-line flags. `qa config --show` prints every
+setting, its value and where it came from."""
+
+
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="qa", description="Question answering over news articles, with quoted sources.")
+    ap = argparse.ArgumentParser(prog="qa", description="Question answering over news articles, with quoted sources.",
+                                 epilog=CONFIG_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="build or update the index of a corpus folder")
@@ -59,9 +72,20 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="serve the web chat (Gradio) on this machine")
     p.add_argument("--index", default="index", help="index folder (default: index)")
     p.add_argument("--corpus", default="corpus", help="articles to index when there is no index yet (default: corpus)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
-    p.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
-    p.add_argument("--share", action="store_true", help="also make a public Gradio share link (off by default)")
+    p.add_argument("--host", default=None,
+                   help="address to bind (default: [ui] host in qa.toml, else 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=None, help="port (default: [ui] port in qa.toml, else 7860)")
+    p.add_argument("--share", action=argparse.BooleanOptionalAction, default=None,
+                   help="also make a public Gradio share link (default: [ui] share in qa.toml, else off)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+
+    p = sub.add_parser("config", help="show every setting, its value and where it came from",
+                       description=CONFIG_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--show", action="store_true", required=True,
+                   help="print the settings `qa search` and `qa ask` would use, by section, with their sources")
+    p.add_argument("--index", default="index", help="index whose manifest counts (default: index)")
+    p.add_argument("--config", default=None, help="TOML config file (default: qa.toml when present)")
+    p.add_argument("--json", action="store_true", help="print JSON: {section: {name: {value, source}}}")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
 
     p = sub.add_parser("eval", help="measure retrieval and answers on a question file (see docs/evaluation.md)")
@@ -131,10 +155,28 @@ def _add_eval_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress")
 
 
+def _resolved(args: argparse.Namespace, index: Optional[str | Path], *, build: bool = False,
+              **flags) -> ResolvedConfig:
+    """The settings for a command: defaults < the manifest of ``index`` (for a ``build``, only its retrieval
+    settings: ``qa index`` keeps what ``qa tune`` wrote) < qa.toml / --config < ``flags``."""
+    from .stores import read_manifest
+
+    manifest = None
+    if index is not None and Path(index, "manifest.json").is_file():  # none: no index yet, or a Milvus store
+        try:
+            manifest = read_manifest(Path(index)).get("config")
+        except QAError:
+            if not build:  # a damaged manifest does not stop a rebuild, which replaces it
+                raise
+    return resolve_config(manifest=manifest, toml_path=find_toml(getattr(args, "config", None)), cli=flags,
+                          manifest_sections=BUILD_MANIFEST_SECTIONS if build else MANIFEST_SECTIONS)
+
+
 def _cmd_index(args: argparse.Namespace) -> int:
     from .stores import build_index
 
-    cfg = load_config(args.config, model=args.model, chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap)
+    cfg = _resolved(args, args.index, build=True, model=args.model, chunk_size=args.chunk_size,
+                   chunk_overlap=args.chunk_overlap).config
     report = build_index(args.corpus, args.index, cfg, progress=not args.no_progress, force=args.force)
     for p in report.problems:
         print(f"skipped {p}", file=sys.stderr)
@@ -158,7 +200,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
 def _cmd_search(args: argparse.Namespace) -> int:
     from .assistant import Assistant
 
-    cfg = load_config(args.config) if (args.config or Path("qa.toml").is_file()) else None
+    cfg = _resolved(args, args.index, mode=args.mode).config
     assistant = Assistant.load(args.index, cfg)
     hits = assistant.retrieve(args.question, k=args.k, mode=args.mode)
     if args.json:
@@ -178,16 +220,10 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 def _cmd_ask(args: argparse.Namespace) -> int:
     from .assistant import Assistant
-    from .config import Config
 
-    llm = dict(answerer=args.answerer, llm_base_url=args.llm_base_url, llm_model=args.llm_model,
-               llm_unsupported=args.llm_unsupported)
-    if args.config or Path("qa.toml").is_file():
-        cfg = load_config(args.config, **llm)
-    else:  # the index's own settings, with the answer settings given here
-        from .stores import read_manifest
-
-        cfg = Config.from_dict(read_manifest(Path(args.index))["config"]).replace(**llm)
+    cfg = _resolved(args, args.index, mode=args.mode, answerer=args.answerer,
+                   llm_base_url=args.llm_base_url, llm_model=args.llm_model,
+                   llm_unsupported=args.llm_unsupported).config
     assistant = Assistant.load(args.index, cfg)
     ans = None
     for item in assistant.ask_stream(args.question, k=args.k, mode=args.mode):
@@ -215,7 +251,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         from .ui import launch
     except ImportError as e:
         raise ImportError(f"the web chat needs Gradio: pip install 'article-qa[ui]' ({e})") from e
-    launch(index_dir=args.index, corpus_dir=args.corpus, host=args.host, port=args.port, share=args.share)
+    ui = _resolved(args, None, host=args.host, port=args.port, share=args.share).config
+    launch(index_dir=args.index, corpus_dir=args.corpus, host=ui.host, port=ui.port, share=ui.share)
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    settings = _resolved(args, args.index)
+    if args.json:
+        print(json.dumps(settings.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        has = Path(args.index, "manifest.json").is_file()
+        print(f"# index {args.index}: " + ("its manifest counts" if has else "no manifest there (not built yet, "
+                                         "or a Milvus store): defaults, TOML and flags only"))
+        print(settings.show())
     return 0
 
 
@@ -232,19 +281,21 @@ def _eval_setup(args: argparse.Namespace):
 
         torch.set_num_threads(args.threads)
     questions = read_questions(args.questions, question_field=args.question_field, limit=args.limit)
-    explicit = args.config or Path("qa.toml").is_file()
-    cfg = load_config(args.config) if explicit else None
-    if args.pool:
+    if args.pool:  # the pool's index is a cache: it keeps what it was built and tuned with
+        from .evaluation.pool import pool_index_dir
+
+        cfg = _resolved(args, args.index or pool_index_dir(args.pool)).config
         assistant, pool = pool_assistant(args.pool, args.index, cfg, progress=sys.stderr.isatty())
         questions = remap_gold(questions, pool.duplicates)
         print(f"pool {args.pool}: {len(pool.articles)} passages, index {assistant.index_dir}/", file=sys.stderr)
         return assistant, questions, pool
     index = args.index or "index"
     if args.corpus:
-        report = build_index(args.corpus, index, cfg or load_config(), progress=sys.stderr.isatty())
+        report = build_index(args.corpus, index, _resolved(args, index, build=True).config,
+                             progress=sys.stderr.isatty())  # as `qa index` would
         for p in report.problems:
             print(f"skipped {p}", file=sys.stderr)
-    return Assistant.load(index, cfg), questions, args.corpus
+    return Assistant.load(index, _resolved(args, index).config), questions, args.corpus
 
 
 class QAErrorArg(QAError, ValueError):
@@ -337,7 +388,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"index": _cmd_index, "search": _cmd_search, "ask": _cmd_ask, "serve": _cmd_serve, "eval": _cmd_eval,
-            "tune": _cmd_tune, "questions": _cmd_questions, "adapt": _cmd_adapt}
+            "tune": _cmd_tune, "questions": _cmd_questions, "adapt": _cmd_adapt, "config": _cmd_config}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

