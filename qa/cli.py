@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from .config import (ANSWERERS, BUILD_MANIFEST_SECTIONS, MANIFEST_SECTIONS, MODES, UNSUPPORTED,
-                     ResolvedConfig, find_toml, load_config, resolve_config)
+from .config import ANSWERERS, MODES, UNSUPPORTED
+from .cli_tools import _cmd_adapt, _cmd_eval, _cmd_questions, _cmd_tune, _resolved
 from .errors import QAError
 
 log = logging.getLogger("qa")
@@ -155,23 +155,6 @@ def _add_eval_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log progress")
 
 
-def _resolved(args: argparse.Namespace, index: Optional[str | Path], *, build: bool = False,
-              **flags) -> ResolvedConfig:
-    """The settings for a command: defaults < the manifest of ``index`` (for a ``build``, only its retrieval
-    settings: ``qa index`` keeps what ``qa tune`` wrote) < qa.toml / --config < ``flags``."""
-    from .stores import read_manifest
-
-    manifest = None
-    if index is not None and Path(index, "manifest.json").is_file():  # none: no index yet, or a Milvus store
-        try:
-            manifest = read_manifest(Path(index)).get("config")
-        except QAError:
-            if not build:  # a damaged manifest does not stop a rebuild, which replaces it
-                raise
-    return resolve_config(manifest=manifest, toml_path=find_toml(getattr(args, "config", None)), cli=flags,
-                          manifest_sections=BUILD_MANIFEST_SECTIONS if build else MANIFEST_SECTIONS)
-
-
 def _cmd_index(args: argparse.Namespace) -> int:
     from .stores import build_index
 
@@ -265,125 +248,6 @@ def _cmd_config(args: argparse.Namespace) -> int:
         print(f"# index {args.index}: " + ("its manifest counts" if has else "no manifest there (not built yet, "
                                          "or a Milvus store): defaults, TOML and flags only"))
         print(settings.show())
-    return 0
-
-
-def _eval_setup(args: argparse.Namespace):
-    """The assistant and questions for ``qa eval`` / ``qa tune`` (indexing --corpus or --pool first)."""
-    from .assistant import Assistant
-    from .evaluation import pool_assistant, read_questions, remap_gold
-    from .stores import build_index
-
-    if args.k < 1:
-        raise QAErrorArg(f"--k must be at least 1; got {args.k}")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    questions = read_questions(args.questions, question_field=args.question_field, limit=args.limit)
-    if args.pool:  # the pool's index is a cache: it keeps what it was built and tuned with
-        from .evaluation.pool import pool_index_dir
-
-        cfg = _resolved(args, args.index or pool_index_dir(args.pool)).config
-        assistant, pool = pool_assistant(args.pool, args.index, cfg, progress=sys.stderr.isatty())
-        questions = remap_gold(questions, pool.duplicates)
-        print(f"pool {args.pool}: {len(pool.articles)} passages, index {assistant.index_dir}/", file=sys.stderr)
-        return assistant, questions, pool
-    index = args.index or "index"
-    if args.corpus:
-        report = build_index(args.corpus, index, _resolved(args, index, build=True).config,
-                             progress=sys.stderr.isatty())  # as `qa index` would
-        for p in report.problems:
-            print(f"skipped {p}", file=sys.stderr)
-    return Assistant.load(index, _resolved(args, index).config), questions, args.corpus
-
-
-class QAErrorArg(QAError, ValueError):
-    """A bad command-line argument."""
-
-
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate
-
-    assistant, questions, _ = _eval_setup(args)
-    report = evaluate(assistant, questions, k=args.k, answers=not args.no_answers)
-    print(f"{len(questions)} questions from {args.questions}; index {assistant.index_dir}/ "
-          f"({len(assistant.articles)} articles, {len(assistant.chunks)} passages); {report.seconds:.0f}s\n")
-    print(report.tables())
-    for note in report.notes:
-        print(f"note: {note}")
-    if args.json:
-        print(f"\nper-question report: {report.write_json(args.json)}")
-    return 0
-
-
-def _cmd_tune(args: argparse.Namespace) -> int:
-    from .evaluation import tune
-
-    sizes: list[int] = []
-    if args.chunk_sizes:
-        try:
-            sizes = [int(x) for x in args.chunk_sizes.split(",") if x.strip()]
-        except ValueError:
-            raise QAErrorArg(f"--chunk-sizes wants numbers separated by commas, e.g. 400,1000; "
-                             f"got {args.chunk_sizes!r}") from None
-    assistant, questions, corpus = _eval_setup(args)
-    report = tune(assistant, questions, metric=args.metric, k=args.k, write=not args.dry_run,
-                  progress=lambda msg: print(msg, file=sys.stderr), chunk_sizes=sizes, corpus=corpus)
-    print(report.tables())
-    if args.json:
-        out = Path(args.json)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        print(f"\ntuning report: {out}")
-    return 0
-
-
-def _cmd_questions(args: argparse.Namespace) -> int:
-    from .evaluation import draft_questions, write_questions
-
-    if args.per_article < 1:
-        raise QAErrorArg(f"--per-article must be at least 1; got {args.per_article}")
-    questions = draft_questions(args.corpus, per_article=args.per_article, limit=args.limit)
-    if not questions:
-        print(f"no sentence with a date, number or name found in {args.corpus}; nothing written", file=sys.stderr)
-        return 1
-    write_questions(args.out, questions)
-    kinds = {}
-    for q in questions:
-        kinds[q.meta.get("kind")] = kinds.get(q.meta.get("kind"), 0) + 1
-    print(f"drafted {len(questions)} cloze questions ({', '.join(f'{v} {k}' for k, v in kinds.items())}) "
-          f"from {len({q.articles[0] for q in questions})} articles -> {args.out}")
-    print("They test whether retrieval finds the article a sentence came from, given most of its words; "
-          "they do not test paraphrased questions or abstention (see docs/evaluation.md).")
-    return 0
-
-
-def _cmd_adapt(args: argparse.Namespace) -> int:
-    from .adaptation import adapt
-
-    cfg = load_config(args.config)
-    negatives: list[tuple[str, str]] = []
-    if args.hard_negatives and Path(args.index, "manifest.json").is_file():
-        from .stores.embedded_index.load import load_index
-
-        loaded = load_index(args.index, verify=False)
-        negatives = [(c.text, c.article_id) for c in loaded.chunks]
-        print(f"mining hard negatives from {len(negatives)} chunks of {args.index}/ and the pairs' passages",
-              file=sys.stderr)
-    if args.no_progress and not args.verbose:
-        logging.getLogger("qa").setLevel(logging.INFO)
-    report = adapt(pairs=args.pairs, corpus=args.corpus, base=args.base or cfg.model, out=args.out,
-                   epochs=args.epochs, batch_size=args.batch_size, max_seq_length=args.max_seq_length,
-                   max_pairs=args.max_pairs, learning_rate=args.learning_rate, hard_negatives=args.hard_negatives,
-                   negatives_from=negatives, loss=args.loss, device=args.device or cfg.device,
-                   chunk_size=cfg.chunk_size, overwrite=args.force, progress=not args.no_progress)
-    what = "labelled pairs" if report.mode == "pairs" else "self-supervised pairs"
-    neg = f", {report.hard_negatives} with a hard negative" if report.hard_negatives else ""
-    print(f"adapted {report.base} on {report.pairs} {what}{neg}: {report.steps} steps in {report.seconds:.0f}s on "
-          f"{report.device}, final loss {report.train_loss} -> {report.out}/")
-    print(f"card: {report.out}/ADAPTATION.md. Next: qa index --model {report.out} --force, then check the fusion "
-          "weight with qa tune --questions YOUR_QUESTIONS.jsonl (docs/adaptation.md)")
     return 0
 
 

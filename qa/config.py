@@ -29,7 +29,7 @@ from .errors import ConfigError
 from .settings import (ANSWERERS, BUILD_KEYS, DEFAULT_MODEL, DENSE_INDEXES, DEVICES, FUSIONS,  # noqa: F401
                        GENERATION_KEYS, LEXICAL_ENGINES, MANIFEST_KEYS, MILVUS_ANALYZERS, MILVUS_DENSE_INDEXES,
                        MILVUS_HYBRIDS, MODES, SECTION_KEYS, SECTIONS, SPECS, STORES, UNSUPPORTED, VECTOR_DTYPES,
-                       Config, Spec, settings_doc, toml_value)
+                       Config, Spec, _line, _validate, read_toml, sectioned_toml, settings_doc, toml_value)
 
 log = logging.getLogger("qa")
 
@@ -39,7 +39,6 @@ MANIFEST_SECTIONS = ("index", "retrieval", "answer", "milvus")
 #: the sections an existing index's manifest contributes to ``qa index``: a rebuild keeps what ``qa tune``
 #: wrote, while build settings come from defaults < qa.toml < CLI
 BUILD_MANIFEST_SECTIONS = ("retrieval",)
-_warned_flat: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -117,94 +116,6 @@ def find_toml(path: Optional[str | Path] = None) -> Optional[Path]:
     return Path("qa.toml") if Path("qa.toml").is_file() else None
 
 
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """The settings of a TOML file as a flat, checked dict.
-
-    Sections ``[index] [retrieval] [answer] [ui] [milvus]``, at top level or under ``[qa]``; the
-    older flat form (settings at top level or directly under ``[qa]``) is accepted with a one-time
-    warning. Unknown keys, keys in the wrong section, a setting given twice and bad values are
-    ConfigErrors naming the file (and line), the key, and the allowed keys or the right section.
-    """
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {p}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{p}: cannot read it: {e}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{p}: invalid TOML: {e}") from None
-    root, prefix = data, ""
-    if "qa" in data:
-        if not isinstance(data["qa"], dict):
-            raise ConfigError(f"{p}{_line(text, 'qa')}: qa must be a table ([qa]) holding the sections")
-        others = sorted(set(data) - {"qa"})
-        if others:
-            raise ConfigError(f"{p}: {', '.join(others)} outside [qa]: with a [qa] table, put every setting under it "
-                              "(or drop [qa] and use the sections at top level)")
-        root, prefix = data["qa"], "qa."
-    allowed = ", ".join(f"[{prefix}{s}]" for s in SECTIONS)
-    out: dict[str, Any] = {}
-    flat: dict[str, Any] = {}
-    for key, value in root.items():
-        if key in SECTIONS:
-            if not isinstance(value, dict):
-                raise ConfigError(f"{p}{_line(text, key)}: {prefix}{key} must be a section ([{prefix}{key}]) "
-                                  f"of settings, not {value!r}")
-            for name, v in value.items():
-                where = f"{p}{_line(text, name, key)}"
-                if name not in SPECS:
-                    raise ConfigError(f"{where}: unknown setting {name!r} in [{prefix}{key}]; allowed there: "
-                                      f"{', '.join(SECTION_KEYS[key])}")
-                right = SPECS[name].section
-                if right != key:
-                    raise ConfigError(f"{where}: {name} belongs in [{prefix}{right}], not in [{prefix}{key}]")
-                out[name] = (v, where)
-        elif key in SPECS:
-            flat[key] = (value, f"{p}{_line(text, key)}")
-        elif isinstance(value, dict):
-            raise ConfigError(f"{p}{_line(text, key)}: unknown section [{prefix}{key}]; allowed sections: {allowed}")
-        else:
-            raise ConfigError(f"{p}{_line(text, key)}: unknown setting {key!r}; allowed: the sections {allowed} "
-                              f"holding {', '.join(SPECS)}")
-    for name, (v, where) in flat.items():
-        if name in out:
-            raise ConfigError(f"{where}: {name} is set twice, outside the sections and in "
-                              f"[{prefix}{SPECS[name].section}]; keep the one in [{prefix}{SPECS[name].section}]")
-        out[name] = (v, where)
-    for name, (v, where) in out.items():
-        _validate(SPECS[name], name, v, where)
-    if flat and str(p) not in _warned_flat:
-        _warned_flat.add(str(p))
-        log.warning("%s: settings outside the sections (the old flat form) still work, but write them in "
-                    "sections instead:\n%s", p, sectioned_toml({k: v for k, (v, _) in flat.items()}))
-    return {name: v for name, (v, _) in out.items()}
-
-
-def sectioned_toml(settings: Mapping[str, Any]) -> str:
-    """``settings`` (flat) written as TOML sections, in the order of :data:`SECTIONS`."""
-    parts = []
-    for s in SECTIONS:
-        names = [n for n in SECTION_KEYS[s] if n in settings]
-        if names:
-            parts.append(f"[{s}]\n" + "\n".join(f"{n} = {toml_value(settings[n])}" for n in names))
-    return "\n\n".join(parts)
-
-
-def _line(text: str, key: str, section: Optional[str] = None) -> str:
-    """``:N`` with the line of ``key = `` in ``text`` (after the header of ``section``), or "" when not found."""
-    start = 0
-    if section is not None:
-        header = re.search(rf"^[ \t]*\[[ \t]*(?:qa[ \t]*\.[ \t]*)?{re.escape(section)}[ \t]*\]", text, re.M)
-        start = header.end() if header else 0
-    m = re.compile(rf"^[ \t]*[\"']?{re.escape(key)}[\"']?[ \t]*=", re.M).search(text, start)
-    if m is None and section is None:
-        m = re.compile(rf"^[ \t]*\[[ \t]*(?:qa[ \t]*\.[ \t]*)?{re.escape(key)}[ \t]*\]", re.M).search(text)
-    return f":{text.count(chr(10), 0, m.start()) + 1}" if m else ""
-
-
 def _check_known(data: Mapping[str, Any], where: str) -> None:
     unknown = sorted(set(data) - set(SPECS))
     if unknown:
@@ -215,13 +126,6 @@ def _checked(data: Mapping[str, Any], where: str) -> dict[str, Any]:
     for name, value in data.items():
         _validate(SPECS[name], name, value, where)
     return dict(data)
-
-
-def _validate(spec: Spec, name: str, value: Any, where: str) -> None:
-    try:
-        spec.validate(name, value)
-    except ConfigError as e:
-        raise ConfigError(f"{where}: {e}") from None
 
 
 def _merge(values: dict[str, Any], sources: dict[str, str], layer: Mapping[str, Any], source: str) -> None:
