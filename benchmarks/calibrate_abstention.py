@@ -38,7 +38,7 @@ def features(rows, model="all-MiniLM-L6-v2"):
     analyzer = Analyzer()
     contexts = {r["context_id"]: r["context"] for r in rows}
     ids = sorted(contexts)
-    bm25 = BM25Retriever([analyzer.tokens(contexts[i]) for i in ids], analyzer)
+    bm25 = make_lexical([analyzer.tokens(contexts[i]) for i in ids], k1=1.5, b=0.75)
     emb = Embedder(model, device="cpu")
     cache: dict[str, np.ndarray] = {}
 

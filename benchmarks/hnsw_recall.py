@@ -33,7 +33,7 @@ def main() -> None:
     import torch
 
     from qa.encoders.sentence_transformers import Embedder
-from qa.stores.embedded_index import dense as faiss_files
+    from qa.stores.embedded_index import dense as faiss_files
     from scale import questions, read_articles
 
     p = argparse.ArgumentParser()
@@ -58,7 +58,7 @@ from qa.stores.embedded_index import dense as faiss_files
         m, efc = map(int, cfg.split(":"))
         for dtype in ("float16",):
             t = time.perf_counter()
-            index = DenseRetriever.build(vecs.astype(np.float16), kind="hnsw", dtype=dtype, hnsw_m=m, ef_construction=efc)
+            index = faiss_files.build(vecs.astype(np.float16), kind="hnsw", dtype=dtype, hnsw_m=m, ef_construction=efc)
             build_s = time.perf_counter() - t
             for ef in (32, 64, 128, 256, 512, 1024):
                 index.hnsw.efSearch = ef

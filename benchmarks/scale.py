@@ -162,6 +162,9 @@ class BenchEmbedder:
         self.real_seconds = 0.0
         self._base = None
 
+    def encode_passages(self, texts, *, progress: bool = False) -> np.ndarray:
+        return self.encode(texts, progress=progress)
+
     def encode(self, texts, *, progress: bool = False) -> np.ndarray:
         keys = [hashlib.sha256(t.encode("utf-8", "replace")).hexdigest()[:24] for t in texts]
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
@@ -223,8 +226,9 @@ def phase_query(a) -> dict:
 
     import torch
 
+    from qa.retrieval import Candidates
     from qa.stores import read_manifest
-from qa.stores.embedded_index.files import check_files
+    from qa.stores.embedded_index.files import check_files
 
     threads = int(os.environ.get("QA_BENCH_THREADS", "1"))  # 1: single queries on a busy machine
     torch.set_num_threads(threads)
@@ -252,13 +256,15 @@ from qa.stores.embedded_index.files import check_files
             assistant.retrieve(q, k=10, mode=mode)
             times.append(time.perf_counter() - t)
         res[mode] = {"median_ms": _pct(times, 50), "p95_ms": _pct(times, 95)}
-    stage: dict[str, list] = {"bm25 search": [], "query embedding": [], "dense search": [], "exact rescoring": []}
+    stage: dict[str, list] = {"bm25 search": [], "query embedding": [], "dense search": [], "fusion": []}
     qvecs = []
+    pipe, cfg = assistant.pipeline, assistant.config
     for q in qs:
-        t = time.perf_counter(); lex = assistant.bm25.search(q, assistant.config.candidates)
-        t1 = time.perf_counter(); v = emb.encode([q])[0]
-        t2 = time.perf_counter(); assistant.dense.search_vector(v, assistant.config.candidates)
-        t3 = time.perf_counter(); assistant._exact_scores(q, v, lex, [], 10)
+        query = pipe.query(q)
+        t = time.perf_counter(); lex = pipe.lexical(query, cfg.candidates)
+        t1 = time.perf_counter(); v = emb.encode_queries([q])[0]
+        t2 = time.perf_counter(); den = pipe.dense(v, cfg.candidates)
+        t3 = time.perf_counter(); pipe.fuse(Candidates(lex, den, v), "hybrid", cfg, 10)
         t4 = time.perf_counter()
         for name, d in zip(stage, (t1 - t, t2 - t1, t3 - t2, t4 - t3)):
             stage[name].append(d)
@@ -272,7 +278,7 @@ from qa.stores.embedded_index.files import check_files
 
 def ann_recall(assistant, qv: np.ndarray) -> dict:
     """recall@10 of the dense index against exact inner product over the stored vectors."""
-    vecs = assistant.vectors
+    vecs = assistant.store.vectors
     n = vecs.shape[0]
     best_s = np.full((len(qv), 10), -np.inf, dtype=np.float32)
     best_i = np.zeros((len(qv), 10), dtype=np.int64)
@@ -284,7 +290,7 @@ def ann_recall(assistant, qv: np.ndarray) -> dict:
             top = np.argpartition(-cand_s, 9)[:10]
             best_s[j], best_i[j] = cand_s[top], cand_i[top]
     exact = [set(r.tolist()) for r in best_i]
-    index = assistant.dense.index
+    index = assistant.store.faiss_index
     out = {"kind": type(index).__name__}
     settings = EF_VALUES if hasattr(index, "hnsw") else (None,)
     for ef in settings:

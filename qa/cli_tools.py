@@ -9,27 +9,16 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from .config import (BUILD_MANIFEST_SECTIONS, MANIFEST_SECTIONS, ResolvedConfig, find_toml, load_config,
-                     resolve_config)
-
+from .config import ResolvedConfig, load_config
 from .errors import QAError
 
 
 def _resolved(args: argparse.Namespace, index: Optional[str | Path], *, build: bool = False,
               **flags) -> ResolvedConfig:
-    """The settings for a command: defaults < the manifest of ``index`` (for a ``build``, only its retrieval
-    settings: ``qa index`` keeps what ``qa tune`` wrote) < qa.toml / --config < ``flags``."""
-    from .stores import read_manifest
+    """The settings for a command (see :func:`qa.stores.resolve_settings`)."""
+    from .stores import resolve_settings
 
-    manifest = None
-    if index is not None and Path(index, "manifest.json").is_file():  # none: no index yet, or a Milvus store
-        try:
-            manifest = read_manifest(Path(index)).get("config")
-        except QAError:
-            if not build:  # a damaged manifest does not stop a rebuild, which replaces it
-                raise
-    return resolve_config(manifest=manifest, toml_path=find_toml(getattr(args, "config", None)), cli=flags,
-                          manifest_sections=BUILD_MANIFEST_SECTIONS if build else MANIFEST_SECTIONS)
+    return resolve_settings(index, toml_path=getattr(args, "config", None), cli=flags, build=build)
 
 
 def _eval_setup(args: argparse.Namespace):

@@ -276,7 +276,7 @@ def test_eval_and_tune_run_on_a_milvus_store_as_on_the_embedded_one(tmp_path, co
     reports = {}
     for store in ("embedded", "milvus"):
         toml = tmp_path / f"{store}.toml"
-        toml.write_text(f'[qa]\nstore = "{store}"\nmilvus_uri = "{tmp_path / "ev.db"}"\n', encoding="utf-8")
+        toml.write_text(f'[milvus]\nstore = "{store}"\nmilvus_uri = "{tmp_path / "ev.db"}"\n', encoding="utf-8")
         index = str(tmp_path / f"i-{store}")
         assert main(["index", "--config", str(toml), "--corpus", str(corpus_copy), "--index", index,
                      "--no-progress"]) == 0

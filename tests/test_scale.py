@@ -201,7 +201,7 @@ def test_scale_benchmark_runs_at_a_tiny_size(tmp_path):
 def test_lazy_articles_and_chunks_serve_like_eager(seed_index, embedder, tmp_path):
     from qa.errors import IndexCorruptError
     from qa.stores.embedded import EmbeddedStore
-from qa.stores.embedded_index.lazy import LazyArticles, LazyChunks
+    from qa.stores.embedded_index.lazy import LazyArticles, LazyChunks
 
     eager, lazy = load_index(seed_index, lazy=False), load_index(seed_index, lazy=True)
     assert isinstance(lazy.articles, LazyArticles) and isinstance(lazy.chunks, LazyChunks)

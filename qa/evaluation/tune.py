@@ -213,7 +213,7 @@ def tune(assistant: Assistant, questions: Sequence[Question], *, metric: Optiona
             for c in sizes[1:]:
                 say(f"building a scratch index with chunk_size={c}")
                 indexes[c] = scratch_index(assistant, c, corpus_obj, folder, Path(tmp), embedder)
-        runs = {c: _runner(a, usable, current_cfg, space, n_chunks, k) for c, a in indexes.items()}
+        runs = {c: ranking_runner(a, usable, current_cfg, space, n_chunks, k) for c, a in indexes.items()}
         scored: list[tuple[float, int, dict[str, Any]]] = []
         for c in sizes:
             for s in grid:
@@ -272,8 +272,8 @@ def tune(assistant: Assistant, questions: Sequence[Question], *, metric: Optiona
     return report
 
 
-def _runner(assistant: Assistant, usable: Sequence[Question], current_cfg: Config, space: SearchSpace,
-            n_chunks: int, k: int) -> Callable[[dict[str, Any], dict[str, list[str]]], dict[str, list[str]]]:
+def ranking_runner(assistant: Assistant, usable: Sequence[Question], current_cfg: Config, space: SearchSpace,
+                   n_chunks: int, k: int) -> Callable[[dict[str, Any], dict[str, list[str]]], dict[str, list[str]]]:
     """Candidate lists of every usable question on ``assistant``'s index, and a function that ranks
     the articles of some of those questions under given settings (as ``retrieve`` would)."""
     current = retrieval_settings(current_cfg)
@@ -297,4 +297,4 @@ def _runner(assistant: Assistant, usable: Sequence[Question], current_cfg: Confi
     return run
 
 
-__all__ = ["MIN_QUESTIONS", "SearchSpace", "TuneReport", "tune", "CandidateLists"]
+__all__ = ["MIN_QUESTIONS", "SearchSpace", "TuneReport", "ranking_runner", "tune"]

@@ -7,7 +7,11 @@ from __future__ import annotations
 import os
 from typing import Any, Optional
 
-from ..config import Config
+from pathlib import Path
+
+from ..config import (BUILD_MANIFEST_SECTIONS, MANIFEST_SECTIONS, Config, ResolvedConfig, find_toml,
+                      resolve_config)
+from ..errors import QAError
 from .base import BuildReport, Ranked, Store, StoreStats
 from .embedded_index.manifest import check_model, read_manifest, update_config
 
@@ -32,6 +36,22 @@ def open_store(index_dir: str | os.PathLike, config: Config, *, verify: bool = T
     return store
 
 
+def resolve_settings(index_dir: Optional[str | os.PathLike], *, toml_path: Optional[str | os.PathLike] = None,
+                     cli: Optional[dict] = None, build: bool = False) -> ResolvedConfig:
+    """The settings for working with ``index_dir``, merged per key: defaults < the index's manifest (what
+    it was built and tuned with; for a ``build``, only its retrieval settings, so ``qa index`` keeps what
+    ``qa tune`` wrote) < ``toml_path`` (default: ``qa.toml`` here when present) < ``cli``."""
+    manifest = None
+    if index_dir is not None and Path(index_dir, "manifest.json").is_file():  # none: no index yet, or Milvus
+        try:
+            manifest = read_manifest(Path(index_dir)).get("config")
+        except QAError:
+            if not build:  # a damaged manifest does not stop a rebuild, which replaces it
+                raise
+    return resolve_config(manifest=manifest, toml_path=find_toml(toml_path), cli=cli or {},
+                          manifest_sections=BUILD_MANIFEST_SECTIONS if build else MANIFEST_SECTIONS)
+
+
 def build_index(corpus_dir: str | os.PathLike = "corpus", index_dir: str | os.PathLike = "index",
                 config: Optional[Config] = None, **kw: Any) -> BuildReport:
     """Read ``corpus_dir``, chunk, embed and index it into the store of ``config.store``.
@@ -53,4 +73,4 @@ def build_index(corpus_dir: str | os.PathLike = "corpus", index_dir: str | os.Pa
 
 
 __all__ = ["BuildReport", "Ranked", "Store", "StoreStats", "build_index", "check_model", "open_store",
-           "read_manifest", "update_config"]
+           "read_manifest", "resolve_settings", "update_config"]

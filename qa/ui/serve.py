@@ -8,14 +8,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from pathlib import Path
 from typing import Optional, Sequence
 
 from ..assistant import Assistant
 from ..encoders.sentence_transformers import Embedder
-from ..config import load_config
 from ..errors import IndexNotFoundError
-from ..stores import build_index
+from ..stores import build_index, resolve_settings
 
 log = logging.getLogger("qa")
 
@@ -32,13 +30,12 @@ def _env_auth() -> Optional[tuple[str, str]]:
 def load_or_build(index_dir: str | os.PathLike = "index", corpus_dir: str | os.PathLike = "corpus", *,
                   embedder: Optional[Embedder] = None) -> Assistant:
     """Load the index; when there is none, build it from ``corpus_dir`` first (with progress)."""
-    cfg = load_config() if Path("qa.toml").is_file() else None
+    cfg = resolve_settings(index_dir).config  # defaults < the index's manifest < qa.toml, per key
     try:
         return Assistant.load(index_dir, cfg, embedder=embedder)
     except IndexNotFoundError:
         log.warning("no index in %s/; building it from %s/ first (this takes a while)", index_dir, corpus_dir)
         started = time.time()
-        cfg = cfg or load_config()
         embedder = embedder or Embedder(cfg.model, device=cfg.device, batch_size=cfg.batch_size)
         report = build_index(corpus_dir, index_dir, cfg, progress=True, embedder=embedder)
         log.warning("index built in %.0fs: %d articles, %d passages, %d file(s) skipped -> %s/",
