@@ -61,7 +61,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     assistant, questions, _ = _eval_setup(args)
     report = evaluate(assistant, questions, k=args.k, answers=not args.no_answers)
     print(f"{len(questions)} questions from {args.questions}; index {assistant.index_dir}/ "
-          f"({len(assistant.articles)} articles, {len(assistant.chunks)} passages); {report.seconds:.0f}s\n")
+          f"({len(assistant.articles)} articles, {len(assistant)} passages); {report.seconds:.0f}s\n")
     print(report.tables())
     for note in report.notes:
         print(f"note: {note}")
