@@ -9,7 +9,7 @@ perturbed copies of them (noise, renormalised) up to ``--n``, as in scale.py. Qu
 sentences embedded with the real model. ``within_0.01_of_exact_top10``: share of the ANN top 10 whose cosine is at least the exact
 10th best minus 0.01 (the perturbed copies form tight clusters of near-tied vectors, where
 plain recall@10 counts swaps between near-equal copies as misses). Builds the index exactly as ``qa`` does
-(:meth:`qa.backends.dense.DenseRetriever.build`) for each (M, efConstruction) and sweeps efSearch.
+(:func:`qa.stores.embedded_index.dense.build`) for each (M, efConstruction) and sweeps efSearch.
 """
 from __future__ import annotations
 

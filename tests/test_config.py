@@ -164,7 +164,7 @@ def test_load_config_finds_qa_toml_in_the_working_folder(tmp_path, monkeypatch):
 def test_tuned_weight_survives_a_qa_toml_that_sets_only_mode(tmp_path, monkeypatch, capsys):
     from qa import assistant as assistant_mod
     from qa.cli import main
-    from qa.store import update_config
+    from qa.stores import update_config
 
     index = tmp_path / "index"
     assert main(["index", "--corpus", str(CORPUS), "--index", str(index), "--no-progress"]) == 0

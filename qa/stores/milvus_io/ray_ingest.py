@@ -4,7 +4,7 @@ with progress, by the same incremental sync as ``qa index`` (needs the extras ``
 ``milvus``).
 
 >>> from qa import Config                                        # doctest: +SKIP
->>> from qa.ingest.ray_ingest import ray_ingest                  # doctest: +SKIP
+>>> from qa.stores.milvus_io.ray_ingest import ray_ingest                  # doctest: +SKIP
 >>> cfg = Config(store="milvus", milvus_uri="http://milvus:19530")   # doctest: +SKIP
 >>> ray_ingest("corpus", cfg, actors=8, num_gpus=1, address="auto")  # doctest: +SKIP
 

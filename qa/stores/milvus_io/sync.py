@@ -95,7 +95,7 @@ def build_milvus(corpus_dir: str | os.PathLike = "corpus", index_dir: str | os.P
                  dimension: Optional[int] = None) -> BuildReport:
     """Index ``corpus_dir`` into the Milvus collections of ``config`` (see :func:`sync`).
 
-    ``embed`` (e.g. :func:`qa.ingest.ray_ingest.ray_embedder`) replaces the in-process embedder;
+    ``embed`` (e.g. :func:`qa.stores.milvus_io.ray_ingest.ray_embedder`) replaces the in-process embedder;
     then ``dimension`` must be given.
     """
     t0 = time.perf_counter()
