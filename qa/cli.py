@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port (default: [ui] port in qa.toml, else 7860)")
     p.add_argument("--share", action=argparse.BooleanOptionalAction, default=None,
                    help="also make a public Gradio share link (default: [ui] share in qa.toml, else off)")
+    p.add_argument("--config", default=None, help="TOML config file (default: qa.toml when present)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
 
     p = sub.add_parser("config", help="show every setting, its value and where it came from",
@@ -235,7 +236,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise ImportError(f"the web chat needs Gradio: pip install 'article-qa[ui]' ({e})") from e
     ui = _resolved(args, None, host=args.host, port=args.port, share=args.share).config
-    launch(index_dir=args.index, corpus_dir=args.corpus, host=ui.host, port=ui.port, share=ui.share)
+    launch(index_dir=args.index, corpus_dir=args.corpus, host=ui.host, port=ui.port, share=ui.share,
+           config_path=args.config)
     return 0
 
 

@@ -6,7 +6,7 @@ from typing import Sequence
 Ranked = Sequence[tuple[int, float]]
 
 
-def rrf(lists: Sequence[Ranked], *, k: int = 60, weights: Sequence[float] | None = None) -> list[tuple[int, float]]:
+def rrf(lists: Sequence[Ranked], *, k: int, weights: Sequence[float] | None = None) -> list[tuple[int, float]]:
     """Reciprocal-rank fusion: ``sum_i w_i / (k + rank_i)``, best first."""
     weights = weights or [1.0] * len(lists)
     fused: dict[int, float] = {}
@@ -27,7 +27,7 @@ def minmax(ranked: Ranked) -> dict[int, float]:
     return {d: (s - lo) / (hi - lo) for d, s in ranked}
 
 
-def convex(lexical: Ranked, dense: Ranked, *, dense_weight: float = 0.3) -> list[tuple[int, float]]:
+def convex(lexical: Ranked, dense: Ranked, *, dense_weight: float) -> list[tuple[int, float]]:
     """``(1 - w) * minmax(bm25) + w * minmax(dense)``; a document missing from a list gets 0 there."""
     a, b = minmax(lexical), minmax(dense)
     fused = {d: (1.0 - dense_weight) * a.get(d, 0.0) + dense_weight * b.get(d, 0.0) for d in set(a) | set(b)}

@@ -230,6 +230,9 @@ def test_serve_reads_the_ui_section_and_its_flags_override(tmp_path, monkeypatch
     assert main(["serve", "--port", "9000", "--no-share", "--index", "ix"]) == 0
     assert (calls[-1]["host"], calls[-1]["port"], calls[-1]["share"], calls[-1]["index_dir"]) == \
         ("0.0.0.0", 9000, False, "ix")
+    other = _write(tmp_path / "other.toml", '[ui]\nport = 8100\n')
+    assert main(["serve", "--config", str(other)]) == 0  # the chat loads its settings from that file too
+    assert (calls[-1]["host"], calls[-1]["port"], calls[-1]["config_path"]) == ("127.0.0.1", 8100, str(other))
 
 
 def test_readme_configuration_block_is_sectioned_and_shows_the_defaults(tmp_path, caplog):

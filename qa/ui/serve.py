@@ -28,9 +28,10 @@ def _env_auth() -> Optional[tuple[str, str]]:
 
 
 def load_or_build(index_dir: str | os.PathLike = "index", corpus_dir: str | os.PathLike = "corpus", *,
-                  embedder: Optional[Embedder] = None) -> Assistant:
-    """Load the index; when there is none, build it from ``corpus_dir`` first (with progress)."""
-    cfg = resolve_settings(index_dir).config  # defaults < the index's manifest < qa.toml, per key
+                  embedder: Optional[Embedder] = None, config_path: Optional[str | os.PathLike] = None) -> Assistant:
+    """Load the index; when there is none, build it from ``corpus_dir`` first (with progress).
+    Settings: defaults < the index's manifest < ``config_path`` (default ``qa.toml`` here), per key."""
+    cfg = resolve_settings(index_dir, toml_path=config_path).config
     try:
         return Assistant.load(index_dir, cfg, embedder=embedder)
     except IndexNotFoundError:
@@ -46,7 +47,7 @@ def load_or_build(index_dir: str | os.PathLike = "index", corpus_dir: str | os.P
 def launch(index_dir: str | os.PathLike = "index", corpus_dir: str | os.PathLike = "corpus",
            host: str = "127.0.0.1", port: int = 7860, share: bool = False,
            auth: Optional[tuple[str, str]] = None, *, examples: Optional[Sequence[str]] = None,
-           prevent_thread_lock: bool = False):
+           prevent_thread_lock: bool = False, config_path: Optional[str | os.PathLike] = None):
     """Load (or build) the index once, then serve the chat on ``host:port`` (localhost by default).
 
     ``share=True`` asks Gradio for a public link. ``auth`` (username, password) defaults to
@@ -63,7 +64,7 @@ def launch(index_dir: str | os.PathLike = "index", corpus_dir: str | os.PathLike
     for noisy in ("faiss", "faiss.loader", "sentence_transformers", "httpx", "transformers", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     log.info("loading the index from %s/", index_dir)
-    assistant = load_or_build(index_dir, corpus_dir)
+    assistant = load_or_build(index_dir, corpus_dir, config_path=config_path)
     _ = assistant.embedder  # load the model now, not on the first question
     log.info("ready: %d articles, %d passages", len(assistant.articles), len(assistant))
     auth = auth or _env_auth()
