@@ -8,7 +8,6 @@ Nothing is downloaded from or uploaded to a model hub.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -21,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from ..hashing import file_sha256
 from ..encoders.identity import model_fingerprint, pick_device, resolve_model
 from ..config import DEFAULT_MODEL
 from ..errors import ConfigError, QAError
@@ -58,14 +58,6 @@ class AdaptReport:
         return asdict(self)
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
         raise ConfigError(f"{name} must be an integer between {lo} and {hi}; got {value!r}")
@@ -88,7 +80,7 @@ def build_pairs(*, pairs: Optional[str | os.PathLike] = None, corpus: Optional[s
         for f in files:
             got, skipped = read_pairs(f)
             out += got
-            info["files"].append({"path": str(f), "pairs": len(got), "sha256": _sha256_file(f)})
+            info["files"].append({"path": str(f), "pairs": len(got), "sha256": file_sha256(f)})
             info["skipped_unanswerable"] += skipped
         if max_pairs is not None and len(out) > max_pairs:
             import random

@@ -25,6 +25,11 @@ def metric_names(k: int = 10) -> list[str]:
     return [f"recall@{c}" for c in cuts] + [f"mrr@{k}", f"ndcg@{k}"]
 
 
+def metric_headers(k: int = 10) -> list[str]:
+    """Short column names of :func:`metric_names`: ``R@1 ... MRR@k nDCG@k``."""
+    return [n.replace("recall@", "R@").replace("mrr@", "MRR@").replace("ndcg@", "nDCG@") for n in metric_names(k)]
+
+
 def ranx_scores(qrels: Mapping[str, Sequence[str]], runs: Mapping[str, Sequence[str]],
                 metrics: Sequence[str]) -> dict[str, float]:
     """Mean ``metrics`` over the questions of ``qrels`` (gold article ids per question id), for

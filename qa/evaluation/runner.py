@@ -14,7 +14,7 @@ from ..assistant import Assistant
 from ..config import Config
 from ..errors import ConfigError
 from ..retrieval import Candidates
-from .metrics import contains_answer, first_gold_rank, metric_names, ranx_scores, ratio, summarize_latency
+from .metrics import metric_headers, contains_answer, first_gold_rank, metric_names, ranx_scores, ratio, summarize_latency
 from .pipeline import describe, ms_since, retrieval_settings
 from .questions import Question
 
@@ -102,7 +102,7 @@ class EvalReport:
     def tables(self) -> str:
         """Markdown tables of the summary (retrieval, answers, latency)."""
         names = metric_names(self.k)
-        heads = [n.replace("recall@", "R@").replace("mrr@", "MRR@").replace("ndcg@", "nDCG@") for n in names]
+        heads = metric_headers(self.k)
         lines = [f"Retrieval ({self.scored} of {self.questions} questions have a gold article in the index; "
                  f"top {self.k} articles)", "",
                  "| retriever | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]

@@ -25,8 +25,8 @@ from ..errors import ConfigError
 from ..ingest import Corpus
 from ..retrieval import Candidates
 from ..stores import update_config
-from .metrics import fast_scores, metric_names, ranx_scores
-from .pipeline import RETRIEVAL_KEYS, CandidateLists, bm25_params_available, candidate_lists, describe, retrieval_settings
+from .metrics import metric_headers, fast_scores, metric_names, ranx_scores
+from .pipeline import RETRIEVAL_KEYS, bm25_params_available, candidate_lists, describe, retrieval_settings
 from .questions import Question, TooFewQuestionsError, split_halves
 
 log = logging.getLogger("qa")
@@ -135,7 +135,7 @@ class TuneReport:
 
     def tables(self) -> str:
         names = metric_names(self.k)
-        heads = [n.replace("recall@", "R@").replace("mrr@", "MRR@").replace("ndcg@", "nDCG@") for n in names]
+        heads = metric_headers(self.k)
         lines = [f"Tuned {self.metric} on {self.tune_questions} questions, checked on {self.heldout_questions} "
                  f"held-out ones ({self.tried} settings tried).", "",
                  "| half | settings | " + " | ".join(heads) + " |", "|---|---|" + "---:|" * len(heads)]

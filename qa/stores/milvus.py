@@ -149,8 +149,12 @@ class MilvusStore:
         res = self.collections.client.search(self.collections.chunks, data=data, anns_field=field,
                                              limit=min(depth, 16384), search_params={"metric_type": metric},
                                              output_fields=ROW_FIELDS)
+        return self._ranked(res[0])
+
+    def _ranked(self, found) -> Ranked:
+        """(id, score) of a search's hits, their rows cached by id."""
         out = []
-        for h in res[0]:
+        for h in found:
             self._rows.put(int(h["id"]), h["entity"])
             out.append((int(h["id"]), float(h["distance"])))
         return out
@@ -194,11 +198,7 @@ class MilvusStore:
         ranker = RRFRanker(config.rrf_k) if config.fusion == "rrf" else WeightedRanker(*weights, norm_score=True)
         res = self.collections.client.hybrid_search(self.collections.chunks, reqs, ranker=ranker, limit=depth,
                                                     output_fields=ROW_FIELDS)
-        out = []
-        for h in res[0]:
-            self._rows.put(int(h["id"]), h["entity"])
-            out.append((int(h["id"]), float(h["distance"])))
-        return out
+        return self._ranked(res[0])
 
     def lexical_variant(self, k1: float, b: float):
         """None unless ``(k1, b)`` are the collection's: Milvus fixes BM25's parameters when the

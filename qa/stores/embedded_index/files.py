@@ -18,7 +18,6 @@ until then the previous index stays whole and loadable. A crash leaves at most a
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Mapping
 
 from ...errors import IndexCorruptError
 from ...lexical.bm25s_engine import FILES as SPARSE_FILES
+from ...hashing import file_sha256
 from ..passages import FORMAT_VERSION
 
 MANIFEST = "manifest.json"
@@ -34,12 +34,7 @@ SPARSE_DIR = "bm25s"
 OPTIONAL_FILES = tuple(f"{SPARSE_DIR}/{n}" for n in SPARSE_FILES)  # written by the bm25s engine only
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+sha256 = file_sha256
 
 
 
