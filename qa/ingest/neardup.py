@@ -40,7 +40,7 @@ SKETCH_NAME = "neardup_sketches.npy"
 SHINGLE_NAME = "neardup_shingles.npy"
 SEED = 1
 # Defaults chosen by the sweep in benchmarks/near_duplicates.py (see its output in the report).
-DEFAULTS: dict[str, Any] = {"threshold": 0.5, "containment": 0.8, "num_perm": 128, "shingle": 5,
+DEFAULTS: dict[str, Any] = {"threshold": 0.5, "containment": 0.8, "num_perm": 128, "shingle": 3,
                             "lsh_threshold": 0.2, "min_shingles": 20}
 
 _LINK_LINE = re.compile(r"^\s*(baca (juga|pula)|berita terkait|lihat juga)\b.*$", re.IGNORECASE | re.MULTILINE)
