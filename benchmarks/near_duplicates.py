@@ -142,11 +142,11 @@ def main() -> None:
     if not args.no_sweep:
         print("\nsweep: k=shingle words, perm=num_perm, lsh=LSH candidate threshold, J=Jaccard threshold, "
               "C=containment threshold (min_shingles %d)" % DEFAULTS["min_shingles"])
-        print(f"{'k':>2} {'perm':>4} {'lsh':>4} {'s/1k':>5} {'cands':>6} | " +
+        print(f"{'k':>2} {'perm':>4} {'lsh':>4} {'b x r':>6} {'s/1k':>5} {'links':>6} | " +
               " ".join(f"J{j}/C{c}: P R".rjust(16) for j in (0.4, 0.5, 0.6) for c in (0.7, 0.8, 0.9)))
         for k in (3, 4, 5, 7):
-            for perm in (64, 128):
-                for lsh in (0.1, 0.2, 0.3):
+            for perm in (32, 64, 128):
+                for lsh in (0.2, 0.3, 0.4):
                     idx = NearDupIndex(shingle=k, num_perm=perm, lsh_threshold=lsh, threshold=0.4, containment=0.7)
                     t = time.perf_counter()
                     idx.add_many(arts)
@@ -159,7 +159,8 @@ def main() -> None:
                                     (cc >= c and min(len(idx._sets[a]), len(idx._sets[b])) >= DEFAULTS["min_shingles"])]
                             p, r = score(pairs_of(connected(keep)), true_pairs)
                             cells.append(f"{p:.3f} {r:.3f}".rjust(16))
-                    print(f"{k:>2} {perm:>4} {lsh:>4} {dt / len(arts) * 1000:5.2f} {len(links):>6} | " + " ".join(cells))
+                    br = f"{idx._lsh.b}x{idx._lsh.r}"
+                    print(f"{k:>2} {perm:>4} {lsh:>4} {br:>6} {dt / len(arts) * 1000:5.2f} {len(links):>6} | " + " ".join(cells))
 
     print(f"\nchosen defaults: {DEFAULTS}")
     idx = NearDupIndex()
@@ -217,8 +218,30 @@ def main() -> None:
         for a, b in missed[:10]:
             j, c = NearDupIndex._similarity(sets[a], sets[b])
             print(f"  {a} {b} J={j:.3f} C={c:.3f} sizes={len(sets[a])},{len(sets[b])} {edits_of.get(b) or edits_of.get(a)}")
+    cost_by_size(arts)
 
 
+
+
+def cost_by_size(arts: list[Article]) -> None:
+    """Seconds per 1,000 articles and memory of the defaults at growing sizes (candidates grow faster than n)."""
+    import tracemalloc
+
+    print("\ncost of the defaults by corpus size:\n| articles | s per 1k | LSH candidate pairs per article (each verified) | memory per article (Python heap) |")
+    print("| --- | --- | --- | --- |")
+    for n in sorted({min(1000, len(arts)), min(2000, len(arts)), len(arts)}):
+        idx = NearDupIndex()
+        t = time.perf_counter()
+        idx.add_many(arts[:n])
+        dt = time.perf_counter() - t
+        cands = sum(len(idx._lsh.query(idx._minhash(idx._sketch[a]))) - 1 for a in idx._sets if len(idx._sets[a])) / 2
+        tracemalloc.start()
+        again = NearDupIndex()
+        again.add_many(arts[:n])
+        mem = tracemalloc.get_traced_memory()[0]
+        tracemalloc.stop()
+        del again
+        print(f"| {n} | {dt / n * 1000:.2f} | {cands / n:.2f} | {mem / n / 1024:.1f} KiB |")
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     main()

@@ -115,7 +115,7 @@ def test_incremental_add_remove_matches_batch(corpus):
 
 def test_save_load_round_trip(corpus, tmp_path):
     held_out = next(a for a in corpus if a.id == "persib-persija-beritasatu")
-    idx = NearDupIndex(shingle=4, num_perm=64)
+    idx = NearDupIndex(shingle=4, num_perm=128)
     idx.add_many(a for a in corpus if a is not held_out)
     idx.save(tmp_path / "nd")
     loaded = NearDupIndex.load(tmp_path / "nd")
@@ -123,11 +123,16 @@ def test_save_load_round_trip(corpus, tmp_path):
     assert [g.to_dict() for g in loaded.groups()] == [g.to_dict() for g in idx.groups()]
     # plain JSON and .npy, no pickle
     json.loads((tmp_path / "nd" / JSON_NAME).read_text(encoding="utf-8"))
-    assert np.load(tmp_path / "nd" / SKETCH_NAME, allow_pickle=False).shape == (len(corpus) - 1, 64)
+    assert np.load(tmp_path / "nd" / SKETCH_NAME, allow_pickle=False).shape == (len(corpus) - 1, 128)
     # a loaded index keeps working incrementally
     loaded.add(held_out)
-    batch = find_groups(corpus, shingle=4, num_perm=64)
+    batch = find_groups(corpus, shingle=4, num_perm=128)
     assert [g.to_dict() for g in loaded.groups()] == [g.to_dict() for g in batch]
+    again = NearDupIndex.load(tmp_path / "nd")  # remove before the LSH is rebuilt, then add
+    again.remove("persib-persija")
+    again.add(held_out)
+    again.add(next(a for a in corpus if a.id == "persib-persija"))
+    assert [g.to_dict() for g in again.groups()] == [g.to_dict() for g in batch]
     assert frozenset({"persib-persija", "persib-persija-beritasatu"}) in as_sets(batch)
 
 

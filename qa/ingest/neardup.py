@@ -40,8 +40,8 @@ SKETCH_NAME = "neardup_sketches.npy"
 SHINGLE_NAME = "neardup_shingles.npy"
 SEED = 1
 # Defaults chosen by the sweep in benchmarks/near_duplicates.py (see its output in the report).
-DEFAULTS: dict[str, Any] = {"threshold": 0.5, "containment": 0.8, "num_perm": 128, "shingle": 3,
-                            "lsh_threshold": 0.2, "min_shingles": 20}
+DEFAULTS: dict[str, Any] = {"threshold": 0.5, "containment": 0.8, "num_perm": 64, "shingle": 3,
+                            "lsh_threshold": 0.3, "min_shingles": 20}
 
 _LINK_LINE = re.compile(r"^\s*(baca (juga|pula)|berita terkait|lihat juga)\b.*$", re.IGNORECASE | re.MULTILINE)
 _NON_WORD = re.compile(r"[\W_]+")
@@ -116,8 +116,7 @@ class NearDupIndex:
         self.params: dict[str, Any] = {"threshold": float(threshold), "containment": float(containment),
                                        "num_perm": num_perm, "shingle": shingle,
                                        "lsh_threshold": float(lsh_threshold), "min_shingles": min_shingles}
-        # recall-weighted banding: verification on the exact sets keeps the precision
-        self._lsh = MinHashLSH(threshold=float(lsh_threshold), num_perm=num_perm, weights=(0.2, 0.8))
+        self._lsh: Optional[MinHashLSH] = None  # built on the first add or remove (a loaded index may never need it)
         self._perms = MinHash(num_perm=num_perm, seed=SEED).permutations
         self._sets: dict[str, np.ndarray] = {}
         self._sketch: dict[str, np.ndarray] = {}
@@ -130,6 +129,16 @@ class NearDupIndex:
 
     def __contains__(self, article_id: object) -> bool:
         return article_id in self._meta
+
+    def _lsh_index(self) -> MinHashLSH:
+        if self._lsh is None:
+            # recall-weighted banding: the verification on the exact shingle sets keeps the precision
+            self._lsh = MinHashLSH(threshold=self.params["lsh_threshold"], num_perm=self.params["num_perm"],
+                                   weights=(0.2, 0.8))
+            for aid, sketch in self._sketch.items():
+                if len(self._sets[aid]):
+                    self._lsh.insert(aid, self._minhash(sketch), check_duplication=False)
+        return self._lsh
 
     def _minhash(self, sketch: np.ndarray) -> MinHash:
         return MinHash(hashvalues=sketch, permutations=self._perms, scheme="affine32", seed=SEED)
@@ -152,23 +161,23 @@ class NearDupIndex:
 
     def _insert(self, aid: str, sh: np.ndarray, sketch: np.ndarray, meta: tuple[int, Optional[str]],
                 link: bool) -> None:
+        lsh = self._lsh_index() if link else None  # (built before this article joins the sketches)
         self._sets[aid], self._sketch[aid], self._meta[aid] = sh, sketch, meta
         self._edges[aid] = {}
-        if not len(sh):
-            return  # an empty text duplicates nothing
+        if lsh is None or not len(sh):
+            return  # loading (the LSH is rebuilt from the sketches when needed); an empty text duplicates nothing
         mh = self._minhash(sketch)
-        if link:
-            for other in sorted(self._lsh.query(mh)):
-                j, c = self._similarity(sh, self._sets[other])
-                if self._is_duplicate(j, c, min(len(sh), len(self._sets[other]))):
-                    self._edges[aid][other] = self._edges[other][aid] = (j, c)
-        self._lsh.insert(aid, mh, check_duplication=False)
+        for other in sorted(lsh.query(mh)):
+            j, c = self._similarity(sh, self._sets[other])
+            if self._is_duplicate(j, c, min(len(sh), len(self._sets[other]))):
+                self._edges[aid][other] = self._edges[other][aid] = (j, c)
+        lsh.insert(aid, mh, check_duplication=False)
 
     def remove(self, article_id: str) -> None:
         """Forget one article (KeyError when it is not indexed)."""
         if article_id not in self._meta:
             raise KeyError(f"article {article_id!r} is not in the near-duplicate index")
-        if len(self._sets[article_id]):
+        if len(self._sets[article_id]) and self._lsh is not None:
             self._lsh.remove(article_id)
         for other in self._edges.pop(article_id):
             self._edges[other].pop(article_id, None)
