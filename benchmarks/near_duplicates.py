@@ -132,6 +132,8 @@ def main() -> None:
     ap.add_argument("--passages_per_s", type=float, default=11.0, help="embedding speed of an index build")
     ap.add_argument("--chunks_per_article", type=float, default=2.0)
     ap.add_argument("--no-sweep", action="store_true")
+    ap.add_argument("--json", default=str(Path(__file__).resolve().parent / "results" / "near_duplicates.json"),
+                    help="where to write the results ('' for nowhere)")
     args = ap.parse_args()
     rows = load(args.corpus)
     arts, truth, edits_of = construct(rows, args.sample, args.seed)
@@ -139,6 +141,8 @@ def main() -> None:
     print(f"corpus {len(rows)} articles; {len(truth)} sampled with {len(edits_of)} edited copies; "
           f"{len(arts)} articles in all; {len(true_pairs)} true pairs")
 
+    report: dict = {"corpus": args.corpus, "sample": args.sample, "seed": args.seed, "articles": len(arts),
+                    "true_pairs": len(true_pairs), "sweep": []}
     if not args.no_sweep:
         print("\nsweep: k=shingle words, perm=num_perm, lsh=LSH candidate threshold, J=Jaccard threshold, "
               "C=containment threshold (min_shingles %d)" % DEFAULTS["min_shingles"])
@@ -155,12 +159,18 @@ def main() -> None:
                     cells = []
                     for j in (0.4, 0.5, 0.6):
                         for c in (0.7, 0.8, 0.9):
+                            small = DEFAULTS["min_shingles"]
                             keep = [(a, b) for a, b, jj, cc in links if jj >= j or
-                                    (cc >= c and min(len(idx._sets[a]), len(idx._sets[b])) >= DEFAULTS["min_shingles"])]
+                                    (cc >= c and min(len(idx._sets[a]), len(idx._sets[b])) >= small)]
                             p, r = score(pairs_of(connected(keep)), true_pairs)
                             cells.append(f"{p:.3f} {r:.3f}".rjust(16))
+                            report["sweep"].append({
+                                "shingle": k, "num_perm": perm, "lsh_threshold": lsh, "threshold": j,
+                                "containment": c, "precision": round(p, 4), "recall": round(r, 4),
+                                "s_per_1k": round(dt / len(arts) * 1000, 3)})
                     br = f"{idx._lsh.b}x{idx._lsh.r}"
-                    print(f"{k:>2} {perm:>4} {lsh:>4} {br:>6} {dt / len(arts) * 1000:5.2f} {len(links):>6} | " + " ".join(cells))
+                    head = f"{k:>2} {perm:>4} {lsh:>4} {br:>6} {dt / len(arts) * 1000:5.2f} {len(links):>6} | "
+                    print(head + " ".join(cells))
 
     print(f"\nchosen defaults: {DEFAULTS}")
     idx = NearDupIndex()
@@ -218,23 +228,33 @@ def main() -> None:
         for a, b in missed[:10]:
             j, c = NearDupIndex._similarity(sets[a], sets[b])
             print(f"  {a} {b} J={j:.3f} C={c:.3f} sizes={len(sets[a])},{len(sets[b])} {edits_of.get(b) or edits_of.get(a)}")
-    cost_by_size(arts)
+    report.update(defaults=DEFAULTS, precision=round(p, 4), recall=round(r, 4), groups=len(groups),
+                  groups_exact=exact, representative_is_original=orig_rep, s_per_1k=round(sec_per_k, 3),
+                  chunks_per_article_measured=round(cpa, 2),
+                  recall_by_edit={e: round(h / max(n, 1), 4) for e, (h, n) in by_edit.items()},
+                  false_pairs=len(false), missed_pairs=len(missed))
+    report["cost_by_size"] = cost_by_size(arts)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        print(f"\nwrote {args.json}")
 
 
 
 
-def cost_by_size(arts: list[Article]) -> None:
+def cost_by_size(arts: list[Article]) -> list[dict]:
     """Seconds per 1,000 articles and memory of the defaults at growing sizes (candidates grow faster than n)."""
     import tracemalloc
 
     print("\ncost of the defaults by corpus size:\n| articles | s per 1k | LSH candidate pairs per article (each verified) | memory per article (Python heap) |")
     print("| --- | --- | --- | --- |")
+    rows = []
     for n in sorted({min(1000, len(arts)), min(2000, len(arts)), len(arts)}):
         idx = NearDupIndex()
         t = time.perf_counter()
         idx.add_many(arts[:n])
         dt = time.perf_counter() - t
-        cands = sum(len(idx._lsh.query(idx._minhash(idx._sketch[a]))) - 1 for a in idx._sets if len(idx._sets[a])) / 2
+        lsh = idx._lsh_index()
+        cands = sum(len(lsh.query(idx._minhash(idx._sketch[a]))) - 1 for a in idx._sets if len(idx._sets[a])) / 2
         tracemalloc.start()
         again = NearDupIndex()
         again.add_many(arts[:n])
@@ -242,6 +262,9 @@ def cost_by_size(arts: list[Article]) -> None:
         tracemalloc.stop()
         del again
         print(f"| {n} | {dt / n * 1000:.2f} | {cands / n:.2f} | {mem / n / 1024:.1f} KiB |")
+        rows.append({"articles": n, "s_per_1k": round(dt / n * 1000, 3),
+                     "candidates_per_article": round(cands / n, 3), "bytes_per_article": round(mem / n)})
+    return rows
 if __name__ == "__main__":
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     main()

@@ -148,10 +148,10 @@ def test_load_reports_damage(corpus, tmp_path):
         NearDupIndex.load(tmp_path)
     idx.save(tmp_path)
     doc = json.loads((tmp_path / JSON_NAME).read_text(encoding="utf-8"))
-    doc["dates"] = doc["dates"][:-1]
-    (tmp_path / JSON_NAME).write_text(json.dumps(doc), encoding="utf-8")
-    with pytest.raises(ValueError, match="'dates'"):
-        NearDupIndex.load(tmp_path)
+    for field, value in [("dates", doc["dates"][:-1]), ("minhash", "datasketch legacy"), ("ids", doc["ids"][:1] * 4)]:
+        (tmp_path / JSON_NAME).write_text(json.dumps(dict(doc, **{field: value})), encoding="utf-8")
+        with pytest.raises(ValueError, match=f"'{field}'"):
+            NearDupIndex.load(tmp_path)
 
 
 def test_empty_and_single_article_corpora(corpus, tmp_path):

@@ -39,6 +39,8 @@ JSON_NAME = "neardup.json"
 SKETCH_NAME = "neardup_sketches.npy"
 SHINGLE_NAME = "neardup_shingles.npy"
 SEED = 1
+# datasketch 2's "affine32" permutations (1.x sketches differ): saved sketches are only comparable under the same one
+MINHASH = f"datasketch affine32 seed {SEED}"
 # Defaults chosen by the sweep in benchmarks/near_duplicates.py (see its output in the report).
 DEFAULTS: dict[str, Any] = {"threshold": 0.5, "containment": 0.8, "num_perm": 64, "shingle": 3,
                             "lsh_threshold": 0.3, "min_shingles": 20}
@@ -96,8 +98,8 @@ class DuplicateGroup:
 
 
 def _check(name: str, value: Any, lo: float, hi: float, kind: type) -> None:
-    ok = isinstance(value, kind) and not isinstance(value, bool) and lo <= value <= hi
-    if not ok:
+    types = (int, float) if kind is float else int
+    if not (isinstance(value, types) and not isinstance(value, bool) and lo <= value <= hi):
         raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'} in [{lo}, {hi}], got {value!r}")
 
 
@@ -107,12 +109,11 @@ class NearDupIndex:
     def __init__(self, *, threshold: float = DEFAULTS["threshold"], containment: float = DEFAULTS["containment"],
                  num_perm: int = DEFAULTS["num_perm"], shingle: int = DEFAULTS["shingle"],
                  lsh_threshold: float = DEFAULTS["lsh_threshold"], min_shingles: int = DEFAULTS["min_shingles"]):
-        _check("threshold", threshold, 0.05, 1.0, (int, float))
-        _check("containment", containment, 0.05, 1.0, (int, float))
-        _check("num_perm", num_perm, 16, 1024, int)
-        _check("shingle", shingle, 1, 12, int)
-        _check("lsh_threshold", lsh_threshold, 0.05, 1.0, (int, float))
-        _check("min_shingles", min_shingles, 1, 10_000, int)
+        for name, value, lo, hi, kind in (
+                ("threshold", threshold, 0.05, 1.0, float), ("containment", containment, 0.05, 1.0, float),
+                ("num_perm", num_perm, 16, 1024, int), ("shingle", shingle, 1, 12, int),
+                ("lsh_threshold", lsh_threshold, 0.05, 1.0, float), ("min_shingles", min_shingles, 1, 10_000, int)):
+            _check(name, value, lo, hi, kind)
         self.params: dict[str, Any] = {"threshold": float(threshold), "containment": float(containment),
                                        "num_perm": num_perm, "shingle": shingle,
                                        "lsh_threshold": float(lsh_threshold), "min_shingles": min_shingles}
@@ -240,9 +241,10 @@ class NearDupIndex:
         sizes = [len(self._sets[a]) for a in ids]
         edges = sorted([pos[a], pos[b], round(j, 6), round(c, 6)] for a, links in self._edges.items()
                        for b, (j, c) in links.items() if pos[a] < pos[b])
-        sketches = np.stack([self._sketch[a] for a in ids]) if ids else np.zeros((0, self.params["num_perm"]), np.uint32)
+        sketches = (np.stack([self._sketch[a] for a in ids]) if ids
+                    else np.zeros((0, self.params["num_perm"]), np.uint32))
         flat = np.concatenate([self._sets[a] for a in ids]) if ids else np.zeros(0, np.uint32)
-        doc = {"format": FORMAT, "version": VERSION, "params": self.params, "ids": ids,
+        doc = {"format": FORMAT, "version": VERSION, "minhash": MINHASH, "params": self.params, "ids": ids,
                "lengths": [self._meta[a][0] for a in ids], "dates": [self._meta[a][1] for a in ids],
                "sizes": sizes, "edges": edges}
         np.save(folder / SKETCH_NAME, sketches.astype(np.uint32), allow_pickle=False)
@@ -263,6 +265,8 @@ class NearDupIndex:
             raise ValueError(f"{jpath}: not valid JSON: {e}") from None
         if not isinstance(doc, dict) or doc.get("format") != FORMAT or doc.get("version") != VERSION:
             raise ValueError(f"{jpath}: field 'format'/'version' is not {FORMAT!r} version {VERSION}")
+        if doc.get("minhash") != MINHASH:
+            raise ValueError(f"{jpath}: field 'minhash' is {doc.get('minhash')!r}, not {MINHASH!r}: rebuild the index")
         try:
             sketches = np.load(folder / SKETCH_NAME, allow_pickle=False)
             flat = np.load(folder / SHINGLE_NAME, allow_pickle=False)
@@ -271,19 +275,23 @@ class NearDupIndex:
         params = doc.get("params")
         if not isinstance(params, dict) or set(params) != set(DEFAULTS):
             raise ValueError(f"{jpath}: field 'params' must have the keys {sorted(DEFAULTS)}")
-        idx = cls(**params)
+        try:
+            idx = cls(**params)
+        except ValueError as e:
+            raise ValueError(f"{jpath}: field 'params': {e}") from None
         ids, lengths, dates, sizes = (doc.get(k) for k in ("ids", "lengths", "dates", "sizes"))
-        n = len(ids) if isinstance(ids, list) else -1
-        for name, val in (("lengths", lengths), ("dates", dates), ("sizes", sizes)):
-            if not isinstance(val, list) or len(val) != n:
-                raise ValueError(f"{jpath}: field {name!r} must be a list as long as 'ids'")
-        if len(set(ids)) != n:
-            raise ValueError(f"{jpath}: field 'ids' has repeated ids")
+        if not isinstance(ids, list) or not all(isinstance(a, str) for a in ids) or len(set(ids)) != len(ids):
+            raise ValueError(f"{jpath}: field 'ids' must be a list of distinct strings")
+        n = len(ids)
+        for name, val, kind in (("lengths", lengths, int), ("dates", dates, (str, type(None))), ("sizes", sizes, int)):
+            if not isinstance(val, list) or len(val) != n or not all(isinstance(v, kind) for v in val):
+                raise ValueError(f"{jpath}: field {name!r} must be a list as long as 'ids' of {kind}")
         if sketches.dtype != np.uint32 or sketches.shape != (n, params["num_perm"]):
             raise ValueError(f"{folder / SKETCH_NAME}: expected uint32 shape ({n}, {params['num_perm']}), "
                              f"got {sketches.dtype} {sketches.shape}")
         if flat.dtype != np.uint32 or flat.ndim != 1 or flat.shape[0] != sum(sizes):
-            raise ValueError(f"{folder / SHINGLE_NAME}: expected {sum(sizes)} uint32 values, got {flat.dtype} {flat.shape}")
+            raise ValueError(f"{folder / SHINGLE_NAME}: expected {sum(sizes)} uint32 values, "
+                             f"got {flat.dtype} {flat.shape}")
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         for i, aid in enumerate(ids):
             idx._insert(aid, flat[offsets[i]:offsets[i + 1]].copy(), sketches[i].copy(), (lengths[i], dates[i]),
