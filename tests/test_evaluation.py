@@ -292,7 +292,7 @@ def test_scratch_index_and_rebuild_share_embeddings(index_copy, cached_embedder,
     assert seeded.encoded == encoded  # the rebuild embeds nothing new
     rebuilt = Assistant.load(index_copy)
     assert rebuilt.config.chunk_size == 400 and rebuilt.config.mode == "bm25"
-    assert [c.text for c in rebuilt.chunks] == [c.text for c in scratch.chunks]
+    assert [c.text for c in rebuilt.store.chunks] == [c.text for c in scratch.store.chunks]
 
 
 # -- drafted questions ----------------------------------------------------------------------------
