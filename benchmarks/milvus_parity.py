@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 from qa import Assistant, Config  # noqa: E402
 from qa.encoders.sentence_transformers import Embedder  # noqa: E402
 from qa.evaluation import pool_assistant, read_questions, remap_gold  # noqa: E402
-from qa.evaluation.metrics import dedupe_articles  # noqa: E402
+from qa.evaluation.metrics import metric_names, ranx_scores  # noqa: E402
+from qa.retrieval import dedupe_articles  # noqa: E402
 from qa.stores.milvus_io.sync import build_milvus  # noqa: E402
 from qa.stores import read_manifest  # noqa: E402
 
@@ -46,7 +47,7 @@ def cached_embed(index_dir: Path, embedder: Embedder):
             group = records[i:i + 1000]
             missing = [r for r in group if r["embed_hash"] not in by_hash]
             if missing:
-                for r, v in zip(missing, embedder.encode([r["_text"] for r in missing])):
+                for r, v in zip(missing, embedder.encode_passages([r["_text"] for r in missing])):
                     r["vector"] = v
             for r in group:
                 if r["embed_hash"] in by_hash:
@@ -56,26 +57,22 @@ def cached_embed(index_dir: Path, embedder: Embedder):
 
 
 def score(assistant, questions, *, mode, k_chunks=30, reference=None, **kw):
-    rr, r1, r5, r10, agree, ms, tops = [], [], [], [], [], [], {}
+    """R@1/5/10 and MRR@10 (qa.evaluation's metrics) of ``retrieve`` in ``mode``, its median latency and
+    the top-5 agreement with ``reference`` (question id -> top-5 articles)."""
+    runs, ms, agree = {}, [], []
     for q in questions:
         t = time.perf_counter()
         hits = assistant.retrieve(q.question, k=k_chunks, mode=mode, **kw)
         ms.append((time.perf_counter() - t) * 1000)
-        arts = dedupe_articles((h.article.id for h in hits), 10)
-        tops[q.id] = arts[:5]
-        gold = set(q.articles)
-        rank = next((i for i, a in enumerate(arts, start=1) if a in gold), None)
-        r1.append(rank == 1)
-        r5.append(rank is not None and rank <= 5)
-        r10.append(rank is not None)
-        rr.append(1.0 / rank if rank else 0.0)
+        runs[q.id] = dedupe_articles((h.article.id for h in hits), 10)
         if reference is not None:
-            agree.append(len(set(arts[:5]) & set(reference[q.id])) / max(1, len(reference[q.id])))
-    out = {"R@1": float(np.mean(r1)), "R@5": float(np.mean(r5)), "R@10": float(np.mean(r10)),
-           "MRR@10": float(np.mean(rr)), "median_ms": statistics.median(ms)}
+            agree.append(len(set(runs[q.id][:5]) & set(reference[q.id])) / max(1, len(reference[q.id])))
+    m = ranx_scores({q.id: list(q.articles) for q in questions}, runs, metric_names(10))
+    out = {"R@1": m["recall@1"], "R@5": m["recall@5"], "R@10": m["recall@10"], "MRR@10": m["mrr@10"],
+           "median_ms": statistics.median(ms)}
     if agree:
         out["top5_agreement"] = float(np.mean(agree))
-    return out, tops
+    return out, {qid: arts[:5] for qid, arts in runs.items()}
 
 
 def main(argv=None) -> int:
