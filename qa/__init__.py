@@ -8,7 +8,8 @@ from .config import Config, load_config
 from .errors import QAError
 from .ingest import load_corpus
 from .stores import build_index
-from .types import Article, Chunk, Hit
+from .types import Answer, Article, Chunk, Citation, Hit
 
-__all__ = ["Assistant", "Article", "Chunk", "Config", "Hit", "QAError", "build_index", "load_config", "load_corpus"]
+__all__ = ["Answer", "Assistant", "Article", "Chunk", "Citation", "Config", "Hit", "QAError", "build_index", "load_config",
+           "load_corpus"]
 __version__ = "0.1.0"
