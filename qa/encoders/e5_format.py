@@ -161,5 +161,5 @@ def read_e5_bin(path: str | Path | None = None) -> E5Bin:
         dt, count, off, nbytes = c.unpack("BIQQ", f"tensor {name!r} entry")
         tensors[name] = TensorEntry(name, dt, count, off, nbytes)
     return E5Bin(path=path, version=version, hidden=H, layers=NL, heads=NH, ffn=FF, vocab_rows=VOC,
-                 max_positions=MAXP, type_vocab=TVS, eps=float(eps), bos=bos, eos=eos, pad=pad,
+                 max_positions=MAXP, type_vocab=TVS, eps=float(str(np.float32(eps))), bos=bos, eos=eos, pad=pad,
                  unk=unk, pieces=pieces, scores=scores, norm=norm, tensors=tensors, data=data)
