@@ -226,3 +226,26 @@ def test_long_inputs_engine_windows_sentence_transformers_truncates(e5_st, e5):
     st = e5_st.encode([long, cut], prompt_name="passage", normalize_embeddings=True)
     assert float(eng[0] @ eng[1]) < 0.9999                  # the engine reads the whole text
     assert float(st[0] @ st[1]) > 0.99999                   # sentence-transformers stops at 512 tokens
+
+
+def test_pruned_float16_conversion(tmp_path, e5_st_dir, e5_st, e5):
+    from qa.encoders.e5_convert import MARKER, convert_e5
+    from qa.encoders.st import SentenceTransformerEncoder
+
+    corpus = TEXTS[:120]
+    out = convert_e5(tmp_path / "small", dtype="float16", prune_texts=corpus)
+    info = json.loads((out / MARKER).read_text())
+    full = json.loads((e5_st_dir / MARKER).read_text())
+    assert info["pruned"] and info["dtype"] == "float16"
+    assert info["vocab_rows"] < full["vocab_rows"] // 5 and info["bytes"] < full["bytes"] // 4
+    small = SentenceTransformerEncoder(str(out), device="cpu")
+    assert small.describe()["prefixes"] == {"query": "query: ", "passage": "passage: "}
+    # on the texts it was pruned for, the pieces are the full model's (ids renumbered)
+    full_tok, small_tok = e5_st.tokenizer, small.model.tokenizer
+    for t in corpus[::7]:
+        t = t.replace("\x00", "")
+        a = full_tok.convert_ids_to_tokens(full_tok("passage: " + t)["input_ids"])
+        assert small_tok.convert_ids_to_tokens(small_tok("passage: " + t)["input_ids"]) == a
+    fits = [t for t in corpus if e5.token_count(t) <= 512]
+    cos = np.sum(small.encode_passages(fits) * e5.encode_passages(fits), axis=1)
+    assert cos.min() >= 0.99, float(cos.min())
