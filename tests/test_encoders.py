@@ -249,3 +249,34 @@ def test_pruned_float16_conversion(tmp_path, e5_st_dir, e5_st, e5):
     fits = [t for t in corpus if e5.token_count(t) <= 512]
     cos = np.sum(small.encode_passages(fits) * e5.encode_passages(fits), axis=1)
     assert cos.min() >= 0.99, float(cos.min())
+    from qa.encoders.e5_write import write_e5_bin
+    with pytest.raises(ValueError, match="vocabulary differs"):      # the engine's vocabulary is fixed
+        write_e5_bin(out, tmp_path / "x.bin")
+    assert not (tmp_path / "x.bin").exists()
+
+
+# -- writing back to the engine's format -----------------------------------------------------------
+def test_requantising_the_engine_weights_gives_back_its_bytes():
+    from qa.encoders.e5_format import dequantize_q4_0, read_e5_bin
+    from qa.encoders.e5_write import quantize_q4_0
+
+    b = read_e5_bin()
+    for name in ("l0.q.w", "l0.fi.w", "l11.fo.w"):
+        e = b.tensors[name]
+        raw = b.data[e.offset:e.offset + e.nbytes]
+        assert quantize_q4_0(dequantize_q4_0(raw, e.count)) == raw.tobytes(), name
+        # float16 storage of the dequantised weights (convert_e5 dtype="float16") still round-trips
+        half = dequantize_q4_0(raw, e.count).astype(np.float16).astype(np.float32)
+        assert quantize_q4_0(half) == raw.tobytes(), name
+
+
+@pytest.mark.slow
+def test_converted_model_written_back_is_the_engine_file_byte_for_byte(e5_st_dir, tmp_path):
+    from qa.encoders.e5_format import bundled_bin_path
+    from qa.encoders.e5_write import write_e5_bin
+
+    out = write_e5_bin(e5_st_dir, tmp_path / "roundtrip.bin")
+    assert out.read_bytes() == bundled_bin_path().read_bytes()
+    engine = E5Encoder(num_threads=1, model_path=out)
+    assert engine.fingerprint.startswith("file:")
+    np.testing.assert_array_equal(engine.encode_passages(TEXTS[:3]), E5Encoder(num_threads=1).encode_passages(TEXTS[:3]))
