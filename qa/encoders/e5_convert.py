@@ -27,6 +27,7 @@ Command line: ``python -m qa.encoders.e5_convert --out DIR [--dtype float16] [--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -134,7 +135,8 @@ def convert_e5(out_dir: str | os.PathLike[str] | None = None, *, dtype: str = "f
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     tmp.chmod(0o755)
     try:
-        _write(b, tokenizer, keep, dtype, tmp)
+        with _quiet_transformers():
+            _write(b, tokenizer, keep, dtype, tmp)
         info = {"source": str(b.path), "source_bytes": b.path.stat().st_size, "dtype": dtype,
                 "vocab_rows": b.vocab_rows if keep is None else len(keep),
                 "pruned": keep is not None, "prompts": PROMPTS, "max_seq_length": b.max_positions,
@@ -154,6 +156,22 @@ def convert_e5(out_dir: str | os.PathLike[str] | None = None, *, dtype: str = "f
     log.info("E5 -> sentence-transformers: %s (%s, %.1f MB, %d vocabulary rows) in %.1fs", out, dtype,
              info["bytes"] / 1e6, info["vocab_rows"], time.perf_counter() - t0)
     return out
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Silence transformers' load report during conversion (it lists the unused BERT pooler)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def _write(b: E5Bin, tokenizer, keep: list[int] | None, dtype: str, folder: Path) -> None:
