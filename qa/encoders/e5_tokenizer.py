@@ -30,11 +30,14 @@ mark), where the engine maps codepoint by codepoint. Such clusters are rare in n
 """
 from __future__ import annotations
 
+import logging
 import struct
 from collections import deque
 from typing import Iterable
 
 from .e5_format import E5Bin
+
+log = logging.getLogger("qa")
 
 __all__ = ["build_charsmap", "build_tokenizer", "SPECIAL_ADDED", "UNK_SCORE"]
 
@@ -134,6 +137,10 @@ def build_tokenizer(b: E5Bin, keep: list[int] | None = None):
         raise ValueError(f"kept ids must start with the specials 0..3 in file order, got {ids[:4]}")
     vocab = [(b.pieces[i], UNK_SCORE if i == b.unk else float(b.scores[i])) for i in ids]
     singles = {ord(p) for p, _ in vocab if len(p) == 1}
+    inner = {ord(c) for p, _ in vocab for c in p} - singles
+    if inner:  # true of the bundled file; another vocabulary may break it
+        log.warning("%d characters occur only inside longer pieces (e.g. %r): runs of them unknown to "
+                    "the vocabulary may tokenise differently from the engine", len(inner), chr(min(inner)))
     tok = Tokenizer(Unigram(vocab, unk_id=ids.index(b.unk), byte_fallback=False))
     charsmap = build_charsmap({chr(cp): out for cp, out in b.norm.items() if cp != 0})
     tok.normalizer = normalizers.Sequence([
