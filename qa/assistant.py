@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Iterator, Optional, Union
 
 from .analyzer import Analyzer
-from .config import Config
-from .encoders.sentence_transformers import Embedder
+from .config import DEFAULT_MODEL, Config
+from .encoders.identity import PACKAGED_MODELS
+from .encoders import Encoder, make_encoder
 from .retrieval import MAX_QUERY_CHARS, Pipeline, check_query
 from .stores import BuildReport, Store, build_index, check_model, open_store
 from .types import Answer, Hit
@@ -35,7 +36,7 @@ class Assistant:
     >>> hits = assistant.retrieve("Siapa Kalapas Kelas IIB Amuntai?", k=5)  # doctest: +SKIP
     """
 
-    def __init__(self, store: Store, config: Config, *, embedder: Optional[Embedder] = None,
+    def __init__(self, store: Store, config: Config, *, embedder: Optional[Encoder] = None,
                  index_dir: Union[str, os.PathLike] = "index"):
         self.store = store
         self.config = config
@@ -51,7 +52,7 @@ class Assistant:
     # -- construction -------------------------------------------------------------------------
     @classmethod
     def load(cls, index_dir: str | os.PathLike = "index", config: Optional[Config] = None, *,
-             verify: bool = True, embedder: Optional[Embedder] = None) -> "Assistant":
+             verify: bool = True, embedder: Optional[Encoder] = None) -> "Assistant":
         """Load a built index.
 
         ``config`` (default: the settings the index was built and tuned with) gives the retrieval
@@ -64,6 +65,10 @@ class Assistant:
 
             config = Config.from_dict(read_manifest(index_dir)["config"])
         store = open_store(index_dir, config, verify=verify)
+        built = store.manifest["model"]["name"]
+        if built != DEFAULT_MODEL and built in PACKAGED_MODELS:
+            log.info("%s was built with %s; the default model is now %s (multilingual): `qa index --force` "
+                     "re-embeds it (docs/encoders.md)", index_dir, built, DEFAULT_MODEL)
         if embedder is not None:
             try:
                 check_model(store.manifest, embedder.name, getattr(embedder, "fingerprint", None))
@@ -75,21 +80,21 @@ class Assistant:
     @classmethod
     def build(cls, corpus_dir: str | os.PathLike = "corpus", index_dir: str | os.PathLike = "index",
               config: Optional[Config] = None, *, progress: bool = True, force: bool = False,
-              embedder: Optional[Embedder] = None) -> "Assistant":
+              embedder: Optional[Encoder] = None) -> "Assistant":
         """Build (or bring up to date) the index of ``corpus_dir``, then load it (one model load)."""
         config = config or Config()
-        embedder = embedder or Embedder(config.model, device=config.device, batch_size=config.batch_size)
+        embedder = embedder or make_encoder(config.model, device=config.device, batch_size=config.batch_size)
         build_index(corpus_dir, index_dir, config, progress=progress, force=force, embedder=embedder)
         return cls.load(index_dir, config, embedder=embedder)
 
     @property
-    def embedder(self) -> Embedder:
+    def embedder(self) -> Encoder:
         """The query encoder (loaded lazily, once, thread-safely)."""
         if self._embedder is None:
             with self._lock:
                 if self._embedder is None:
                     cfg = self.config
-                    self._embedder = Embedder(cfg.model, device=cfg.device, batch_size=cfg.batch_size)
+                    self._embedder = make_encoder(cfg.model, device=cfg.device, batch_size=cfg.batch_size)
         return self._embedder
 
     @property
@@ -122,13 +127,15 @@ class Assistant:
         """The extractive answerer over this index (IDF from the store, similarity from the encoder)."""
         if self._answerer is None:
             from .answer import ExtractiveAnswerer
+            from .answer.extractive import dense_map
 
             embedder = self.embedder
             with self._lock:
                 if self._answerer is None:
                     self._answerer = ExtractiveAnswerer(self.analyzer, self.store.idf, embedder.encode,
                                                         threshold=self.config.abstain_threshold,
-                                                        max_idf=self.store.max_idf, corpus_lang=self.corpus_lang)
+                                                        max_idf=self.store.max_idf, corpus_lang=self.corpus_lang,
+                                                        dense_map=dense_map(embedder))
         return self._answerer
 
     @property

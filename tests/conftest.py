@@ -21,9 +21,10 @@ def read_jsonl(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="session")
 def embedder():
-    from qa.encoders.sentence_transformers import Embedder
+    from qa.config import DEFAULT_MODEL
+    from qa.encoders import make_encoder
 
-    return Embedder("all-MiniLM-L6-v2", device="cpu")
+    return make_encoder(DEFAULT_MODEL, device="cpu")
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
-MODEL = "all-MiniLM-L6-v2"
+MODEL = "multilingual-e5-small"  # the default model's name and size, so fake indexes look real
 DIM = 384
 
 

@@ -106,16 +106,24 @@ def _hybrid_top5(assistant, questions) -> int:
 
 
 @pytest.fixture(scope="module")
+def minilm():
+    from qa.encoders.sentence_transformers import SentenceTransformerEncoder
+
+    return SentenceTransformerEncoder("all-MiniLM-L6-v2", device="cpu")
+
+
+@pytest.fixture(scope="module")
 def adapted(tmp_path_factory) -> Path:
     from qa.adaptation import adapt
 
     out = tmp_path_factory.mktemp("adapt") / "minilm-pairs"
-    report = adapt(pairs=PAIRS, out=out, epochs=1, batch_size=8, max_seq_length=64, progress=False, device="cpu")
+    report = adapt(pairs=PAIRS, out=out, base="all-MiniLM-L6-v2", epochs=1, batch_size=8, max_seq_length=64,
+                   progress=False, device="cpu")
     assert report.pairs == 32 and report.steps == 4 and report.train_loss is not None
     return out
 
 
-def test_a_short_run_writes_a_loadable_model_with_its_card(adapted, embedder):
+def test_a_short_run_writes_a_loadable_model_with_its_card(adapted, minilm):
     from sentence_transformers import SentenceTransformer
 
     card = json.loads((adapted / "adaptation.json").read_text(encoding="utf-8"))
@@ -123,19 +131,20 @@ def test_a_short_run_writes_a_loadable_model_with_its_card(adapted, embedder):
     assert card["settings"]["max_seq_length"] == 64 and card["seconds"] > 0
     assert "all-MiniLM-L6-v2" in (adapted / "ADAPTATION.md").read_text(encoding="utf-8")
     model = SentenceTransformer(str(adapted), device="cpu", local_files_only=True)
-    assert model.max_seq_length == embedder.model.max_seq_length  # trained short, embeds at full length
+    assert model.max_seq_length == minilm.model.max_seq_length  # trained short, embeds at full length
     a = model.encode(["Siapa Kalapas Kelas IIB Amuntai?"], normalize_embeddings=True)[0]
-    b = embedder.encode(["Siapa Kalapas Kelas IIB Amuntai?"])[0]
+    b = minilm.encode(["Siapa Kalapas Kelas IIB Amuntai?"])[0]
     assert a.shape == b.shape and 0.5 < float(a @ b) < 0.99999  # moved, but not destroyed
 
 
-def test_index_with_the_adapted_folder_answers_the_seed_questions(adapted, assistant, tmp_path):
+def test_index_with_the_adapted_folder_answers_the_seed_questions(adapted, minilm, tmp_path):
     from qa import Assistant
     from qa.config import Config
 
     questions = read_jsonl(QUESTIONS)
     d = tmp_path / "index"
-    shutil.copytree(assistant.index_dir, d)  # a base-model index in the same folder: its vectors must not be reused
+    assistant = Assistant.build(CORPUS, d, Config(model="all-MiniLM-L6-v2", device="cpu"), progress=False,
+                                embedder=minilm)  # a base-model index in the same folder: its vectors must not be reused
     cfg = Config(model=str(adapted), device="cpu")
     adapted_assistant = Assistant.build(CORPUS, d, cfg, progress=False)
     manifest = adapted_assistant.manifest
@@ -148,7 +157,7 @@ def test_index_with_the_adapted_folder_answers_the_seed_questions(adapted, assis
     assert answer.found and "Dwi Hartono" in answer.text
 
 
-def test_a_changed_model_folder_is_re_embedded_and_an_old_index_refuses_it(tmp_path, embedder):
+def test_a_changed_model_folder_is_re_embedded_and_an_old_index_refuses_it(tmp_path, minilm):
     """Two different models at the same path: the cache is keyed by the folder's content, not its name."""
     import torch
     from sentence_transformers import SentenceTransformer
@@ -158,7 +167,7 @@ def test_a_changed_model_folder_is_re_embedded_and_an_old_index_refuses_it(tmp_p
     from qa.errors import ModelMismatchError
 
     folder = tmp_path / "model"
-    shutil.copytree(embedder.path, folder)
+    shutil.copytree(minilm.path, folder)
     cfg = Config(model=str(folder), device="cpu")
     first = build_index(CORPUS, tmp_path / "index", cfg, progress=False)
     assert first.embedded == first.chunks

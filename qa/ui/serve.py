@@ -11,7 +11,7 @@ import time
 from typing import Optional, Sequence
 
 from ..assistant import Assistant
-from ..encoders.sentence_transformers import Embedder
+from ..encoders import Encoder, make_encoder
 from ..errors import IndexNotFoundError
 from ..stores import build_index, resolve_settings
 
@@ -28,7 +28,7 @@ def _env_auth() -> Optional[tuple[str, str]]:
 
 
 def load_or_build(index_dir: str | os.PathLike = "index", corpus_dir: str | os.PathLike = "corpus", *,
-                  embedder: Optional[Embedder] = None, config_path: Optional[str | os.PathLike] = None) -> Assistant:
+                  embedder: Optional[Encoder] = None, config_path: Optional[str | os.PathLike] = None) -> Assistant:
     """Load the index; when there is none, build it from ``corpus_dir`` first (with progress).
     Settings: defaults < the index's manifest < ``config_path`` (default ``qa.toml`` here), per key."""
     cfg = resolve_settings(index_dir, toml_path=config_path).config
@@ -37,7 +37,7 @@ def load_or_build(index_dir: str | os.PathLike = "index", corpus_dir: str | os.P
     except IndexNotFoundError:
         log.warning("no index in %s/; building it from %s/ first (this takes a while)", index_dir, corpus_dir)
         started = time.time()
-        embedder = embedder or Embedder(cfg.model, device=cfg.device, batch_size=cfg.batch_size)
+        embedder = embedder or make_encoder(cfg.model, device=cfg.device, batch_size=cfg.batch_size)
         report = build_index(corpus_dir, index_dir, cfg, progress=True, embedder=embedder)
         log.warning("index built in %.0fs: %d articles, %d passages, %d file(s) skipped -> %s/",
                     time.time() - started, report.articles, report.chunks, len(report.problems), index_dir)

@@ -16,7 +16,7 @@ import numpy as np
 from ...analyzer import Analyzer
 from ...config import Config
 from ...encoders.identity import PACKAGED_MODELS, model_identity, same_model
-from ...encoders.sentence_transformers import Embedder
+from ...encoders import Encoder, make_encoder
 from ...errors import EmptyCorpusError, IndexCorruptError, IndexNotFoundError, ModelMismatchError
 from ...ingest import Corpus, load_corpus
 from ...lexical import save_tokens
@@ -57,7 +57,7 @@ def build_index(
     *,
     progress: bool = True,
     force: bool = False,
-    embedder: Optional[Embedder] = None,
+    embedder: Optional[Encoder] = None,
     corpus: Optional[Corpus] = None,
 ) -> BuildReport:
     """Read ``corpus_dir``, chunk, embed and index it into ``index_dir`` (atomically).
@@ -107,7 +107,7 @@ def build_index(
     choices = config.scale_choices(len(chunks))
     stage("chunk+tokenize")
 
-    embedder = embedder or Embedder(config.model, device=config.device, batch_size=config.batch_size)
+    embedder = embedder or make_encoder(config.model, device=config.device, batch_size=config.batch_size)
     if embedder.name != config.model:
         raise ModelMismatchError(f"embedder {embedder.name!r} differs from the configured model {config.model!r}")
     hashes = [text_hash(t) for t in texts]
@@ -176,8 +176,9 @@ def build_index(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "build_seconds": round(seconds, 3),
         "model": {"name": config.model, "dimension": embedder.dimension, "normalized": True,
-                  "fingerprint": model_id,
+                  "fingerprint": model_id, "backend": getattr(embedder, "backend", "sentence-transformers"),
                   **({} if config.model in PACKAGED_MODELS else {"path": getattr(embedder, "path", None)})},
+        "encoder": embedder.describe() if hasattr(embedder, "describe") else None,
         "chunking": {"chunk_size": config.chunk_size, "chunk_overlap": config.chunk_overlap,
                      "title_in_index": config.title_in_index},
         "analyzer": analyzer.settings(),

@@ -44,9 +44,9 @@ class EmbedActor:
             import torch
 
             torch.set_num_threads(threads)
-        from ...encoders.sentence_transformers import Embedder
+        from ...encoders import make_encoder
 
-        self.embedder = Embedder(model, device=device, batch_size=batch_size)
+        self.embedder = make_encoder(model, device=device, batch_size=batch_size)
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         vecs = self.embedder.encode_passages([str(t) for t in batch["text"]])
@@ -111,7 +111,7 @@ def ray_ingest(corpus_dir: str | os.PathLike, config: Config, *, index_dir: str 
     if config.store != "milvus":
         raise ConfigError(f"Ray ingestion writes to Milvus: set store = \"milvus\" (got store = {config.store!r})")
     ray = _import_ray()
-    from ...encoders.identity import resolve_model
+    from ...encoders.identity import E5_MODELS, resolve_model
     from .sync import build_milvus
 
     started_here = False
@@ -126,7 +126,7 @@ def ray_ingest(corpus_dir: str | os.PathLike, config: Config, *, index_dir: str 
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
-        dimension = _dimension_of(resolve_model(config.model))  # the driver does not load the model
+        dimension = 384 if config.model in E5_MODELS else _dimension_of(resolve_model(config.model))
         embed = ray_embedder(config, actors=actors, batch_size=batch_size, num_gpus=num_gpus,
                              cpus_per_actor=cpus_per_actor, threads=threads, progress=progress)
         return build_milvus(corpus_dir, index_dir, config, progress=progress, force=force, corpus=corpus,

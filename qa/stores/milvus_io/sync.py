@@ -105,9 +105,9 @@ def build_milvus(corpus_dir: str | os.PathLike = "corpus", index_dir: str | os.P
         reasons = "; ".join(str(p) for p in corpus.problems[:5])
         raise EmptyCorpusError(f"no readable article in {corpus_dir}" + (f" ({reasons})" if reasons else ""))
     if embed is None:
-        from ...encoders.sentence_transformers import Embedder
+        from ...encoders import make_encoder
 
-        embedder = embedder or Embedder(config.model, device=config.device, batch_size=config.batch_size)
+        embedder = embedder or make_encoder(config.model, device=config.device, batch_size=config.batch_size)
         if embedder.name != config.model:
             raise ModelMismatchError(f"embedder {embedder.name!r} differs from the configured model {config.model!r}")
         embed, dimension = local_embedder(embedder, progress=progress), embedder.dimension
