@@ -34,12 +34,16 @@ def convex(lexical: Ranked, dense: Ranked, *, dense_weight: float) -> list[tuple
     return sorted(fused.items(), key=lambda x: (-x[1], x[0]))
 
 
-def convex_candidates(lexical: Ranked, dense: Ranked, k: int) -> list[int]:
-    """The passages convex fusion scores: BM25's list, in its order; the dense list's passages join
-    only when BM25 found fewer than ``k`` (a question that shares no word with the articles).
-    Measured against the union of both lists, this keeps the hybrid at least as good as BM25 alone
-    on the Indonesian dev sets (docs/retrieval-quality.md)."""
+def convex_candidates(lexical: Ranked, dense: Ranked, k: int, *, pool: str = "lexical") -> list[int]:
+    """The passages convex fusion scores. ``pool="lexical"``: BM25's list, in its order; the dense
+    list's passages join only when BM25 found fewer than ``k`` (a question that shares no word with
+    the articles); with an English dense model this kept the hybrid at least as good as BM25 alone
+    on the Indonesian dev sets. ``pool="union"``: both lists (BM25's first), for a dense model that
+    finds passages BM25 misses (docs/retrieval-quality.md)."""
     ids = [d for d, _ in lexical]
+    if pool == "union":
+        have = set(ids)
+        return ids + [d for d, _ in dense if d not in have]
     if len(ids) < k:
         have = set(ids)
         ids += [d for d, _ in dense if d not in have]

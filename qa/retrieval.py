@@ -60,6 +60,8 @@ class Candidates:
     dense: Ranked
     vector: Optional[np.ndarray] = None  # the query vector (dense and hybrid modes)
     fused: Optional[Ranked] = None  # set when the store fused on its side
+    tokens: tuple[str, ...] = ()  # the analyzed query (BM25 scores of dense-only passages in a union)
+    lexical_index: Any = None  # BM25 with other parameters than the store's (tuning), for those scores
 
 
 class Pipeline:
@@ -95,10 +97,10 @@ class Pipeline:
         if mode == "hybrid":
             fused = self.store.hybrid_search(q.tokens, q.lexical, vector, settings, depth)
             if fused is not None:
-                return Candidates([], [], vector, fused)
+                return Candidates([], [], vector, fused, q.tokens)
         lex = self.lexical(q, depth) if mode in ("hybrid", "bm25") else []
         den = self.dense(vector, depth) if vector is not None else []
-        return Candidates(lex, den, vector)
+        return Candidates(lex, den, vector, None, q.tokens)
 
     def fuse(self, c: Candidates, mode: str, settings: Any, k: int) -> Ranked:
         """The ranked list for ``mode`` from candidate lists at least ``max(candidates, k)`` deep."""
@@ -110,18 +112,29 @@ class Pipeline:
             return list(c.dense)
         if settings.fusion == "rrf":
             return rrf([c.lexical, c.dense], k=settings.rrf_k)
-        ids = convex_candidates(c.lexical, c.dense, k)
+        ids = convex_candidates(c.lexical, c.dense, k, pool=settings.fusion_pool)
         if not ids:
             return convex(c.lexical, c.dense, dense_weight=settings.dense_weight)
-        # BM25 returns every chunk with a positive score up to its depth, and dense passages join
-        # only when it returned fewer than k: a candidate missing from its list scores 0 there
-        lex = dict(c.lexical)
-        bm = [lex.get(d, 0.0) for d in ids]
+        bm = self._lexical_scores(c, ids, union=settings.fusion_pool == "union")
         dn = self.store.dense_scores(c.vector, ids) if c.vector is not None else None
         if dn is None:
             known = dict(c.dense)
             dn = [known.get(d, 0.0) for d in ids]
         return convex(list(zip(ids, bm)), list(zip(ids, dn)), dense_weight=settings.dense_weight)
+
+    def _lexical_scores(self, c: Candidates, ids: list[int], *, union: bool) -> list[float]:
+        """BM25 scores of the convex candidates. BM25 returns every chunk with a positive score up to
+        its depth: when it returned fewer than k, a passage missing from its list scores 0; in a union
+        a dense-only passage gets its real BM25 score when the store can compute it (else 0)."""
+        lex = dict(c.lexical)
+        missing = [d for d in ids if d not in lex] if union else []
+        if missing and c.tokens:
+            index = c.lexical_index
+            extra = index.scores(c.tokens, missing) if index is not None else \
+                self.store.lexical_scores(c.tokens, missing)
+            if extra is not None:
+                lex.update(zip(missing, extra))
+        return [float(lex.get(d, 0.0)) for d in ids]
 
     def hits(self, ranked: Ranked, c: Candidates, k: int) -> list[Hit]:
         """``Hit`` objects for the first ``k`` passages of ``ranked`` that the store can show."""
@@ -181,7 +194,8 @@ def describe(settings: dict[str, Any]) -> str:
         return f"bm25 {bm25}{chunk}"
     if s["mode"] == "dense":
         return f"dense{chunk}"
-    fusion = f"convex w={s['dense_weight']}" if s["fusion"] == "convex" else f"rrf k={s['rrf_k']}"
+    pool = " union" if s.get("fusion_pool") == "union" else ""
+    fusion = f"convex{pool} w={s['dense_weight']}" if s["fusion"] == "convex" else f"rrf k={s['rrf_k']}"
     return f"hybrid {fusion} cand={s['candidates']} {bm25}{chunk}"
 
 

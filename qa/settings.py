@@ -23,6 +23,7 @@ log = logging.getLogger("qa")
 SECTIONS = ("index", "retrieval", "answer", "ui", "milvus")
 MODES = ("hybrid", "bm25", "dense")
 FUSIONS = ("convex", "rrf")
+FUSION_POOLS = ("lexical", "union")
 ANSWERERS = ("extractive", "openai")
 UNSUPPORTED = ("flag", "remove")
 DEFAULT_MODEL = "multilingual-e5-small"
@@ -151,6 +152,9 @@ class Config:
     fusion: str = setting("retrieval", "convex", "hybrid fusion: convex (min-max normalised weighted sum) or rrf",
                           choices=FUSIONS)
     dense_weight: float = setting("retrieval", 0.2, "weight of the dense score in convex fusion", lo=0.0, hi=1.0)
+    fusion_pool: str = setting("retrieval", "lexical", "passages convex fusion scores: lexical (BM25's candidates; "
+                               "dense ones join only when BM25 finds fewer than k) or union (both lists, each "
+                               "passage scored by both retrievers)", choices=FUSION_POOLS)
     rrf_k: int = setting("retrieval", 60, "RRF constant", lo=1, hi=10000)
     candidates: int = setting("retrieval", 100, "candidates taken from each retriever before fusion", lo=1, hi=100000)
     bm25_k1: float = setting("retrieval", 1.5, "BM25 k1", lo=0.0, hi=10.0)

@@ -77,3 +77,26 @@ def test_bad_arguments_are_clear(assistant):
 
 def test_stopword_only_question_does_not_crash(assistant):
     assert isinstance(assistant.retrieve("yang dan di", mode="bm25"), list)
+
+
+def test_union_pool_scores_dense_only_passages_with_both_retrievers(assistant):
+    """``fusion_pool = "union"``: the passages of both lists, each with its real BM25 score and cosine."""
+    from qa.fusion import convex
+    from qa.retrieval import Candidates
+
+    pipe = assistant.pipeline
+    q = pipe.query("Siapa Kalapas Kelas IIB Amuntai?")
+    lex, vec = pipe.lexical(q, 3), pipe.embed(q)  # a short BM25 list: passages beyond it still score
+    den = pipe.dense(vec, 10)
+    assert [d for d, _ in den if d not in dict(lex)]
+    cfg = assistant.config.replace(fusion_pool="union", dense_weight=0.5)
+    fused = dict(pipe.fuse(Candidates(lex, den, vec, None, q.tokens), "hybrid", cfg, 3))
+    assert set(fused) == set(dict(lex)) | set(dict(den))
+    ids = list(fused)
+    bm, dn = assistant.store.lexical_scores(q.tokens, ids), assistant.store.dense_scores(vec, ids)
+    assert sum(s > 0 for d, s in zip(ids, bm) if d not in dict(lex)) > 0  # beyond BM25's top 3, not 0
+    assert fused == pytest.approx(dict(convex(list(zip(ids, bm)), list(zip(ids, dn)), dense_weight=0.5)))
+    lexical_pool = pipe.fuse(Candidates(lex, den, vec, None, q.tokens), "hybrid", cfg.replace(fusion_pool="lexical"), 3)
+    assert {d for d, _ in lexical_pool} == set(dict(lex))
+    hits = assistant.retrieve("Siapa Kalapas Kelas IIB Amuntai?", k=5)
+    assert "Dwi Hartono" in hits[0].text

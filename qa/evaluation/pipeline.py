@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -19,7 +19,7 @@ from ..stores.base import Ranked
 log = logging.getLogger("qa")
 
 #: the settings that ``qa tune`` may change without rebuilding the index
-RETRIEVAL_KEYS = ("mode", "fusion", "dense_weight", "rrf_k", "candidates", "bm25_k1", "bm25_b")
+RETRIEVAL_KEYS = ("mode", "fusion", "fusion_pool", "dense_weight", "rrf_k", "candidates", "bm25_k1", "bm25_b")
 
 
 def retrieval_settings(cfg: Config) -> dict[str, Any]:
@@ -39,6 +39,8 @@ class CandidateLists:
     dense: list[Ranked]
     bm25: dict[tuple[float, float], list[Ranked]]
     vectors: list[np.ndarray]  # query vectors, one per question
+    tokens: list[tuple[str, ...]] = field(default_factory=list)  # analyzed queries, one per question
+    indexes: dict[tuple[float, float], Any] = field(default_factory=dict)  # BM25 variants (None: the store's)
 
 
 def bm25_params_available(assistant: Assistant, params: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -64,11 +66,13 @@ def candidate_lists(assistant: Assistant, questions: Sequence[str], depth: int,
     log.info("dense candidates for %d questions in %.1fs", len(questions), time.perf_counter() - t0)
     t0 = time.perf_counter()
     lists: dict[tuple[float, float], list[Ranked]] = {}
+    indexes: dict[tuple[float, float], Any] = {}
     for k1, b in bm25_params_available(assistant, bm25_params):
         index = None if (float(k1), float(b)) == own else assistant.store.lexical_variant(k1, b)
         lists[(k1, b)] = [pipe.lexical(q, depth, index=index) for q in queries]
+        indexes[(k1, b)] = index
     log.info("BM25 candidates for %d settings in %.1fs", len(lists), time.perf_counter() - t0)
-    return CandidateLists(depth, dense, lists, vectors)
+    return CandidateLists(depth, dense, lists, vectors, [q.tokens for q in queries], indexes)
 
 
 __all__ = ["CandidateLists", "RETRIEVAL_KEYS", "bm25_params_available", "candidate_lists", "describe", "ms_since",

@@ -183,7 +183,8 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
         den = pipe.dense(vec, depth)
         lat["dense_search"] = ms_since(t0)
         t0 = time.perf_counter()
-        cands = Candidates(lex, den, vec, assistant.store.hybrid_search(query.tokens, query.lexical, vec, cfg, depth))
+        cands = Candidates(lex, den, vec, assistant.store.hybrid_search(query.tokens, query.lexical, vec, cfg, depth),
+                           query.tokens)
         hybrid = pipe.fuse(cands, "hybrid", cfg, n_chunks)
         lat["fusion"] = ms_since(t0)
         ranked = {"bm25": lex, "dense": den, "hybrid": hybrid}

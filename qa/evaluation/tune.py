@@ -47,7 +47,8 @@ class SearchSpace:
     """
 
     modes: tuple[str, ...] = ("bm25", "dense", "hybrid")
-    dense_weights: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+    dense_weights: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    fusion_pools: tuple[str, ...] = ("lexical", "union")
     rrf_ks: tuple[int, ...] = (10, 30, 60)
     candidates: tuple[int, ...] = (50, 100, 200)
     bm25_params: tuple[tuple[float, float], ...] = tuple((k1, b) for k1 in (0.9, 1.2, 1.5, 2.0)
@@ -63,7 +64,9 @@ class SearchSpace:
             if "hybrid" in self.modes:
                 for c in self.candidates:
                     for w in self.dense_weights:
-                        out.append({**base, "mode": "hybrid", "fusion": "convex", "dense_weight": w, "candidates": c})
+                        for pool in self.fusion_pools:
+                            out.append({**base, "mode": "hybrid", "fusion": "convex", "fusion_pool": pool,
+                                        "dense_weight": w, "candidates": c})
                     for rk in self.rrf_ks:
                         out.append({**base, "mode": "hybrid", "fusion": "rrf", "rrf_k": rk, "candidates": c})
         if "dense" in self.modes:
@@ -84,7 +87,7 @@ def _effective(s: dict[str, Any]) -> dict[str, Any]:
     if s["mode"] == "bm25":
         return {"mode": "bm25", "bm25_k1": s["bm25_k1"], "bm25_b": s["bm25_b"]}
     keep = ["mode", "fusion", "candidates", "bm25_k1", "bm25_b",
-            "dense_weight" if s["fusion"] == "convex" else "rrf_k"]
+            *(("dense_weight", "fusion_pool") if s["fusion"] == "convex" else ("rrf_k",))]
     return {k: s[k] for k in keep}
 
 
@@ -290,7 +293,8 @@ def ranking_runner(assistant: Assistant, usable: Sequence[Question], current_cfg
         out = {}
         for qid in qrels:
             i = index_of[qid]
-            cands = Candidates(lex_all[i][:d], lists.dense[i][:d], lists.vectors[i])
+            cands = Candidates(lex_all[i][:d], lists.dense[i][:d], lists.vectors[i], None, lists.tokens[i],
+                               lists.indexes[(cfg.bm25_k1, cfg.bm25_b)])
             out[qid] = pipe.article_ranking(pipe.fuse(cands, cfg.mode, cfg, n_chunks), n_chunks, k)
         return out
 

@@ -83,6 +83,10 @@ class Store(Protocol):
         """Nearest chunks by inner product of normalised vectors (cosine), best first."""
         ...
 
+    def lexical_scores(self, tokens: Sequence[str], ids: Sequence[int]) -> Optional[list[float]]:
+        """BM25 scores of the given chunks (None when the store cannot score chosen chunks)."""
+        ...
+
     def dense_scores(self, vector: np.ndarray, ids: Sequence[int]) -> Optional[list[float]]:
         """Exact cosine of each given chunk's stored vector with ``vector`` (None when the store
         keeps no vectors it can read back)."""

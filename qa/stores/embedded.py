@@ -77,6 +77,9 @@ class EmbeddedStore:
     def dense_search(self, vector: np.ndarray, depth: int) -> Ranked:
         return faiss_files.search(self.faiss_index, vector, depth)
 
+    def lexical_scores(self, tokens: Sequence[str], ids: Sequence[int]) -> Optional[list[float]]:
+        return self.lexical.scores(tokens, ids)
+
     def dense_scores(self, vector: np.ndarray, ids: Sequence[int]) -> Optional[list[float]]:
         if self.vectors is None:
             return None

@@ -168,6 +168,9 @@ class MilvusStore:
     def dense_search(self, vector: np.ndarray, depth: int) -> Ranked:
         return self._search([np.asarray(vector, dtype=np.float32).tolist()], "vector", "IP", depth)
 
+    def lexical_scores(self, tokens: Sequence[str], ids: Sequence[int]) -> Optional[list[float]]:
+        return None  # Milvus scores BM25 only inside a search: a passage outside its list scores 0
+
     def dense_scores(self, vector: np.ndarray, ids: Sequence[int]) -> Optional[list[float]]:
         need = [i for i in ids if "vector" not in (self._rows.get(i) or {})]
         for group in (need[i:i + 1000] for i in range(0, len(need), 1000)):
