@@ -11,7 +11,8 @@ folder ``qa eval --pool`` uses (reused while up to date); each question set is r
   articles among the first 50 passages).
 * ``--grid``: rankings from ``qa.evaluation.tune.ranking_runner`` (each question's candidate
   lists computed once through the retrieval pipeline, fused as ``Assistant.retrieve`` fuses them)
-  scored with ``ranx_scores``: convex fusion at dense_weight 0.0..1.0 x candidates 50/100/200; RRF
+  scored with ``ranx_scores``: convex fusion (BM25's pool and the union) at dense_weight 0.0..1.0 x
+  candidates 50/100/200; RRF
   k 10/30/60 x candidates; BM25 k1 x b (``store.lexical_variant``), BM25 alone and the default
   hybrid; the analyzer (stopwords x stemming), BM25 alone and the default hybrid, on scratch
   indexes in a temporary folder whose vectors come from the pool index (``SeededEmbedder``:
@@ -97,8 +98,8 @@ def top1_wins(run: dict, base: dict, qrels: dict) -> tuple[int, int]:
 def grid_settings(cur: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     hybrid = {**cur, "mode": "hybrid"}
     return {
-        "fusion": [{**hybrid, "fusion": "convex", "dense_weight": w, "candidates": c}
-                   for c in CANDIDATES for w in WEIGHTS],
+        "fusion": [{**hybrid, "fusion": "convex", "fusion_pool": pool, "dense_weight": w, "candidates": c}
+                   for pool in ("lexical", "union") for c in CANDIDATES for w in WEIGHTS],
         "rrf": [{**hybrid, "fusion": "rrf", "rrf_k": rk, "candidates": c} for c in CANDIDATES for rk in RRF_KS],
         "bm25_params": [{**cur, "mode": m, "bm25_k1": k1, "bm25_b": b}
                         for k1, b in BM25_PARAMS for m in ("bm25", "hybrid")],
