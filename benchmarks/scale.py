@@ -11,7 +11,7 @@ replaces ~15% of the words by words drawn from the corpus's own word stream (so 
 stay news-like), drops one sentence in ten, and gets the id ``<doc>~<j>``. Every copy is a
 distinct text, so cleaning, chunking, BM25 and the dense index do real work on each.
 
-Embedding: the first ``--real-embed`` chunks are embedded with the real model (all-MiniLM-L6-v2)
+Embedding: the first ``--real-embed`` chunks are embedded with the real model (the default, multilingual-e5-small)
 and cached in ``--work``; every other chunk gets a *perturbed copy of a real vector* (a real
 chunk vector picked by the chunk's text hash, plus Gaussian noise, renormalised, cosine ~0.9 to
 its base). The output says how many vectors were real. Embedding a million chunks on 2 CPU cores
@@ -149,9 +149,10 @@ class BenchEmbedder:
     real vectors for the rest (see the module docstring). Counts both."""
 
     def __init__(self, cache_file: Path, real_budget: int, *, device: str = "auto"):
-        from qa.encoders.sentence_transformers import Embedder
+        from qa.config import DEFAULT_MODEL
+        from qa.encoders import make_encoder
 
-        self.real = Embedder("all-MiniLM-L6-v2", device=device)
+        self.real = make_encoder(DEFAULT_MODEL, device=device)
         self.name, self.dimension, self.device = self.real.name, self.real.dimension, self.real.device
         self.cache_file, self.budget = cache_file, real_budget
         self.cache: dict[str, np.ndarray] = {}
@@ -172,7 +173,7 @@ class BenchEmbedder:
         real = new[: max(0, self.budget - len(self.cache))]
         if real:
             t = time.perf_counter()
-            vecs = self.real.encode([texts[i] for i in real])
+            vecs = self.real.encode_passages([texts[i] for i in real])
             self.real_seconds += time.perf_counter() - t
             for i, v in zip(real, vecs):
                 self.cache[keys[i]] = v
@@ -309,20 +310,20 @@ def ann_recall(assistant, qv: np.ndarray) -> dict:
 def phase_overhead(a) -> dict:
     """Real build of a small real corpus against raw model.encode of the same texts."""
     from qa import Config, build_index
-    from qa.encoders.sentence_transformers import Embedder
+    from qa.encoders import make_encoder
     from qa.ingest import load_corpus
     from qa.stores.passages import chunk_article, index_text
 
-    emb = Embedder("all-MiniLM-L6-v2")
     cfg = Config()
+    emb = make_encoder(cfg.model, device=cfg.device, batch_size=cfg.batch_size)
     corpus = load_corpus(a.corpus_dir, progress=False)
     texts = [index_text(a_.text[s:e], a_, cfg) for a_ in corpus.articles for s, e in chunk_article(a_, cfg)]
-    emb.encode(texts[:32])  # warm-up
+    emb.encode_passages(texts[:32])  # warm-up
     index = Path(a.index)
     raws, totals, embeds = [], [], []
     for _ in range(2):  # alternate, keep the faster of each: the machine is shared
         t = time.perf_counter()
-        emb.model.encode(texts, batch_size=cfg.batch_size, normalize_embeddings=True, convert_to_numpy=True)
+        emb.encode_passages(texts)
         raws.append(time.perf_counter() - t)
         shutil.rmtree(index, ignore_errors=True)
         t = time.perf_counter()
@@ -421,7 +422,7 @@ def main() -> None:
     say(f"{len(articles)} real articles, ~{per_article:.2f} chunks each; {len(qs)} questions")
     result = {"command": " ".join([Path(sys.executable).name] + sys.argv), "machine": machine(),
               "corpus": a.corpus, "real_articles": len(articles), "questions": len(qs),
-              "embedding": f"first {a.real_embed} chunks embedded with all-MiniLM-L6-v2 (cached in {work}); "
+              "embedding": f"first {a.real_embed} chunks embedded with multilingual-e5-small (cached in {work}); "
                            "the rest are perturbed copies of real vectors (noise, renormalised)",
               "perturbation": "articles beyond the real ones are copies with ~15% of words replaced by corpus "
                               "words and 10% of sentences dropped", "sizes": []}

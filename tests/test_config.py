@@ -18,8 +18,8 @@ BRIEF_SECTIONS = {
     "index": ["model", "chunk_size", "chunk_overlap", "stopwords", "stemming", "title_in_index", "batch_size",
               "device", "lexical_engine", "lexical_threshold", "dense_index", "dense_threshold", "hnsw_m",
               "hnsw_ef_construction", "vector_dtype"],
-    "retrieval": ["mode", "fusion", "dense_weight", "rrf_k", "candidates", "bm25_k1", "bm25_b", "hnsw_ef_search",
-                  "expand_abbreviations"],
+    "retrieval": ["mode", "fusion", "dense_weight", "fusion_pool", "rrf_k", "candidates", "bm25_k1", "bm25_b",
+                  "hnsw_ef_search", "expand_abbreviations"],
     "ui": ["host", "port", "share"],
 }
 
