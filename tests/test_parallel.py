@@ -76,6 +76,41 @@ def test_retrieve_ask_and_follow_ups_from_threads_match_one_thread(assistant):
         assert got == ref[op], op
 
 
+def test_large_index_layout_from_threads_matches_one_thread(tmp_path, embedder):
+    """The same on the layout of large indexes: bm25s (its last-query cache shared by the
+    threads), HNSW over float16 vectors, articles and chunks parsed lazily from memory-mapped
+    JSONL (lru caches filled by the threads together)."""
+    from conftest import CORPUS
+    from qa import build_index
+    from qa.stores.embedded import EmbeddedStore
+    from qa.stores.embedded_index.load import load_index
+
+    cfg = Config(lexical_engine="bm25s", dense_index="hnsw", vector_dtype="float16")
+    build_index(CORPUS, tmp_path / "index", cfg, progress=False, embedder=embedder)
+
+    def fresh() -> Assistant:
+        store = EmbeddedStore(tmp_path / "index", load_index(tmp_path / "index", lazy=True), cfg)
+        return Assistant(store, cfg, embedder=embedder, index_dir=tmp_path / "index")
+
+    ops = ([("retrieve", q, m) for q in QUESTIONS for m in ("hybrid", "bm25")] + [("ask", q) for q in ASKED[:2]])
+    serial = fresh()
+    ref = {op: _run(serial, op) for op in ops}
+    shared = fresh()  # empty caches
+    assert shared.store.lexical.engine == "bm25s" and type(shared.store.chunks).__name__ == "LazyChunks"
+    barrier = threading.Barrier(THREADS)
+
+    def work(seed):
+        order = list(ops)
+        random.Random(seed).shuffle(order)
+        barrier.wait(timeout=120)
+        return [(op, _run(shared, op)) for op in order]
+
+    with ThreadPoolExecutor(THREADS) as ex:
+        results = [r for rs in ex.map(work, range(THREADS)) for r in rs]
+    for op, got in results:
+        assert got == ref[op], op
+
+
 def test_encoder_is_ready_for_threads_when_loaded():
     """The first encode used to switch the tokenizer's truncation and padding (a write that races
     with other threads' encodes); a loaded encoder's calls change nothing shared, and 8 threads
