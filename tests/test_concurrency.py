@@ -236,7 +236,7 @@ def test_20_sessions_against_qa_serve_with_the_real_model(tmp_path, embedder):
             time.sleep(1)
         rounds = int(os.environ.get("QA_LOAD_ROUNDS") or 3)
         figures = _run_sessions(url, rounds, reference)
-        _record("real-model", {**figures, "model": "all-MiniLM-L6-v2", "queue_workers": 4})
+        _record("real-model", {**figures, "model": getattr(embedder, "name", "?"), "queue_workers": 4})
     finally:
         server.terminate()
         server.wait(timeout=60)
