@@ -180,6 +180,7 @@ class Config:
                                  lo=0.05, hi=3600.0, llm=True)
     llm_retries: int = setting("answer", 2, "further tries after a connection error, HTTP 429 or 5xx", lo=0, hi=10,
                                llm=True)
+    llm_concurrency: int = setting("answer", 2, "most requests at the LLM server at once", lo=1, hi=64, llm=True)
     llm_max_tokens: int = setting("answer", 400, "generation limit in tokens", lo=16, hi=32768, llm=True)
     llm_temperature: float = setting("answer", 0.1, "sampling temperature", lo=0.0, hi=2.0, llm=True)
     llm_unsupported: str = setting("answer", "flag", "a generated sentence its cited passages do not support is "

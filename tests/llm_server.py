@@ -63,13 +63,16 @@ class ScriptedLLM:
 
     Special models: ``slow`` waits ``slow_seconds`` before answering; ``flaky`` answers HTTP 500
     to the first request of each question, then like ``correct``; ``broken`` always answers 500;
-    ``drop`` streams a few pieces and closes the connection without ``[DONE]``.
+    ``drop`` streams a few pieces and closes the connection without ``[DONE]``. ``active`` and
+    ``max_active`` count the requests being answered at once.
     """
 
     def __init__(self, *, piece_delay: float = 0.0, slow_seconds: float = 3.0):
         self.requests: list[dict] = []
         self.piece_delay = piece_delay
         self.slow_seconds = slow_seconds
+        self.active = 0  # chat-completions requests being answered now (a stream counts until it ends)
+        self.max_active = 0  # the most at once since the start (or the last reset_counts)
         self._seen: set[str] = set()
         self._lock = threading.Lock()
         server = self
@@ -88,6 +91,24 @@ class ScriptedLLM:
             def do_POST(self):
                 if self.path != "/v1/chat/completions":
                     return self._json(404, {"error": {"message": f"no route {self.path}"}})
+                with server._lock:
+                    server.active += 1
+                    server.max_active = max(server.max_active, server.active)
+                self._counted = True
+                try:
+                    self._complete()
+                finally:
+                    self._uncount()
+
+            def _uncount(self):
+                """No longer active: called before the reply's last bytes are sent, so a client
+                that has its whole reply is never still counted."""
+                if getattr(self, "_counted", False):
+                    self._counted = False
+                    with server._lock:
+                        server.active -= 1
+
+            def _complete(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 req = json.loads(self.rfile.read(length))
                 with server._lock:
@@ -119,6 +140,7 @@ class ScriptedLLM:
 
             def _json(self, status: int, data: dict):
                 raw = json.dumps(data).encode()
+                self._uncount()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(raw)))
@@ -141,6 +163,7 @@ class ScriptedLLM:
                     self.wfile.flush()
                     if server.piece_delay:
                         time.sleep(server.piece_delay)
+                self._uncount()
                 if not drop:
                     self.wfile.write(b": keep-alive comment\n\ndata: [DONE]\n\n")
                 self.wfile.flush()
@@ -151,6 +174,10 @@ class ScriptedLLM:
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self._thread: Optional[threading.Thread] = None
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.max_active = self.active
 
     def start(self) -> "ScriptedLLM":
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

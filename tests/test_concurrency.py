@@ -214,7 +214,8 @@ def test_20_sessions_against_qa_serve_with_the_real_model(tmp_path, embedder):
     reference = _reference(Assistant.load(tmp_path / "index", embedder=embedder), SESSIONS,
                            int(os.environ.get("QA_LOAD_ROUNDS") or 3))
     port = _free_port()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1",  # and the qa of this checkout, not an installed one
+           "PYTHONPATH": os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])}
     env.pop("QA_USERNAME", None), env.pop("QA_PASSWORD", None)
     server = subprocess.Popen([sys.executable, "-m", "qa", "serve", "--index", str(tmp_path / "index"),
                                "--port", str(port)], cwd=tmp_path, env=env,
@@ -235,7 +236,7 @@ def test_20_sessions_against_qa_serve_with_the_real_model(tmp_path, embedder):
             time.sleep(1)
         rounds = int(os.environ.get("QA_LOAD_ROUNDS") or 3)
         figures = _run_sessions(url, rounds, reference)
-        _record("real-model", {**figures, "model": "all-MiniLM-L6-v2", "queue_workers": 4})
+        _record("real-model", {**figures, "model": getattr(embedder, "name", "?"), "queue_workers": 4})
     finally:
         server.terminate()
         server.wait(timeout=60)

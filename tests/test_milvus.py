@@ -302,3 +302,29 @@ def test_eval_and_tune_run_on_a_milvus_store_as_on_the_embedded_one(tmp_path, co
     same = sum(a["top_articles"]["hybrid"][:1] == b["top_articles"]["hybrid"][:1]
                for a, b in zip(emb["results"], mil["results"]))
     assert same >= len(emb["results"]) - 2  # the same best article for all but a question or two
+
+
+def test_retrieve_and_ask_from_threads_match_one_thread(lite):
+    """The Milvus store from 4 threads at once (client, row and article caches): the results of
+    one thread, with the caches emptied first so that the threads fill them together."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    qs = [q["question"] for q in QUESTIONS[:4]]
+    ops = [(q, m) for q in qs for m in ("hybrid", "bm25", "dense")] + [(q, "ask") for q in qs]
+
+    def run(op):
+        q, m = op
+        if m == "ask":
+            a = lite.ask(q)
+            return a.text, [(c.article.id, c.start, c.end) for c in a.citations]
+        return [(h.chunk.id, round(h.score, 4), h.text) for h in lite.retrieve(q, k=5, mode=m)]
+
+    ref = {op: run(op) for op in ops}
+    store = lite.store
+    store._rows._rows.clear()
+    store.articles._cache.clear()
+    with ThreadPoolExecutor(4) as ex:
+        got = list(ex.map(lambda i: [(op, run(op)) for op in (ops[i:] + ops[:i])], range(4)))
+    for results in got:
+        for op, result in results:
+            assert result == ref[op], op

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from typing import Iterator, Optional, Sequence, Union
 
 from ..errors import LLMError
@@ -79,18 +80,25 @@ class LLMAnswerer:
 
     ``client``: a :class:`ChatClient`; ``extractive``: the index's extractive answerer (the fallback,
     and the source of IDF, embedder and sentence candidates for the checks); ``unsupported``:
-    ``"flag"`` keeps unsupported sentences, marked, ``"remove"`` drops them.
+    ``"flag"`` keeps unsupported sentences, marked, ``"remove"`` drops them; ``concurrency``: the
+    most requests this answerer has at the server at once (a streamed reply holds its slot until
+    the stream ends or is closed); other questions wait for a slot. Thread-safe.
     """
 
     name = "openai"
 
-    def __init__(self, client: ChatClient, extractive: ExtractiveAnswerer, *, unsupported: str = "flag"):
+    def __init__(self, client: ChatClient, extractive: ExtractiveAnswerer, *, unsupported: str = "flag",
+                 concurrency: int = 2):
         if unsupported not in ("flag", "remove"):
             raise ValueError(f"unsupported must be 'flag' or 'remove'; got {unsupported!r}")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
+            raise ValueError(f"concurrency must be an integer from 1 to 64; got {concurrency!r}")
         self.client = client
         self.extractive = extractive
         self.checker = CitationChecker(extractive)
         self.unsupported = unsupported
+        self.concurrency = concurrency
+        self._slots = threading.BoundedSemaphore(concurrency)
 
     @property
     def model(self) -> str:
@@ -103,7 +111,8 @@ class LLMAnswerer:
         if not hits:
             return self._tag(self.extractive.answer(question, hits, lang=lang, query=query))
         try:
-            raw = self.client.chat(build_messages(question, hits, lang))
+            with self._slots:
+                raw = self.client.chat(build_messages(question, hits, lang))
         except LLMError as e:
             return self._fallback(question, hits, lang, query, e)
         return self.finish(question, hits, raw, lang=lang, query=query)
@@ -117,9 +126,10 @@ class LLMAnswerer:
             return
         parts: list[str] = []
         try:
-            for piece in self.client.stream(build_messages(question, hits, lang)):
-                parts.append(piece)
-                yield piece
+            with self._slots:  # released when the stream ends, fails, or this generator is closed
+                for piece in self.client.stream(build_messages(question, hits, lang)):
+                    parts.append(piece)
+                    yield piece
         except LLMError as e:
             yield self._fallback(question, hits, lang, query, e)
             return
@@ -166,5 +176,6 @@ class LLMAnswerer:
 def make_answerer(config, extractive: ExtractiveAnswerer) -> Answerer:
     """The answerer ``config.answerer`` names (``"extractive"`` or ``"openai"``)."""
     if config.answerer == "openai":
-        return LLMAnswerer(ChatClient.from_config(config), extractive, unsupported=config.llm_unsupported)
+        return LLMAnswerer(ChatClient.from_config(config), extractive, unsupported=config.llm_unsupported,
+                           concurrency=config.llm_concurrency)
     return extractive

@@ -24,7 +24,8 @@ __all__ = ["Embedder", "SentenceTransformerEncoder"]
 class SentenceTransformerEncoder:
     """``model``: a packaged model name (``all-MiniLM-L6-v2``) or a local folder; nothing is
     downloaded. ``device``: ``"auto"`` (cuda when available), ``"cpu"``, ``"cuda"``. On CPU
-    the weights are computed in float32 whatever their stored dtype (CPU float16 is slow)."""
+    the weights are computed in float32 whatever their stored dtype (CPU float16 is slow).
+    Encoding may be called from several threads at once (no lock: torch runs them in parallel)."""
 
     backend = "sentence-transformers"
 
@@ -52,6 +53,11 @@ class SentenceTransformerEncoder:
         self.fingerprint = model_fingerprint(model)
         self.version = metadata.version("sentence-transformers")
         self.max_seq_length = int(getattr(self.model, "max_seq_length", 0) or 0)
+        # The first encode sets the fast tokenizer's truncation and padding (a write to the Rust
+        # tokenizer that races with another thread's encode: "Already borrowed"). Done here, once,
+        # later calls only read them, so encoding is safe from several threads at once; torch
+        # inference (eval mode, inference_mode) changes no shared state.
+        self.encode_queries(["warm-up"])
 
     def _encode(self, texts: list[str], kind: str, progress: bool) -> np.ndarray:
         if not texts:

@@ -118,7 +118,8 @@ class SparseBM25:
 
     def all_scores(self, tokens: Sequence[str]) -> np.ndarray:
         """BM25 score of every chunk for analyzed query ``tokens`` (repeated words count again,
-        as in rank-bm25). The last query's scores are kept, since hybrid search asks twice."""
+        as in rank-bm25). The last query's scores are kept, since hybrid search asks twice; the
+        array is read-only, as it may be handed to another thread too."""
         ids = self._ids(tokens)
         with self._lock:
             last_ids, last = self._last
@@ -129,6 +130,7 @@ class SparseBM25:
             s, e = int(self.indptr[t]), int(self.indptr[t + 1])
             out[self.indices[s:e]] += self.data[s:e]  # indices are unique within a word's column
         out *= self.k1 + 1.0
+        out.flags.writeable = False  # shared with the other threads that ask the same words
         with self._lock:
             self._last = (ids, out)
         return out

@@ -46,15 +46,18 @@ class ArticleView(Mapping):
 
     def get_many(self, ids, hashes: Optional[dict[str, str]] = None) -> dict[str, Article]:
         hashes = hashes or {}
-        need = [i for i in dict.fromkeys(ids)
-                if i not in self._cache or (i in hashes and self._cache[i].content_hash != hashes[i])]
+        wanted = list(dict.fromkeys(ids))
+        with self._lock:  # another thread may clear the cache between a check and a read
+            have = {i: self._cache[i] for i in wanted if i in self._cache}
+        need = [i for i in wanted if i not in have or (i in hashes and have[i].content_hash != hashes[i])]
         if need:
             fetched = {i: Article.from_dict(d) for i, d in self.collections.fetch_articles(need).items()}
             with self._lock:
                 if len(self._cache) > 50_000:
                     self._cache.clear()
                 self._cache.update(fetched)
-        return {i: self._cache[i] for i in ids if i in self._cache}
+            have.update(fetched)
+        return {i: have[i] for i in wanted if i in have}
 
     def __getitem__(self, key: str) -> Article:
         got = self.get_many([key])

@@ -8,7 +8,6 @@ from __future__ import annotations
 import inspect
 import logging
 import os
-import threading
 import time
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -75,21 +74,23 @@ def _pick_example(evt: gr.SelectData) -> str:
 
 
 class ChatHandlers:
-    """The event handlers of one app over ``assistant``: one question at a time goes through it."""
+    """The event handlers of one app over ``assistant``.
+
+    Sessions are answered in parallel (as many at once as the queue has workers): the assistant's
+    read path is thread-safe, and an LLM answerer limits its own requests (``llm_concurrency``).
+    Each session has its own :class:`~qa.conversation.Conversation`.
+    """
 
     def __init__(self, assistant: Assistant, examples: Optional[Sequence[str]] = None):
         self.assistant = assistant
-        self.lock = threading.Lock()  # one question at a time through the assistant
         self.default_mode = assistant.config.mode if assistant.config.mode in MODES else MODES[0]
         self.examples = examples_for(assistant, examples)
 
     def _ask(self, question: str, k: int, mode: str) -> Answer:
-        with self.lock:
-            return self.assistant.ask(question, k=k, mode=mode)
+        return self.assistant.ask(question, k=k, mode=mode)
 
     def _ask_stream(self, question: str, k: int, mode: str, chat: Any) -> Iterator[Any]:
-        with self.lock:  # held while an LLM streams: one question at a time through the assistant
-            yield from chat.ask_stream(question, k=k, mode=mode)
+        yield from chat.ask_stream(question, k=k, mode=mode)
 
     def respond(self, question: Any, messages: Optional[list], chat: Any, k: Any, mode: Any):
         """The chat's submit handler: yields (textbox, messages, sources panel, conversation)."""
