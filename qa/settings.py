@@ -151,8 +151,7 @@ class Config:
     mode: str = setting("retrieval", "hybrid", "retrieval mode", choices=MODES)
     fusion: str = setting("retrieval", "convex", "hybrid fusion: convex (min-max normalised weighted sum) or rrf",
                           choices=FUSIONS)
-    dense_weight: float = setting("retrieval", 0.7, "weight of the dense score in convex fusion (0.7 with the union "
-                                  "pool and multilingual-e5-small: docs/retrieval-quality.md)", lo=0.0, hi=1.0)
+    dense_weight: float = setting("retrieval", 0.7, "weight of the dense score in convex fusion", lo=0.0, hi=1.0)
     fusion_pool: str = setting("retrieval", "union", "passages convex fusion scores: lexical (BM25's candidates; "
                                "dense ones join only when BM25 finds fewer than k) or union (both lists, each "
                                "passage scored by both retrievers)", choices=FUSION_POOLS)
