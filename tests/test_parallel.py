@@ -52,15 +52,8 @@ def _run(assistant, op):
     return [_rounded(chat.ask(q).to_dict()) for q in args[0]]
 
 
-def test_retrieve_ask_and_follow_ups_from_threads_match_one_thread(assistant):
-    """THREADS threads each run every retrieval (3 modes), answer and conversation (a question,
-    then a follow-up), in their own order, all at once through one Assistant: every result
-    equals the single-threaded one. (tests/test_reliability.py checks retrieval from 8 threads.)"""
-    ops = ([("retrieve", q, m) for q in QUESTIONS for m in ("hybrid", "bm25", "dense")]
-           + [("ask", q) for q in ASKED] + [("chat", turns) for turns in CONVERSATIONS])
-    ref = {op: _run(assistant, op) for op in ops}
-    assert any(r[0]["found"] for op, r in ref.items() if op[0] == "ask")
-    assert any(not r[0]["found"] for op, r in ref.items() if op[0] == "ask")  # abstentions too
+def _from_threads(assistant, ops) -> list:
+    """Every op from THREADS threads started together, each thread in its own order: (op, result) pairs."""
     barrier = threading.Barrier(THREADS)
 
     def work(seed):
@@ -70,7 +63,19 @@ def test_retrieve_ask_and_follow_ups_from_threads_match_one_thread(assistant):
         return [(op, _run(assistant, op)) for op in order]
 
     with ThreadPoolExecutor(THREADS) as ex:
-        results = [r for rs in ex.map(work, range(THREADS)) for r in rs]
+        return [r for rs in ex.map(work, range(THREADS)) for r in rs]
+
+
+def test_retrieve_ask_and_follow_ups_from_threads_match_one_thread(assistant):
+    """THREADS threads each run every retrieval (3 modes), answer and conversation (a question,
+    then a follow-up), in their own order, all at once through one Assistant: every result
+    equals the single-threaded one. (tests/test_reliability.py checks retrieval from 8 threads.)"""
+    ops = ([("retrieve", q, m) for q in QUESTIONS for m in ("hybrid", "bm25", "dense")]
+           + [("ask", q) for q in ASKED] + [("chat", turns) for turns in CONVERSATIONS])
+    ref = {op: _run(assistant, op) for op in ops}
+    assert any(r[0]["found"] for op, r in ref.items() if op[0] == "ask")
+    assert any(not r[0]["found"] for op, r in ref.items() if op[0] == "ask")  # abstentions too
+    results = _from_threads(assistant, ops)
     assert len(results) == THREADS * len(ops)
     for op, got in results:
         assert got == ref[op], op
@@ -97,16 +102,7 @@ def test_large_index_layout_from_threads_matches_one_thread(tmp_path, embedder):
     ref = {op: _run(serial, op) for op in ops}
     shared = fresh()  # empty caches
     assert shared.store.lexical.engine == "bm25s" and type(shared.store.chunks).__name__ == "LazyChunks"
-    barrier = threading.Barrier(THREADS)
-
-    def work(seed):
-        order = list(ops)
-        random.Random(seed).shuffle(order)
-        barrier.wait(timeout=120)
-        return [(op, _run(shared, op)) for op in order]
-
-    with ThreadPoolExecutor(THREADS) as ex:
-        results = [r for rs in ex.map(work, range(THREADS)) for r in rs]
+    results = _from_threads(shared, ops)
     for op, got in results:
         assert got == ref[op], op
 
