@@ -197,8 +197,8 @@ def _at_once(n: int, fn, timeout: float = 120.0) -> tuple[list, float]:
 
 def test_chat_answers_four_sessions_at_once(slow_assistant, monkeypatch):
     """Four sessions ask at the same moment through the chat's handlers, each answer taking 1 s:
-    all four are inside the answerer together and the four answers take well under 4 s (one
-    question at a time would need more than 4 s), each session getting its own answer."""
+    all four are inside the answerer together and the four answers take under 4 s (one question at a
+    time needs at least 4 s), each session getting its own answer."""
     pytest.importorskip("gradio")
     from qa.ui import app as ui_app
     from qa.ui.render import chat_markdown
@@ -214,14 +214,14 @@ def test_chat_answers_four_sessions_at_once(slow_assistant, monkeypatch):
 
     results, seconds = _at_once(4, session)
     assert slow_assistant.generator.most_inside == 4
-    assert seconds < 2.5, f"4 sessions took {seconds:.2f}s: answered one at a time?"
+    assert seconds < 4.0, f"4 sessions took {seconds:.2f}s: one at a time takes at least 4 s"
     for i, (messages, chat) in enumerate(results):
         assert messages[-1]["content"] == expected[i], i
         assert [t.question for t in chat.history] == [qs[i]]  # its own conversation
 
     slow_assistant.generator.most_inside = 0
     results, seconds = _at_once(4, lambda i: h.api_ask(qs[i], 5, "hybrid"))  # the named API too
-    assert slow_assistant.generator.most_inside == 4 and seconds < 2.5, seconds
+    assert slow_assistant.generator.most_inside == 4 and seconds < 4.0, seconds
     assert [r["question"] for r in results] == qs
 
 
@@ -238,8 +238,9 @@ def test_served_chat_answers_sessions_at_once(slow_assistant):
         for s in sessions:
             s.close()
         app.close()
-    assert slow_assistant.generator.most_inside == 4
-    assert seconds < 3.0, f"4 sessions took {seconds:.2f}s through the server: answered one at a time?"
+    # all four answers inside the answerer at once: the queue's workers answer in parallel (wall time
+    # is not asserted here: through a server on a loaded 2-core machine it varies too much)
+    assert slow_assistant.generator.most_inside == 4, f"at most {slow_assistant.generator.most_inside} at once"
     for i, (user, answer, sources, _) in enumerate(results):
         assert user.replace("\\", "") == QUESTIONS[i] and answer.strip(), (i, user, answer)
 
