@@ -25,7 +25,6 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from ..analyzer import Analyzer
 from ..config import Config
 from ..errors import IndexNotFoundError
 from ..types import Article, Chunk
@@ -102,7 +101,6 @@ class MilvusStore:
         self.collections = collections
         self.manifest = manifest
         self.config = config
-        self.analyzer = Analyzer(**{k: v for k, v in manifest["analyzer"].items() if k != "version"})
         counts = manifest["counts"]
         self.size = counts["chunks"]
         self.articles = ArticleView(collections, counts["articles"])
