@@ -83,6 +83,7 @@ def _open(browser, url):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(url, wait_until="domcontentloaded")
     page.wait_for_selector("#qa-input textarea", timeout=30_000)
+    page.wait_for_selector("#qa-chat", state="attached", timeout=30_000)  # WATCH_STREAM observes it
     return page
 
 
