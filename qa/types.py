@@ -179,7 +179,9 @@ class Answer:
     question as used for retrieval (a follow-up rewritten with earlier turns' terms).
     ``answerer``: ``"extractive"`` or ``"openai"`` (then ``model`` names the LLM and ``checks``
     lists the citation check of every generated sentence). ``notice``: a message for the user, e.g.
-    that the LLM server was unreachable and the extractive answer is shown instead.
+    that the LLM server was unreachable and the extractive answer is shown instead. ``lead``: the
+    short span the answer leads with (a count, a name, a date; verbatim from citation 1), or None
+    when the answer is the quoted sentence alone.
     """
 
     question: str
@@ -194,6 +196,7 @@ class Answer:
     model: str = ""
     checks: list[SentenceCheck] = field(default_factory=list)
     notice: str = ""
+    lead: Optional[str] = None
 
     @property
     def answerer_label(self) -> str:
@@ -203,6 +206,6 @@ class Answer:
     def to_dict(self) -> dict[str, Any]:
         return {"question": self.question, "text": self.text, "found": self.found, "lang": self.lang,
                 "query": self.query, "confidence": self.confidence, "answerer": self.answerer,
-                "model": self.model, "notice": self.notice, "checks": [c.to_dict() for c in self.checks],
+                "model": self.model, "notice": self.notice, "lead": self.lead, "checks": [c.to_dict() for c in self.checks],
                 "citations": [c.to_dict() for c in self.citations],
                 "closest": [h.to_dict() for h in self.hits[:3]] if not self.found else []}

@@ -309,7 +309,7 @@ class ExtractiveAnswerer:
         if lead:
             text = f"{lead} [1]. " + text
         return Answer(question=question, text=text, citations=citations, found=True, lang=lang, query=q,
-                      hits=list(hits), confidence=round(best.score, 4), answerer=self.name)
+                      hits=list(hits), confidence=round(best.score, 4), answerer=self.name, lead=lead)
 
     def stream(self, question: str, hits: Sequence[Hit], *, lang: Optional[str] = None,
                query: Optional[str] = None) -> Iterator[Union[str, Answer]]:
