@@ -182,6 +182,48 @@ def test_ranx_and_plain_definitions_agree(seed_report):
     assert ranx_scores(qrels2, runs2, metric_names(10)) == pytest.approx(fast_scores(qrels2, runs2, metric_names(10)))
 
 
+def test_squad_exact_match_and_token_f1():
+    from qa.evaluation.metrics import exact_match, squad_normalize, token_f1
+
+    assert exact_match("28 Agustus 1950", ["28 Agustus 1950"]) == 1.0
+    assert token_f1("28 Agustus 1950", ["28 Agustus 1950"]) == 1.0
+    # 3 of the 7 predicted tokens are gold; all 3 gold tokens are predicted: P = 3/7, R = 1
+    pred = "wafat dini hari tanggal 28 Agustus 1950"
+    assert exact_match(pred, ["28 Agustus 1950"]) == 0.0
+    p, r = 3 / 7, 1.0
+    assert token_f1(pred, ["28 Agustus 1950"]) == pytest.approx(2 * p * r / (p + r)) == pytest.approx(0.6)
+    # case, punctuation and spacing do not count; punctuation becomes a space ("GA - 181" == "GA-181")
+    assert squad_normalize("  Nirhono   Jatmokoadi.”") == "nirhono jatmokoadi"
+    assert exact_match("Nirhono Jatmokoadi.", ["nirhono  jatmokoadi"]) == 1.0
+    assert exact_match("GA-181", ["GA - 181"]) == 1.0 and exact_match("(12/7)", ["12 7"]) == 1.0
+    # the best gold counts: "137 kasus" vs "137" (P 1/2, R 1) -> 2/3; vs "137 kasus baru" (P 1, R 2/3) -> 0.8
+    assert token_f1("137 kasus", ["137"]) == pytest.approx(2 / 3)
+    assert token_f1("137 kasus", ["137", "137 kasus baru"]) == pytest.approx(0.8)
+    assert exact_match("137 kasus", ["137", "137 Kasus"]) == 1.0
+    # shared tokens count with multiplicity: "vaksin vaksin" vs "vaksin" -> P 1/2, R 1
+    assert token_f1("vaksin vaksin", ["vaksin"]) == pytest.approx(2 / 3)
+    assert token_f1("350 vaksin", ["tiga tahap"]) == 0.0
+    # an abstention ("") scores 0 against a gold answer
+    assert exact_match("", ["137"]) == 0.0 and token_f1("", ["137"]) == 0.0 and token_f1("...", ["137"]) == 0.0
+    with pytest.raises(ValueError, match="no gold"):
+        token_f1("137", [])
+    with pytest.raises(TypeError):
+        exact_match("137", "137")  # one string is not a list of gold answers
+
+
+def test_lead_prediction_is_the_lead_else_the_first_quote_else_empty():
+    from qa.evaluation.metrics import lead_prediction
+    from qa.types import Answer, Article, Citation
+
+    text = "Data dari Dinas Kesehatan Provinsi Banten, per tanggal 15 September 2020, ada 137 kasus baru."
+    art = Article(id="a", title=None, text=text)
+    cite = Citation(n=1, article=art, quote=text, start=0, end=len(text), score=0.9)
+    q = "Berapa kasus baru di Banten?"
+    assert lead_prediction(Answer(question=q, text="137 kasus [1]. ...", citations=[cite], lead="137 kasus")) == "137 kasus"
+    assert lead_prediction(Answer(question=q, text=f"{text} [1]", citations=[cite])) == text
+    assert lead_prediction(Answer(question=q, text="Tidak ditemukan.", found=False)) == ""
+
+
 def test_answers_quotes_and_abstention(assistant):
     qs = read_questions(RETRIEVAL_FIXTURE)[:5] + [q for q in read_questions(SHARED_FIXTURE) if not q.answerable]
     report = evaluate(assistant, qs, k=10)

@@ -5,16 +5,25 @@ occurrence kept, so an article's rank is that of its best passage) and the top `
 scored against the question's gold articles. Recall@n is the share of gold articles in the top n
 (with one gold article per question: 1 when it is there); MRR@k is the mean reciprocal rank of the
 first gold article; nDCG@k uses binary relevance.
+
+Answers are also scored SQuAD-style on their lead span (:func:`lead_prediction`): exact match and
+token F1 against the gold answers (:func:`exact_match`, :func:`token_f1`, after
+:func:`squad_normalize`).
 """
 from __future__ import annotations
 
 import math
 import re
+import string
 import unicodedata
 import warnings
-from typing import Iterable, Mapping, Optional, Sequence
+from collections import Counter
+from typing import TYPE_CHECKING, Iterable, Mapping, Optional, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..types import Answer
 
 NO_RESULT = "__no_result__"
 
@@ -101,6 +110,62 @@ def contains_answer(texts: Iterable[str], answers: Sequence[str]) -> bool:
     """Whether any of ``texts`` contains any gold answer string (after :func:`normalize`)."""
     gold = [normalize(a) for a in answers if normalize(a)]
     return any(g in normalize(t) for t in texts for g in gold)
+
+
+_ASCII_PUNCT = frozenset(string.punctuation)
+
+
+def squad_normalize(text: str) -> str:
+    """SQuAD's answer normalisation for Indonesian: NFKC, lower case, punctuation replaced by a space,
+    whitespace collapsed. (SQuAD also drops English articles; Indonesian has none.) Punctuation is
+    every Unicode ``P*`` character and ASCII ``string.punctuation``; it becomes a space rather than
+    vanishing, so the IndoNLU sets' re-joined tokens (``"GA - 181"``) match running text (``"GA-181"``).
+    """
+    text = unicodedata.normalize("NFKC", text).lower()
+    text = "".join(" " if ch in _ASCII_PUNCT or unicodedata.category(ch).startswith("P") else ch for ch in text)
+    return _SPACE.sub(" ", text).strip()
+
+
+def _golds(golds: Sequence[str]) -> list[str]:
+    if isinstance(golds, str):
+        raise TypeError("golds must be a sequence of gold answer strings, not one string")
+    if not golds:
+        raise ValueError("no gold answers to score against")
+    return list(golds)
+
+
+def exact_match(pred: str, golds: Sequence[str]) -> float:
+    """1.0 when ``pred`` equals one of ``golds`` after :func:`squad_normalize`, else 0.0."""
+    p = squad_normalize(pred)
+    return float(any(p == squad_normalize(g) for g in _golds(golds)))
+
+
+def _f1(pred_tokens: list[str], gold_tokens: list[str]) -> float:
+    if not pred_tokens or not gold_tokens:  # SQuAD: an empty side scores 1 only against an empty side
+        return float(pred_tokens == gold_tokens)
+    common = sum((Counter(pred_tokens) & Counter(gold_tokens)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(pred_tokens), common / len(gold_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def token_f1(pred: str, golds: Sequence[str]) -> float:
+    """SQuAD token F1 of ``pred``, the best over ``golds``: tokens are the whitespace-separated words
+    after :func:`squad_normalize`; precision = shared tokens / predicted tokens, recall = shared
+    tokens / gold tokens (shared counted with multiplicity), F1 = 2PR / (P + R)."""
+    p = squad_normalize(pred).split()
+    return max(_f1(p, squad_normalize(g).split()) for g in _golds(golds))
+
+
+def lead_prediction(answer: "Answer") -> str:
+    """The span an answer is scored on: ``answer.lead`` when set (the count, name or date it leads
+    with), else its first citation's quote, else "" (it abstained, or cites nothing)."""
+    if not answer.found:
+        return ""
+    if answer.lead:
+        return answer.lead
+    return answer.citations[0].quote if answer.citations else ""
 
 
 def summarize_latency(samples_ms: Sequence[float]) -> dict[str, float]:
