@@ -5,7 +5,8 @@ One JSON object per line::
     {"id": "q1", "question": "Siapa Kalapas Kelas IIB Amuntai?",
      "article": "001_4b26eca18300fe70",            # gold article id(s): a string or a list
      "answers": ["Dwi Hartono"],                    # gold answer strings (optional)
-     "answerable": true}                            # false: the articles do not answer it
+     "answerable": true,                            # false: the articles do not answer it
+     "context": "..."}                              # the gold passage text (optional)
 
 Accepted alternatives (so that existing sets load as they are):
 
@@ -13,6 +14,8 @@ Accepted alternatives (so that existing sets load as they are):
   sets, whose passages are indexed one article per passage) or ``doc_id``;
 * answers: ``answer`` (a string) or ``answers`` (strings, or objects with ``text`` as in SQuAD);
 * answerable: ``answerable`` or its inverse ``is_impossible``; missing means answerable;
+* ``context``: the gold passage (the ``qa_*.jsonl`` sets carry it): ``qa eval`` also gives the
+  answerer this passage alone (the reader-only figures);
 * ``id`` is optional (default: the line number); ``question_field`` picks another field as the
   question text (e.g. ``summary`` to use IndoSum summaries as queries for their own article).
 """
@@ -44,7 +47,8 @@ class Question:
 
     ``articles``: ids of the articles (or pool passages) that answer it; empty when unknown.
     ``answers``: gold answer strings; empty when unknown. ``answerable``: False when the
-    articles do not contain the answer (the answerer should abstain). ``source``: file:line.
+    articles do not contain the answer (the answerer should abstain). ``context``: the gold passage
+    text ("" when the file gives none). ``source``: file:line.
     """
 
     id: str
@@ -52,6 +56,7 @@ class Question:
     articles: tuple[str, ...] = ()
     answers: tuple[str, ...] = ()
     answerable: bool = True
+    context: str = ""
     source: str = field(default="", compare=False)
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -137,9 +142,13 @@ def parse_question(row: Any, where: str, *, default_id: str, question_field: str
     qid = row.get("id", default_id)
     if not isinstance(qid, (str, int)) or isinstance(qid, bool) or str(qid) == "":
         raise QuestionFileError(f"{where}: field 'id' must be a non-empty string or number, got {qid!r}")
+    context = row.get("context")
+    if context is not None and not isinstance(context, str):
+        raise QuestionFileError(f"{where}: field 'context' must be a string (the gold passage), got "
+                                f"{type(context).__name__}")
     meta = {k: row[k] for k in ("lang", "type", "kind", "start", "end") if k in row}
     return Question(id=str(qid), question=text.strip(), articles=gold, answers=answers if answerable else (),
-                    answerable=answerable, source=where, meta=meta)
+                    answerable=answerable, context=context or "", source=where, meta=meta)
 
 
 def read_questions(path: str | os.PathLike, *, question_field: str = "question",
@@ -189,6 +198,8 @@ def write_questions(path: str | os.PathLike, questions: Sequence[Question]) -> N
             row = {"id": q.id, "question": q.question,
                    "article": q.articles[0] if len(q.articles) == 1 else list(q.articles),
                    "answers": list(q.answers), "answerable": q.answerable, **q.meta}
+            if q.context:
+                row["context"] = q.context
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
