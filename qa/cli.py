@@ -93,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_eval_common(p)
     p.add_argument("--json", default=None, metavar="OUT", help="write the full report, with every question, here")
     p.add_argument("--no-answers", action="store_true", help="measure retrieval only (skip the answerer)")
+    p.add_argument("--no-reader-only", action="store_true",
+                   help="skip the reader-only pass (the answerer given each question's gold passage 'context' "
+                        "alone; on by default when the questions carry one)")
 
     p = sub.add_parser("tune", help="tune the retrieval settings on a question file; write them when better")
     _add_eval_common(p)

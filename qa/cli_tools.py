@@ -59,7 +59,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate
 
     assistant, questions, _ = _eval_setup(args)
-    report = evaluate(assistant, questions, k=args.k, answers=not args.no_answers)
+    report = evaluate(assistant, questions, k=args.k, answers=not args.no_answers,
+                      reader_only=not args.no_reader_only)
     print(f"{len(questions)} questions from {args.questions}; index {assistant.index_dir}/ "
           f"({len(assistant.articles)} articles, {len(assistant)} passages); {report.seconds:.0f}s\n")
     print(report.tables())

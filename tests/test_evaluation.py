@@ -61,7 +61,7 @@ def index_copy(seed_index, tmp_path):
 
 
 # -- question files -------------------------------------------------------------------------------
-def test_reads_the_fixture_and_the_shared_dev_set_formats():
+def test_reads_the_fixture_and_the_shared_dev_set_formats(tmp_path):
     qs = read_questions(RETRIEVAL_FIXTURE)
     rows = read_jsonl(RETRIEVAL_FIXTURE)
     assert len(qs) == len(rows)
@@ -72,6 +72,14 @@ def test_reads_the_fixture_and_the_shared_dev_set_formats():
     impossible = [q for q in shared if not q.answerable]
     assert len(impossible) == 1 and impossible[0].answers == ()
     assert read_questions(SHARED_FIXTURE, limit=2) == shared[:2]
+    # the gold passage: read from 'context', "" when absent, written back by write_questions
+    shared_rows = read_jsonl(SHARED_FIXTURE)
+    assert [q.context for q in shared] == [row["context"] for row in shared_rows]
+    assert shared[0].context.startswith("Sebagai informasi terdapat 16 satuan kerja")
+    assert all(q.context == "" for q in qs)
+    write_questions(tmp_path / "shared.jsonl", shared)
+    again = read_questions(tmp_path / "shared.jsonl")
+    assert again == shared and [q.context for q in again] == [q.context for q in shared]
 
 
 @pytest.mark.parametrize("lines, message", [
@@ -80,6 +88,7 @@ def test_reads_the_fixture_and_the_shared_dev_set_formats():
     (['{"id": "1", "question": "a?"}', '{"id": "1", "question": "b?"}'], ":2: duplicate question id '1'"),
     (['{"question": "a?", "answerable": "yes"}'], ":1: 'answerable' / 'is_impossible' must be true or false"),
     (['[1, 2]'], ":1: expected a JSON object"),
+    (['{"question": "a?", "context": ["Teks."]}'], ":1: field 'context' must be a string (the gold passage)"),
     ([''], "no questions"),
 ])
 def test_bad_question_files_name_file_and_line(tmp_path, lines, message):
@@ -238,6 +247,117 @@ def test_answers_quotes_and_abstention(assistant):
         assert all(c["verbatim"] for c in r.answer["quotes"])
 
 
+def _paragraph(article_text: str, needle: str) -> str:
+    """The line of an article's text holding ``needle`` (a verbatim slice: a real gold passage)."""
+    i = article_text.index(needle)
+    start = article_text.rfind("\n", 0, i) + 1
+    end = article_text.find("\n", i)
+    return article_text[start:end if end >= 0 else len(article_text)].strip()
+
+
+KASUS, TAGANA, KADIVPAS = "004_a334bb20f42b0522", "003_69489f4e311f00f9", "000_6e0daaa39b882e33"
+
+
+@pytest.fixture(scope="module")
+def reader_only_setup(tmp_path_factory, embedder, assistant):
+    """An index of the bundled corpus without the Tagana article (003), and a dev-set style question
+    file whose gold passages are paragraphs of the real articles: one whose article is indexed
+    (137 new cases), one whose article is not (350 vaccines: the retriever cannot find it, the
+    reader given its passage can), one without a passage, one unanswerable."""
+    from qa import build_index
+
+    root = tmp_path_factory.mktemp("reader-only")
+    corpus = root / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    (corpus / f"{TAGANA}.txt").unlink()
+    build_index(corpus, root / "index", progress=False, embedder=embedder)
+    text = {a: assistant.articles[a].text for a in (KASUS, TAGANA, KADIVPAS)}
+    rows = [
+        {"id": "ro-kasus", "question": "Berapa kasus baru terkonfirmasi positif di Banten per 15 September 2020?",
+         "context_id": KASUS, "context": _paragraph(text[KASUS], "ada 137 kasus baru"),
+         "answers": [{"text": "137", "start": 0}], "is_impossible": False},
+        {"id": "ro-tagana", "question": "Berapa vaksin yang dialokasikan untuk relawan Tagana?",
+         "context_id": TAGANA, "context": _paragraph(text[TAGANA], "dialokasikan 350 vaksin"),
+         "answers": [{"text": "350", "start": 0}], "is_impossible": False},
+        {"id": "ro-nopassage", "question": "Siapa Kepala Divisi Pemasyarakatan Banten?", "context_id": KADIVPAS,
+         "answers": [{"text": "Nirhono Jatmokoadi", "start": 0}], "is_impossible": False},
+        {"id": "ro-unanswerable", "question": "Siapa juara Piala Dunia 2018?", "context_id": KADIVPAS,
+         "context": _paragraph(text[KADIVPAS], "Nirhono Jatmokoadi menyampaikan"), "answers": [],
+         "is_impossible": True},
+    ]
+    qfile = root / "qa_valid.jsonl"
+    qfile.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return root / "index", qfile, rows
+
+
+def test_reader_only_tells_reader_errors_from_retriever_errors(reader_only_setup, embedder, tmp_path):
+    from qa.evaluation.metrics import exact_match, squad_normalize, token_f1
+
+    index, qfile, rows = reader_only_setup
+    qs = read_questions(qfile)
+    assert [q.context for q in qs] == [r.get("context", "") for r in rows]
+    assistant = Assistant.load(index, embedder=embedder)
+    assert TAGANA not in assistant.articles and KASUS in assistant.articles
+    report = evaluate(assistant, qs, k=5)
+    by_id = {r.id: r for r in report.results}
+    a = report.answers
+    # answerable questions with gold answers: kasus, tagana, nopassage; reader-only: those with a passage
+    assert a.n_with_gold == 3 and a.reader_only is not None
+    ro = a.reader_only
+    assert ro.n == 2 and ro.skipped == 1
+    assert by_id["ro-nopassage"].reader_only is None and by_id["ro-unanswerable"].reader_only is None
+    for qid, gold, context in (("ro-kasus", "137", rows[0]["context"]), ("ro-tagana", "350", rows[1]["context"])):
+        r = by_id[qid].reader_only
+        # the reader saw the gold passage alone: every quote is a verbatim slice of it
+        assert r["found"] and r["quotes"]
+        for c in r["quotes"]:
+            art_id = rows[0]["context_id"] if qid == "ro-kasus" else rows[1]["context_id"]
+            assert c["article_id"] == f"gold:{art_id}" and context[c["start"]:c["end"]] == c["quote"]
+        # an obvious count in its passage: the reader finds it and leads with it
+        assert r["contains_gold"] and gold in squad_normalize(r["prediction"]).split()
+        assert r["prediction"] == (r["lead"] or r["quotes"][0]["quote"])
+        assert r["em"] == exact_match(r["prediction"], [gold]) and r["f1"] == token_f1(r["prediction"], [gold]) > 0
+    # the Tagana article is not in the index: a retriever error, not a reader error
+    tagana = by_id["ro-tagana"]
+    assert tagana.gold_rank["hybrid"] is None and not tagana.answer["contains_gold"]
+    assert tagana.answer["em"] == 0.0 and "350" not in tagana.answer["prediction"]
+    assert tagana.reader_only["contains_gold"]
+    # summary figures are the means of the per-question ones, on the same questions for both settings
+    measured = [by_id["ro-kasus"], by_id["ro-tagana"]]
+    mean = lambda vals: sum(vals) / len(vals)  # noqa: E731
+    assert ro.contains_gold == 1.0 and ro.answered_share == 1.0
+    assert ro.lead_em == pytest.approx(mean([r.reader_only["em"] for r in measured]))
+    assert ro.lead_f1 == pytest.approx(mean([r.reader_only["f1"] for r in measured]))
+    assert ro.retrieved_contains_gold == mean([float(bool(r.answer["contains_gold"])) for r in measured]) < 1.0
+    assert ro.retrieved_lead_f1 == pytest.approx(mean([r.answer["f1"] for r in measured]))
+    assert ro.retrieved_lead_f1 < ro.lead_f1
+    answerable = [by_id[i] for i in ("ro-kasus", "ro-tagana", "ro-nopassage")]
+    assert a.lead_em == pytest.approx(mean([r.answer["em"] for r in answerable]))
+    assert a.lead_f1 == pytest.approx(mean([r.answer["f1"] for r in answerable]))
+    assert by_id["ro-unanswerable"].answer["em"] is None and by_id["ro-unanswerable"].answer["f1"] is None
+    # the reader-only answer is timed on its own, outside the pipeline's total
+    assert report.latency["reader_only_answer"]["n"] == 2
+    lat = by_id["ro-kasus"].latency_ms
+    assert lat["total"] == pytest.approx(sum(v for s, v in lat.items() if s not in ("total", "reader_only_answer")),
+                                         abs=0.01)
+    table = report.tables()
+    assert "| lead span exact match (SQuAD EM) |" in table and "| lead span token F1 (SQuAD F1) |" in table
+    assert "Reader only" in table and "1 without one skipped" in table and "| answered (did not abstain) |" in table
+    assert "else its first quote" in table  # the definition of the scored span
+    data = json.loads(report.write_json(tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert data["answers"]["reader_only"]["n"] == 2 and data["answers"]["reader_only"]["lead_f1"] == ro.lead_f1
+    assert data["answers"]["lead_em"] == a.lead_em
+    res = {r["id"]: r for r in data["results"]}
+    assert res["ro-kasus"]["reader_only"]["lead"] == by_id["ro-kasus"].reader_only["lead"]
+    assert set(res["ro-kasus"]["answer"]) >= {"lead", "prediction", "em", "f1"}
+    assert res["ro-nopassage"]["reader_only"] is None
+    # skipped on request: no reader-only answers, figures or timing
+    off = evaluate(assistant, qs[:1], k=5, reader_only=False)
+    assert off.answers.reader_only is None and off.results[0].reader_only is None
+    assert "reader_only_answer" not in off.latency and "Reader only" not in off.tables()
+    assert off.answers.lead_em is not None
+
+
 def test_pool_index_is_built_once_and_duplicates_are_remapped(tmp_path, embedder):
     from qa.evaluation import remap_gold
 
@@ -375,6 +495,19 @@ def test_cli_questions_eval_and_tune(tmp_path, seed_index):
     assert "held-out" in r.stdout and "Written to the index" in r.stdout
     rep = json.loads((tmp_path / "tune.json").read_text(encoding="utf-8"))
     assert rep["written"] and json.loads((index / "manifest.json").read_text())["config"]["mode"] != "dense"
+
+
+def test_cli_eval_reports_lead_scores_and_skips_reader_only_on_request(tmp_path, reader_only_setup):
+    index, qfile, _ = reader_only_setup
+    r = _qa("eval", "--questions", str(qfile), "--index", str(index), "--k", "3", "--limit", "1",
+            "--no-reader-only", "--json", "report.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "| lead span exact match (SQuAD EM) |" in r.stdout and "| lead span token F1 (SQuAD F1) |" in r.stdout
+    assert "Reader only" not in r.stdout
+    data = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    assert data["answers"]["reader_only"] is None and data["results"][0]["reader_only"] is None
+    assert data["answers"]["lead_f1"] == data["results"][0]["answer"]["f1"]
+    assert "--no-reader-only" in _qa("eval", "--help", cwd=tmp_path).stdout
 
 
 def test_cli_eval_bad_question_file(tmp_path, seed_index):

@@ -14,12 +14,12 @@ from .pipeline import RETRIEVAL_KEYS
 from .pool import load_pool, pool_assistant, pool_index_dir, remap_gold
 from .questions import (Question, QuestionFileError, TooFewQuestionsError, load_questions, read_questions,
                         split_halves, write_questions)
-from .runner import AnswerScores, EvalReport, QuestionResult, RetrieverScores, evaluate
+from .runner import AnswerScores, EvalReport, QuestionResult, ReaderOnlyScores, RetrieverScores, evaluate
 from .tune import MIN_QUESTIONS, SearchSpace, TuneReport, tune
 
 __all__ = [
     "AnswerScores", "EvalReport", "MIN_QUESTIONS", "Question", "QuestionFileError", "QuestionResult",
-    "RETRIEVAL_KEYS", "RetrieverScores", "SearchSpace", "TooFewQuestionsError", "TuneReport", "draft_questions",
-    "evaluate", "load_pool", "load_questions", "metric_names", "pool_assistant", "pool_index_dir",
+    "RETRIEVAL_KEYS", "ReaderOnlyScores", "RetrieverScores", "SearchSpace", "TooFewQuestionsError", "TuneReport",
+    "draft_questions", "evaluate", "load_pool", "load_questions", "metric_names", "pool_assistant", "pool_index_dir",
     "read_questions", "remap_gold", "split_halves", "tune", "write_questions",
 ]

@@ -1,4 +1,5 @@
-"""``evaluate``: retrieval metrics per retriever, answer checks, stage latencies, per-question report."""
+"""``evaluate``: retrieval metrics per retriever, answer checks (retrieved and reader-only), stage
+latencies, per-question report."""
 from __future__ import annotations
 
 import json
@@ -14,7 +15,9 @@ from ..assistant import Assistant
 from ..config import Config
 from ..errors import ConfigError
 from ..retrieval import Candidates
-from .metrics import metric_headers, contains_answer, first_gold_rank, metric_names, ranx_scores, ratio, summarize_latency
+from ..types import Answer, Article, Chunk, Hit
+from .metrics import (contains_answer, exact_match, first_gold_rank, lead_prediction, metric_headers, metric_names,
+                      ranx_scores, ratio, summarize_latency, token_f1)
 from .pipeline import describe, ms_since, retrieval_settings
 from .questions import Question
 
@@ -43,7 +46,10 @@ class AnswerScores:
     or quotes contain one (abstaining counts as a miss). ``quotes_verbatim``: share of quotes equal
     to ``article.text[start:end]``. Abstention on unanswerable questions: ``abstention_precision``
     = abstained-and-unanswerable / abstained, ``abstention_recall`` = abstained-and-unanswerable /
-    unanswerable (None when there is nothing to measure).
+    unanswerable (None when there is nothing to measure). ``lead_em`` / ``lead_f1``: SQuAD exact
+    match and token F1 of the lead span (:func:`~qa.evaluation.metrics.lead_prediction`: the
+    answer's lead, else its first quote, else "" when it abstained) against the gold answers, mean
+    over the same ``n_with_gold`` questions.
     """
 
     n_with_gold: int = 0
@@ -55,6 +61,31 @@ class AnswerScores:
     abstention_precision: Optional[float] = None
     abstention_recall: Optional[float] = None
     answered_share: Optional[float] = None  # answerable questions the answerer did not abstain on
+    lead_em: Optional[float] = None
+    lead_f1: Optional[float] = None
+    reader_only: Optional["ReaderOnlyScores"] = None
+
+
+@dataclass
+class ReaderOnlyScores:
+    """The answerer given only the gold passage (``Question.context``) as its one hit: reader errors
+    without retriever errors. Over the ``n`` answerable questions with gold answers and a context:
+    ``contains_gold``, ``lead_em`` and ``lead_f1`` as in :class:`AnswerScores`, and
+    ``answered_share`` (share it did not abstain on). ``skipped``: answerable questions with gold
+    answers but no context (not measured). ``retrieved_*``: the retrieved setting's figures on the
+    same ``n`` questions, for a like-for-like comparison.
+    """
+
+    n: int = 0
+    skipped: int = 0
+    contains_gold: Optional[float] = None
+    lead_em: Optional[float] = None
+    lead_f1: Optional[float] = None
+    answered_share: Optional[float] = None
+    retrieved_contains_gold: Optional[float] = None
+    retrieved_lead_em: Optional[float] = None
+    retrieved_lead_f1: Optional[float] = None
+    retrieved_answered_share: Optional[float] = None
 
 
 @dataclass
@@ -71,6 +102,7 @@ class QuestionResult:
     gold_rank: dict[str, Optional[int]] = field(default_factory=dict)
     top_articles: dict[str, list[str]] = field(default_factory=dict)
     answer: Optional[dict[str, Any]] = None
+    reader_only: Optional[dict[str, Any]] = None  # the answer given the gold passage alone
     latency_ms: dict[str, float] = field(default_factory=dict)
 
 
@@ -113,9 +145,24 @@ class EvalReport:
         if a is not None:
             lines += ["", "| answers | value | of |", "|---|---:|---:|",
                       f"| answer or quotes contain a gold answer | {_f(a.contains_gold)} | {a.n_with_gold} |",
+                      f"| lead span exact match (SQuAD EM) | {_f(a.lead_em)} | {a.n_with_gold} |",
+                      f"| lead span token F1 (SQuAD F1) | {_f(a.lead_f1)} | {a.n_with_gold} |",
                       f"| quotes verbatim at their offsets | {_f(a.quotes_verbatim)} | {a.n_quotes} |",
                       f"| abstention precision | {_f(a.abstention_precision)} | {a.n_abstained} abstained |",
                       f"| abstention recall | {_f(a.abstention_recall)} | {a.n_unanswerable} unanswerable |"]
+            r = a.reader_only
+            if r is not None:
+                skipped = f"; {r.skipped} without one skipped" if r.skipped else ""
+                lines += ["", f"Reader only: the answerer given the gold passage alone ({r.n} answerable questions "
+                              f"with gold answers and a gold passage{skipped})", "",
+                          "| reader only | gold passage only | retrieved (same questions) |", "|---|---:|---:|",
+                          f"| answer or quotes contain a gold answer | {_f(r.contains_gold)} | "
+                          f"{_f(r.retrieved_contains_gold)} |",
+                          f"| lead span exact match (SQuAD EM) | {_f(r.lead_em)} | {_f(r.retrieved_lead_em)} |",
+                          f"| lead span token F1 (SQuAD F1) | {_f(r.lead_f1)} | {_f(r.retrieved_lead_f1)} |",
+                          f"| answered (did not abstain) | {_f(r.answered_share)} | {_f(r.retrieved_answered_share)} |"]
+            lines += ["", "Lead span: the answer's lead (a count, a name, a date) when it has one, else its first "
+                          "quote, else \"\" when it abstained."]
         lines += ["", "| stage | median ms | p95 ms |", "|---|---:|---:|"]
         for stage, v in self.latency.items():
             lines.append(f"| {stage} | {_f(v['median_ms'], 1)} | {_f(v['p95_ms'], 1)} |")
@@ -137,15 +184,42 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
+def gold_hit(question: Question) -> Hit:
+    """The question's gold passage as the one retrieved hit: an article ``gold:<first gold id>``
+    (``gold:<question id>`` without one) whose text is ``question.context``, one passage covering
+    all of it (chunk id -1: no chunk of any index), rank 1."""
+    text = question.context
+    art = Article(id=f"gold:{question.articles[0] if question.articles else question.id}", title="", text=text)
+    chunk = Chunk(id=-1, article_id=art.id, start=0, end=len(text), text=text)
+    return Hit(chunk=chunk, article=art, score=1.0, rank=1)
+
+
+def _answer_record(ans: Answer, gold: Sequence[str]) -> dict[str, Any]:
+    """The per-question JSON of one answer: text, lead, the scored span and its EM / F1, quotes."""
+    quotes = [{"article_id": c.article.id, "quote": c.quote, "start": c.start, "end": c.end,
+               "verbatim": c.article.text[c.start:c.end] == c.quote} for c in ans.citations]
+    pred = lead_prediction(ans)
+    return {"text": ans.text, "found": ans.found, "confidence": ans.confidence, "lead": ans.lead,
+            "prediction": pred,
+            "contains_gold": (ans.found and contains_answer([ans.text] + [c.quote for c in ans.citations], gold))
+            if gold else None,
+            "em": exact_match(pred, gold) if gold else None, "f1": token_f1(pred, gold) if gold else None,
+            "quotes": quotes}
+
+
 def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10, answers: bool = True,
-             config: Optional[Config] = None, n_chunks: Optional[int] = None) -> EvalReport:
+             config: Optional[Config] = None, n_chunks: Optional[int] = None,
+             reader_only: bool = True) -> EvalReport:
     """Evaluate ``assistant`` on ``questions`` (see :mod:`qa.evaluation.questions`).
 
     Retrieval: the passages of each retriever (``bm25``, ``dense`` and ``hybrid`` with the
     configured fusion) are reduced to their articles and the top ``k`` are scored with ranx against
     the gold articles (questions without a gold article in the index are reported but not scored;
     for ranking only answerable questions count). Answers (``answers=True``): the configured mode's
-    top ``answer_k`` passages go to ``assistant.answerer``. ``config`` overrides the retrieval
+    top ``answer_k`` passages go to ``assistant.answerer``; with ``reader_only`` (the default) each
+    answerable question with gold answers and a gold passage (``Question.context``) is also answered
+    from that passage alone (:func:`gold_hit`), which tells reader errors from retriever errors.
+    ``config`` overrides the retrieval
     settings (default: the assistant's). ``n_chunks`` passages (default ``max(50, 5 k)``) are read
     to find the top ``k`` articles.
     """
@@ -168,6 +242,7 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
     qrels: dict[str, list[str]] = {}
     samples: dict[str, list[float]] = {s: [] for s in STAGES}
     samples["total"] = []
+    samples["reader_only_answer"] = []
     results: list[QuestionResult] = []
     missing = 0
     for i, q in enumerate(questions, start=1):
@@ -214,13 +289,13 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
             t0 = time.perf_counter()
             ans = answerer.answer(q.question, hits, lang=detect_lang(q.question), query=q.question)
             lat["answer"] = ms_since(t0)
-            quotes = [{"article_id": c.article.id, "quote": c.quote, "start": c.start, "end": c.end,
-                       "verbatim": c.article.text[c.start:c.end] == c.quote} for c in ans.citations]
-            res.answer = {"text": ans.text, "found": ans.found, "confidence": ans.confidence,
-                          "contains_gold": (ans.found and contains_answer([ans.text] + [c.quote for c in ans.citations],
-                                                                          q.answers)) if q.answers else None,
-                          "quotes": quotes}
+            res.answer = _answer_record(ans, q.answers)
         lat["total"] = sum(lat.values())
+        if answerer is not None and reader_only and q.answerable and q.answers and q.context.strip():
+            t0 = time.perf_counter()  # not part of the pipeline's total
+            ans = answerer.answer(q.question, [gold_hit(q)], lang=detect_lang(q.question), query=q.question)
+            lat["reader_only_answer"] = ms_since(t0)
+            res.reader_only = _answer_record(ans, q.answers)
         res.latency_ms = {s: round(v, 3) for s, v in lat.items()}
         for s, v in lat.items():
             samples[s].append(v)
@@ -239,17 +314,27 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
                                           configured=name == cfg.mode)
     if not qrels:
         notes.append("no question has a gold article in the index: retrieval metrics are empty")
+    if answerer is not None and reader_only and not any(r.reader_only for r in results):
+        notes.append("reader-only figures not measured: no answerable question with gold answers carries its "
+                     "gold passage ('context')")
     report = EvalReport(index=str(assistant.index_dir), k=k, settings=settings, questions=len(questions),
                         scored=len(qrels), retrieval=retrieval,
-                        answers=_answer_scores(questions, results) if answerer is not None else None,
+                        answers=_answer_scores(questions, results, reader_only) if answerer is not None else None,
                         latency={s: summarize_latency(v) for s, v in samples.items() if v},
                         results=results, notes=notes, seconds=round(time.perf_counter() - t_start, 2))
     return report
 
 
-def _answer_scores(questions: Sequence[Question], results: Sequence[QuestionResult]) -> AnswerScores:
+def _mean(values: Sequence[float]) -> Optional[float]:
+    return sum(values) / len(values) if values else None
+
+
+def _answer_scores(questions: Sequence[Question], results: Sequence[QuestionResult],
+                   reader_only: bool = True) -> AnswerScores:
     s = AnswerScores()
     with_gold = ok = quotes = verbatim = unans = abstained = abstained_unans = answerable = answered = 0
+    ems: list[float] = []
+    f1s: list[float] = []
     for q, r in zip(questions, results):
         a = r.answer or {}
         found = bool(a.get("found"))
@@ -259,6 +344,8 @@ def _answer_scores(questions: Sequence[Question], results: Sequence[QuestionResu
             if q.answers:
                 with_gold += 1
                 ok += bool(a.get("contains_gold"))
+                ems.append(a["em"])
+                f1s.append(a["f1"])
         else:
             unans += 1
             abstained_unans += not found
@@ -273,7 +360,29 @@ def _answer_scores(questions: Sequence[Question], results: Sequence[QuestionResu
         s.abstention_recall = ratio(abstained_unans, unans)
         s.abstention_precision = ratio(abstained_unans, abstained)
     s.answered_share = ratio(answered, answerable)
+    s.lead_em, s.lead_f1 = _mean(ems), _mean(f1s)
+    if reader_only:
+        s.reader_only = _reader_only_scores(questions, results)
     return s
 
 
-__all__ = ["AnswerScores", "EvalReport", "QuestionResult", "RetrieverScores", "evaluate"]
+def _reader_only_scores(questions: Sequence[Question], results: Sequence[QuestionResult]) -> Optional[ReaderOnlyScores]:
+    """Reader-only figures, and the retrieved ones on the same questions; None when no question
+    with gold answers has a gold passage (nothing to measure)."""
+    pairs = [(r.reader_only, r.answer or {}) for q, r in zip(questions, results) if q.answerable and q.answers]
+    measured = [(ro, ret) for ro, ret in pairs if ro is not None]
+    if not measured:
+        return None
+    return ReaderOnlyScores(
+        n=len(measured), skipped=len(pairs) - len(measured),
+        contains_gold=_mean([float(bool(ro["contains_gold"])) for ro, _ in measured]),
+        lead_em=_mean([ro["em"] for ro, _ in measured]), lead_f1=_mean([ro["f1"] for ro, _ in measured]),
+        answered_share=_mean([float(ro["found"]) for ro, _ in measured]),
+        retrieved_contains_gold=_mean([float(bool(ret.get("contains_gold"))) for _, ret in measured]),
+        retrieved_lead_em=_mean([ret["em"] for _, ret in measured]),
+        retrieved_lead_f1=_mean([ret["f1"] for _, ret in measured]),
+        retrieved_answered_share=_mean([float(bool(ret.get("found"))) for _, ret in measured]))
+
+
+__all__ = ["AnswerScores", "EvalReport", "QuestionResult", "ReaderOnlyScores", "RetrieverScores", "evaluate",
+           "gold_hit"]
