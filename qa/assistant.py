@@ -122,20 +122,32 @@ class Assistant:
         return sum(self.store.idf(t) != 0 for t in tokens) / len(tokens)
 
     # -- answers ------------------------------------------------------------------------------
+    def _stored_sentences(self, hit: Hit):
+        """The index's sentence vectors of a retrieved passage (None for a passage it does not hold)."""
+        try:
+            if hit.chunk.id < 0 or self.store.article_ids([hit.chunk.id])[0] != hit.article.id:
+                return None
+        except (IndexError, KeyError, TypeError):
+            return None
+        return self.store.sentence_vectors(hit.chunk.id)
+
     @property
     def answerer(self):
         """The extractive answerer over this index (IDF from the store, similarity from the encoder)."""
         if self._answerer is None:
             from .answer import ExtractiveAnswerer
-            from .answer.extractive import dense_map
+            from .answer.selector import Selector
 
             embedder = self.embedder
+            selector = Selector.load(self.config.selector or None)
+            pipeline = self.pipeline
             with self._lock:
                 if self._answerer is None:
-                    self._answerer = ExtractiveAnswerer(self.analyzer, self.store.idf, embedder.encode,
-                                                        threshold=self.config.abstain_threshold,
-                                                        max_idf=self.store.max_idf, corpus_lang=self.corpus_lang,
-                                                        dense_map=dense_map(embedder))
+                    self._answerer = ExtractiveAnswerer(
+                        self.analyzer, self.store.idf, embedder, sentences=self._stored_sentences,
+                        query_vector=lambda text: pipeline.embed(pipeline.query(text)), selector=selector,
+                        threshold=self.config.abstain_threshold, max_idf=self.store.max_idf,
+                        corpus_lang=self.corpus_lang)
         return self._answerer
 
     @property

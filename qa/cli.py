@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .config import ANSWERERS, MODES, UNSUPPORTED
-from .cli_tools import _cmd_adapt, _cmd_eval, _cmd_questions, _cmd_tune, _resolved
+from .cli_tools import _cmd_adapt, _cmd_eval, _cmd_questions, _cmd_train_selector, _cmd_tune, _resolved
 from .errors import QAError
 
 log = logging.getLogger("qa")
@@ -139,6 +139,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace --out when it exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log the time estimate instead)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
+
+    p = sub.add_parser("train-selector", help="train the answerer's sentence selector on labelled questions "
+                                              "(see docs/answers.md)")
+    p.add_argument("--train", nargs="+", required=True, metavar="FILE",
+                   help="JSONL {question, context, answers: [{text, start}], is_impossible} (the qa_*.jsonl form)")
+    p.add_argument("--valid", nargs="*", default=[], metavar="FILE", help="also report on these files")
+    p.add_argument("--calibrate", default=None, metavar="FILE",
+                   help="set the decline threshold for the best abstention F1 on this file (needs unanswerable "
+                        "questions)")
+    p.add_argument("--max-declined", type=float, default=0.15,
+                   help="the threshold declines at most this share of answerable questions (default: 0.15)")
+    p.add_argument("--limit", type=int, default=None, help="questions sampled from each --train file (default: all)")
+    p.add_argument("--distractors", type=int, default=2, help="BM25-ranked other passages per question (default: 2)")
+    p.add_argument("--holdout", type=float, default=0.15, help="share of questions kept out of the fit and "
+                                                                  "reported (default: 0.15)")
+    p.add_argument("--l2", type=float, default=1.0, help="L2 penalty (default: 1.0)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: 0)")
+    p.add_argument("--model", default=None, help="encoder of the cosine features (default: the configured model; "
+                                                 "use the one your index is built with)")
+    p.add_argument("--cache", default=None, metavar="NPZ", help="keep the featurized training questions here and "
+                                                                 "reuse them on the next run with the same data")
+    p.add_argument("--out", required=True, help="selector JSON to write (its card: the same name with .md); "
+                                                "name it in [answer] selector")
+    p.add_argument("--config", default=None, help="TOML config file (default: qa.toml when present)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return ap
 
 
@@ -257,13 +283,15 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"index": _cmd_index, "search": _cmd_search, "ask": _cmd_ask, "serve": _cmd_serve, "eval": _cmd_eval,
-            "tune": _cmd_tune, "questions": _cmd_questions, "adapt": _cmd_adapt, "config": _cmd_config}
+            "tune": _cmd_tune, "questions": _cmd_questions, "adapt": _cmd_adapt, "config": _cmd_config,
+            "train-selector": _cmd_train_selector}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    for noisy in ("faiss", "faiss.loader", "sentence_transformers", "httpx", "transformers", "pymilvus", "milvus_lite"):
+    for noisy in ("faiss", "faiss.loader", "sentence_transformers", "httpx", "transformers", "pymilvus", "milvus_lite",
+                   "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         return COMMANDS[args.command](args)

@@ -139,3 +139,30 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     print(f"card: {report.out}/ADAPTATION.md. Next: qa index --model {report.out} --force, then check the fusion "
           "weight with qa tune --questions YOUR_QUESTIONS.jsonl (docs/adaptation.md)")
     return 0
+
+
+def _cmd_train_selector(args: argparse.Namespace) -> int:
+    from .adaptation.selector import card, train
+    from .encoders import make_encoder
+
+    for name in ("limit", "distractors"):
+        v = getattr(args, name)
+        if v is not None and v < (1 if name == "limit" else 0):
+            raise QAErrorArg(f"--{name} must be at least {1 if name == 'limit' else 0}; got {v}")
+    for name in ("max_declined", "holdout"):
+        if not 0.0 <= getattr(args, name) < 1.0:
+            raise QAErrorArg(f"--{name.replace('_', '-')} must be in 0..1; got {getattr(args, name)}")
+    cfg = load_config(args.config)
+    encoder = make_encoder(args.model or cfg.model, device=cfg.device, batch_size=cfg.batch_size)
+    selector, report = train(args.train, encoder, valid_files=args.valid, calibrate=args.calibrate,
+                             limit=args.limit, distractors=args.distractors, l2=args.l2,
+                             max_declined=args.max_declined, holdout=args.holdout, seed=args.seed,
+                             cache=args.cache, progress=not args.no_progress)
+    out = selector.save(args.out)
+    command = "qa train-selector " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "qa train-selector"
+    out.with_suffix(".md").write_text(card(selector, report, command), encoding="utf-8")
+    print(card(selector, report, command))
+    print(f"wrote {out} and its card {out.with_suffix('.md')}; use it with [answer] selector = \"{out}\" and "
+          f"abstain_threshold = {selector.threshold:.4f}")
+    return 0
+

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from .analyzer import STOPWORDS
 from .retrieval import MAX_QUERY_CHARS
-from .answer.extractive import _NYA_KEEP as _NYA_EXCEPTIONS, QUESTION_WORDS, strip_clitic
+from .answer.spans import _NYA_KEEP as _NYA_EXCEPTIONS, QUESTION_WORDS, strip_clitic
 
 ANAPHORA = {
     "itu", "tersebut", "ini", "dia", "beliau", "mereka", "sana", "situ", "sini", "tadi", "pihaknya",

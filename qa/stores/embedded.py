@@ -35,6 +35,11 @@ class EmbeddedStore:
         self.articles = loaded.articles
         self.chunks = loaded.chunks
         self.vectors = loaded.vectors
+        self.sentences = loaded.sentences
+        if self.sentences is None and self.manifest.get("config", {}).get("sentence_vectors") is None:
+            log.warning("%s was built before indexes stored sentence vectors: answers embed sentences per question "
+                        "and use the abstain_threshold recorded then; rebuild it with `qa index` (only the "
+                        "sentences are embedded)", index_dir)
         self.faiss_index = loaded.faiss_index
         faiss_files.set_ef_search(self.faiss_index, config.hnsw_ef_search)
         self._tokens = loaded.tokens
@@ -105,6 +110,11 @@ class EmbeddedStore:
             chunk = self.chunks[i]
             out[i] = (chunk, self.articles[chunk.article_id])
         return out
+
+    def sentence_vectors(self, chunk_id: int) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """The chunk's stored sentences: rows (chunk, start, end, paragraph) and vectors; None when the
+        index has none (built with ``sentence_vectors = false`` or before 0.3)."""
+        return None if self.sentences is None else self.sentences.of_chunk(chunk_id)
 
     def article_ids(self, ids: Sequence[int]) -> list[str]:
         return [self.chunks[i].article_id for i in ids]

@@ -237,6 +237,9 @@ class MilvusStore:
     def article_ids(self, ids: Sequence[int]) -> list[str]:
         return [self._row(pk)["article_id"] for pk in ids]
 
+    def sentence_vectors(self, chunk_id: int) -> None:
+        return None  # not stored in Milvus: the answerer embeds the sentences it reads
+
     def sample_texts(self, n: int) -> list[str]:
         rows = self.collections.client.query(self.collections.chunks, filter="",
                                              output_fields=["article_id", "start", "end"], limit=n)

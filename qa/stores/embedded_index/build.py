@@ -24,6 +24,7 @@ from ...types import Chunk
 from ..base import BuildReport
 from ..passages import chunk_article, corpus_fingerprint, index_text, text_hash
 from . import dense as faiss_files
+from . import sentences as sentence_files
 from .files import DATA_FILES, FORMAT_VERSION, MANIFEST, SPARSE_DIR, atomic_write_json, check_files, fsync_dir, sha256, write_jsonl
 from .manifest import read_manifest
 
@@ -126,6 +127,18 @@ def build_index(
     if choices["vector_dtype"] == "float16":
         vectors = vectors.astype(np.float16)
     stage("embed")
+    spans = sent_vectors = None
+    n_sent_embedded = 0
+    if config.sentence_vectors:
+        by_id = {a.id: a for a in corpus.articles}
+        spans = sentence_files.chunk_sentences(chunks, by_id)
+        sent_cache = _old_sentences(index_dir, config.model, model_id)
+        sent_vectors, _, n_sent_embedded = sentence_files.embed_sentences(
+            sentence_files.sentence_texts(spans, chunks, by_id), embedder, sent_cache, progress=progress)
+        del sent_cache
+        if choices["vector_dtype"] == "float16":
+            sent_vectors = sent_vectors.astype(np.float16)
+    stage("embed sentences")
     log.info("indexing %d chunks: lexical %s, dense %s, vectors %s", len(chunks), choices["lexical_engine"],
              choices["dense_index"], choices["vector_dtype"])
     dense = faiss_files.build(vectors, kind=choices["dense_index"], dtype=choices["vector_dtype"],
@@ -151,6 +164,10 @@ def build_index(
         faiss_files.save(dense, tmp / "dense.faiss")
         del dense
         names = list(DATA_FILES)
+        if spans is not None:
+            np.save(tmp / sentence_files.SPANS_FILE, spans)
+            np.save(tmp / sentence_files.VECTORS_FILE, sent_vectors)
+            names += list(sentence_files.FILES)
         if sparse is not None:
             names += [f"{SPARSE_DIR}/{n}" for n in sparse.save(tmp / SPARSE_DIR)]
             del sparse
@@ -187,7 +204,8 @@ def build_index(
         "corpus": {"folder": str(corpus_dir), "fingerprint": fingerprint, "files": corpus.files,
                    "problems": [str(p) for p in corpus.problems],
                    "duplicates": [list(d) for d in corpus.duplicates]},
-        "counts": {"articles": len(corpus.articles), "chunks": len(chunks), "embedded": len(todo)},
+        "counts": {"articles": len(corpus.articles), "chunks": len(chunks), "embedded": len(todo),
+                   "sentences": 0 if spans is None else len(spans), "sentences_embedded": n_sent_embedded},
         "files": files,
     }
     try:
@@ -202,6 +220,27 @@ def build_index(
     return BuildReport(index_dir, len(corpus.articles), len(chunks), corpus.problems,
                        len(corpus.duplicates), False, seconds, embedded=len(todo), stages=stages,
                        device=getattr(embedder, "device", None))
+
+
+def _old_sentences(index_dir: Path, model: str, fingerprint: str) -> dict[str, np.ndarray]:
+    """Sentence vectors of the current index keyed by text hash, when built with the same model."""
+    try:
+        manifest = read_manifest(index_dir)
+        if not same_model(manifest["model"], model, fingerprint):
+            return {}
+        data = check_files(index_dir, manifest, verify=False)
+        if not (data / sentence_files.SPANS_FILE).is_file():
+            return {}
+        with open(data / "articles.jsonl", encoding="utf-8") as f:
+            from ...types import Article
+
+            articles = {a.id: a for a in (Article.from_dict(json.loads(line)) for line in f)}
+        with open(data / "chunks.jsonl", encoding="utf-8") as f:
+            chunks = [Chunk(id=r["id"], article_id=r["article_id"], start=r["start"], end=r["end"], text="")
+                      for r in map(json.loads, f)]
+        return sentence_files.load_cache(data, chunks, articles)
+    except Exception:  # noqa: BLE001 - no usable previous index: embed every sentence
+        return {}
 
 
 def _current_data_dir(index_dir: Path) -> Optional[str]:

@@ -9,6 +9,8 @@ Layout of an index folder::
         chunks.jsonl         # one Chunk per line (article id, offsets, text, content hash)
         tokens.jsonl         # BM25 tokens per chunk
         vectors.npy          # float32 (or float16) embeddings, row i = chunk i (also the embedding cache)
+        sentences.npy        # each chunk's sentences (chunk, start, end, paragraph), see .sentences
+        sentence_vectors.npy # their embeddings, for the answerer
         dense.faiss          # FAISS index over the vectors (exact flat, or HNSW for large indexes)
         bm25s/               # large indexes only: bm25s sparse BM25 matrix, memory-mapped on load
 
@@ -31,7 +33,8 @@ from ..passages import FORMAT_VERSION
 MANIFEST = "manifest.json"
 DATA_FILES = ("articles.jsonl", "chunks.jsonl", "tokens.jsonl", "vectors.npy", "dense.faiss")
 SPARSE_DIR = "bm25s"
-OPTIONAL_FILES = tuple(f"{SPARSE_DIR}/{n}" for n in SPARSE_FILES)  # written by the bm25s engine only
+# bm25s files: written by the bm25s engine only; sentence files: unless [index] sentence_vectors = false
+OPTIONAL_FILES = tuple(f"{SPARSE_DIR}/{n}" for n in SPARSE_FILES) + ("sentences.npy", "sentence_vectors.npy")
 
 
 sha256 = file_sha256

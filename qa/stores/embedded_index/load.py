@@ -30,6 +30,7 @@ class LoadedIndex:
     faiss_index: Any
     vectors: Any = None  # float32 or float16 (chunks x dimension), memory-mapped from vectors.npy
     sparse: Any = None  # qa.lexical.bm25s_engine.SparseBM25, memory-mapped, for the bm25s engine
+    sentences: Any = None  # .sentences.SentenceVectors, or None (built with sentence_vectors = false, or older)
 
 
 def load_index(index_dir: str | os.PathLike, *, verify: bool = True, lazy: Optional[bool] = None) -> LoadedIndex:
@@ -116,7 +117,10 @@ def load_index(index_dir: str | os.PathLike, *, verify: bool = True, lazy: Optio
     if vectors.shape != (n, faiss_index.d):
         raise IndexCorruptError(f"{data / 'vectors.npy'}: shape {vectors.shape} != ({n}, {faiss_index.d}); "
                                 "rebuild with `qa index`")
-    return LoadedIndex(manifest, articles, chunks, tokens, faiss_index, vectors, sparse)
+    from .sentences import SentenceVectors
+
+    sentences = SentenceVectors.load(data, n, faiss_index.d)
+    return LoadedIndex(manifest, articles, chunks, tokens, faiss_index, vectors, sparse, sentences)
 
 
 def load_tokens(path: Path) -> list[list[str]]:

@@ -1,0 +1,198 @@
+"""The learned sentence selector: how likely each candidate sentence is to hold the answer.
+
+A logistic regression over features of (question, sentence) pairs, trained on labelled
+Indonesian questions (``qa train-selector``, :mod:`qa.adaptation.selector`): the label of a candidate
+is whether it contains a gold answer. Its probability decides which sentences are quoted and,
+below the calibrated threshold, that the answerer declines. The weights ship as JSON next to this
+file (``models/selector.json``, with its card ``models/SELECTOR.md``); a user's own training
+writes a file of the same form, named by ``[answer] selector`` in the config.
+
+Features (all computed from vectors the index stored and BM25 statistics, no model call):
+the question-sentence cosine (query vs passage convention of the index's encoder), its gap to
+the best candidate's and whether it is the best; the IDF-weighted share of the question's words
+found in the sentence (title words count half), its gap to the best, and, for a rewritten
+follow-up, that of the earlier turns' words; the question's kind (number, date, person, place,
+reason, other) crossed with whether the sentence holds a span of that kind; numbers and names
+present; the share of the question's weight on words the index never saw; sentence length,
+first in its paragraph, and whether the candidate is a pair of neighbouring sentences.
+
+A second, question-level logistic regression (``question``, over :data:`Q_FEATURES`) gives the
+probability that the candidates answer the question at all; the answerer declines below its
+threshold (``[answer] abstain_threshold``).
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+
+KINDS = ("number", "date", "person", "place", "reason")
+FEATURES = ("cos", "cos_gap", "cos_best", "lex", "lex_gap", "lex_best", "ctx_lex", *(f"kind_{k}" for k in KINDS),
+            *(f"match_{k}" for k in KINDS), "has_number", "has_name", "unknown", "log_len", "first", "pair",
+            "cos_x_lex")
+# the answerability model: over the candidates of one question, from the sentence model's output
+Q_FEATURES = ("best_p", "second_p", "best_lex", "max_lex", "best_cos", "cos_margin", "unknown", "kind_none",
+              "best_match", "best_pair")
+PACKAGED = Path(__file__).with_name("models") / "selector.json"
+FORMAT = "qa-selector/1"
+
+
+@dataclass
+class Selector:
+    """Logistic regression over :data:`FEATURES`; ``threshold``: the probability below which the
+    best candidate is not taken as an answer (calibrated for abstention F1 on IDK-MRC valid)."""
+
+    weights: np.ndarray  # one per feature, on standardised features
+    bias: float
+    mean: np.ndarray
+    scale: np.ndarray
+    threshold: float = 0.5
+    encoder: str = ""  # the encoder the cosines came from (fingerprint or name), for the card
+    meta: Optional[dict] = None
+    question: Optional["Selector"] = None  # the answerability model over Q_FEATURES (None: the best P(answer))
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        """P(answer) of each row of ``x`` (n, len(FEATURES))."""
+        z = ((np.asarray(x, dtype=np.float64) - self.mean) / self.scale) @ self.weights + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+
+    def answerable(self, x: np.ndarray, p: np.ndarray) -> float:
+        """P(the candidates answer the question), from their feature rows ``x`` and probabilities ``p``;
+        the decline decision compares it with the threshold."""
+        if len(p) == 0:
+            return 0.0
+        if self.question is None:
+            return float(np.max(p))
+        return float(self.question.probability(question_features(x, p)[None, :])[0])
+
+    # -- persistence (JSON, no pickle) -----------------------------------------------------------
+    def _linear(self) -> dict:
+        return {"weights": [round(float(w), 6) for w in self.weights], "bias": round(float(self.bias), 6),
+                "mean": [round(float(v), 6) for v in self.mean], "scale": [round(float(v), 6) for v in self.scale]}
+
+    def to_dict(self) -> dict:
+        out = {"format": FORMAT, "features": list(FEATURES), **self._linear(),
+               "threshold": round(float(self.threshold), 4), "encoder": self.encoder}
+        if self.question is not None:
+            out["question"] = {"features": list(Q_FEATURES), **self.question._linear()}
+        return {**out, "meta": self.meta or {}}
+
+    def save(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        tmp.replace(p)
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "Selector":
+        """The selector in ``path`` (default: the packaged one); ConfigError naming the problem."""
+        p = Path(path) if path else PACKAGED
+        try:
+            d = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"selector file not found: {p}") from None
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{p}: not a readable selector JSON file ({str(e)[:120]})") from None
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ConfigError(f"{p}: field 'format' must be {FORMAT!r} (written by `qa train-selector`)")
+        if d.get("features") != list(FEATURES):
+            raise ConfigError(f"{p}: field 'features' lists {d.get('features')}, this version computes "
+                              f"{list(FEATURES)}; retrain with `qa train-selector`")
+        try:
+            arrs = [np.asarray(d[k], dtype=np.float64) for k in ("weights", "mean", "scale")]
+            bias, threshold = float(d["bias"]), float(d.get("threshold", 0.5))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"{p}: field {e} is missing or not numeric") from None
+        if any(a.shape != (len(FEATURES),) for a in arrs) or not np.all(arrs[2] > 0):
+            raise ConfigError(f"{p}: 'weights', 'mean' and 'scale' must hold {len(FEATURES)} numbers "
+                              "(scale positive)")
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"{p}: field 'threshold' must be in 0..1; got {threshold}")
+        question = None
+        q = d.get("question")
+        if q is not None:
+            try:
+                if q["features"] != list(Q_FEATURES):
+                    raise ValueError("features")
+                qa_ = [np.asarray(q[k], dtype=np.float64) for k in ("weights", "mean", "scale")]
+                if any(a.shape != (len(Q_FEATURES),) for a in qa_) or not np.all(qa_[2] > 0):
+                    raise ValueError("shape")
+                question = cls(qa_[0], float(q["bias"]), qa_[1], qa_[2])
+            except (KeyError, TypeError, ValueError) as e:
+                raise ConfigError(f"{p}: field 'question' must hold features {list(Q_FEATURES)} and "
+                                  f"{len(Q_FEATURES)} weights, means and scales ({e})") from None
+        return cls(arrs[0], bias, arrs[1], arrs[2], threshold, str(d.get("encoder", "")), d.get("meta") or {},
+                   question)
+
+
+def question_features(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """:data:`Q_FEATURES` of one question from its candidates' feature rows and probabilities."""
+    col = {f: i for i, f in enumerate(FEATURES)}
+    order = np.argsort(-p, kind="stable")
+    b = order[0]
+    cos = np.sort(x[:, col["cos"]])[::-1]
+    kinds = [col[f"kind_{k}"] for k in KINDS]
+    matches = [col[f"match_{k}"] for k in KINDS]
+    return np.array([p[b], p[order[1]] if len(p) > 1 else 0.0, x[b, col["lex"]], x[:, col["lex"]].max(),
+                     x[b, col["cos"]], cos[0] - (cos[1] if len(cos) > 1 else cos[0]), x[b, col["unknown"]],
+                     1.0 - x[b, kinds].sum(), x[b, matches].sum(), x[b, col["pair"]]])
+
+
+def fit(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iterations: int = 50) -> Selector:
+    """Logistic regression by Newton's method on standardised features, L2 penalty ``l2``
+    (deterministic: the same data gives the same weights)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if len(x) == 0 or y.min() == y.max():
+        raise ValueError("fit needs candidates of both labels (some holding an answer, some not)")
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale < 1e-9] = 1.0
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    w = np.zeros(z.shape[1])
+    reg = np.full(z.shape[1], l2)
+    reg[-1] = 0.0
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -40, 40)))
+        grad = z.T @ (p - y) + reg * w
+        hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(reg + 1e-9)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-7:
+            break
+    return Selector(w[:-1], float(w[-1]), mean, scale)
+
+
+def log_loss(p: np.ndarray, y: np.ndarray) -> float:
+    p = np.clip(p, 1e-9, 1 - 1e-9)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def best_threshold(best_p: Sequence[float], answerable: Sequence[bool], *, max_declined: float = 0.15) -> dict:
+    """The decline threshold with the best abstention F1 (declined-and-unanswerable over declined /
+    over unanswerable) among those declining at most ``max_declined`` of the answerable questions."""
+    bp = np.asarray(best_p, dtype=np.float64)
+    ans = np.asarray(answerable, dtype=bool)
+    best = {"threshold": 0.0, "f1": 0.0, "precision": 0.0, "recall": 0.0, "declined_answerable": 0.0}
+    for t in np.unique(np.round(bp, 4)):
+        declined = bp < t
+        tp = float(np.sum(declined & ~ans))
+        prec = tp / max(1, declined.sum())
+        rec = tp / max(1, (~ans).sum())
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        da = float(np.sum(declined & ans)) / max(1, ans.sum())
+        if da <= max_declined and f1 > best["f1"]:
+            best = {"threshold": float(t), "f1": f1, "precision": prec, "recall": rec, "declined_answerable": da}
+    return best
+
+
+def log_len(chars: int) -> float:
+    return math.log1p(max(0, chars)) / 6.0
