@@ -2,10 +2,9 @@
 answer in the wrong session, no shared history), hostile questions through the chat and the API,
 login, and no file reachable through the server.
 
-The default run serves an index built with the hash embedder (tests/fakes.py), so a few hundred
-questions take seconds and the test measures the app (queue, sessions, streaming, retrieval,
-answering) rather than the speed of the model; ``-m slow`` runs the same sessions against
-``qa serve`` with the real model. Latency figures go to ``artifacts/concurrency-*.json``.
+The default run serves, in this process, an index of 25 articles built with the real model (an
+answer costs a query embedding and a matrix product, so a few hundred questions take seconds);
+``-m slow`` runs the same sessions against ``qa serve`` as shipped. Latency figures go to ``artifacts/concurrency-*.json``.
 """
 from __future__ import annotations
 
@@ -24,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import CORPUS, ROOT
-from fakes import HEADS, TOWNS, HashEmbedder, n_examples, write_corpus
+from fakes import HEADS, TOWNS, n_examples, write_corpus
 
 gr = pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
@@ -54,16 +53,16 @@ def _serve(assistant, **launch):
 
 
 @pytest.fixture(scope="module")
-def fake_index(tmp_path_factory):
+def fake_index(tmp_path_factory, embedder):
     d = tmp_path_factory.mktemp("load")
     write_corpus(d / "corpus", towns=SESSIONS, seed=CORPUS)
-    build_index(d / "corpus", d / "index", progress=False, embedder=HashEmbedder())
+    build_index(d / "corpus", d / "index", progress=False, embedder=embedder)
     return d
 
 
 @pytest.fixture(scope="module")
-def fake_app(fake_index):
-    app, url = _serve(Assistant.load(fake_index / "index", embedder=HashEmbedder()))
+def fake_app(fake_index, embedder):
+    app, url = _serve(Assistant.load(fake_index / "index", embedder=embedder))
     yield url
     app.close()
 
@@ -198,12 +197,12 @@ def _record(name: str, data: dict) -> None:
     print(f"\n{name}: {data}")
 
 
-def test_20_sessions_at_once_keep_their_own_answers_and_history(fake_app, fake_index):
+def test_20_sessions_at_once_keep_their_own_answers_and_history(fake_app, fake_index, embedder):
     rounds = int(os.environ.get("QA_LOAD_ROUNDS") or 1)  # 4 questions a round (80); QA_LOAD_ROUNDS=4: 320
-    reference = _reference(Assistant.load(fake_index / "index", embedder=HashEmbedder()), SESSIONS, rounds)
+    reference = _reference(Assistant.load(fake_index / "index", embedder=embedder), SESSIONS, rounds)
     figures = _run_sessions(fake_app, rounds, reference)
     assert figures["questions"] == SESSIONS * 4 * rounds
-    _record("hash-embedder", {**figures, "model": "hash embedder (tests/fakes.py)", "queue_workers": 4})
+    _record("in-process", {**figures, "model": getattr(embedder, "name", "?"), "queue_workers": 4})
 
 
 @pytest.mark.slow
@@ -336,7 +335,7 @@ def test_lone_surrogates_from_the_browser(fake_app):
 
 
 # -- security ---------------------------------------------------------------------------------
-def test_no_file_outside_reachable_through_the_server(fake_index, tmp_path, monkeypatch):
+def test_no_file_outside_reachable_through_the_server(fake_index, embedder, tmp_path, monkeypatch):
     """Paths in requests (absolute, relative to the working folder, ../ and %2e%2e escapes) read
     nothing: not a file outside, not the corpus, not the index."""
     import httpx
@@ -346,7 +345,7 @@ def test_no_file_outside_reachable_through_the_server(fake_index, tmp_path, monk
     (tmp_path / "cwd").mkdir()
     (tmp_path / "cwd" / "secret.txt").write_text("TOPSECRET-CWD", encoding="utf-8")
     monkeypatch.chdir(tmp_path / "cwd")
-    app, url = _serve(Assistant.load(fake_index / "index", embedder=HashEmbedder()))
+    app, url = _serve(Assistant.load(fake_index / "index", embedder=embedder))
     base = url.rstrip("/")
     targets = [str(secret), "secret.txt", "../secret.txt", "/etc/passwd", str(fake_index / "index" / "manifest.json"),
                str(fake_index / "corpus" / "town_00.txt")]
@@ -370,8 +369,8 @@ def test_no_file_outside_reachable_through_the_server(fake_index, tmp_path, monk
     assert tried == len(targets) * len(forms) * len(encodings)
 
 
-def test_login_is_enforced_when_set(fake_index):
-    app, url = _serve(Assistant.load(fake_index / "index", embedder=HashEmbedder()), auth=("ana", "s3cret"))
+def test_login_is_enforced_when_set(fake_index, embedder):
+    app, url = _serve(Assistant.load(fake_index / "index", embedder=embedder), auth=("ana", "s3cret"))
     try:
         import httpx
 

@@ -446,7 +446,8 @@ def test_scratch_index_and_rebuild_share_embeddings(index_copy, cached_embedder,
     corpus, folder = corpus_for(assistant, CORPUS)
     seeded = SeededEmbedder(cached_embedder)
     seeded.seed(index_copy)
-    assert len(seeded.cache) == len(assistant) and seeded.encoded == 0
+    counts = json.loads((index_copy / "manifest.json").read_text(encoding="utf-8"))["counts"]
+    assert len(seeded.cache) == len(assistant) + counts["sentences_embedded"] and seeded.encoded == 0
     scratch = scratch_index(assistant, 400, corpus, folder, tmp_path / "scratch", seeded)
     assert len(scratch) > len(assistant) and 0 < seeded.encoded <= len(scratch)
     encoded = seeded.encoded

@@ -21,7 +21,7 @@ from ..config import Config
 from ..errors import QAError
 from ..ingest import Corpus, load_corpus
 from ..stores import BuildReport, build_index
-from ..stores.embedded_index.build import load_cache
+from ..stores.embedded_index.build import load_cache, load_sentence_cache
 from ..stores.passages import text_hash
 
 log = logging.getLogger("qa")
@@ -47,8 +47,9 @@ class SeededEmbedder:
         self.encoded = 0
 
     def seed(self, index_dir: str | os.PathLike) -> None:
-        """Add the stored vectors of an index built with the same model."""
+        """Add the stored vectors (chunks and sentences) of an index built with the same model."""
         self.cache.update(load_cache(Path(index_dir), self.name, self.fingerprint))
+        self.cache.update(load_sentence_cache(Path(index_dir), self.name, self.fingerprint))
 
     def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         keys = [text_hash(t) for t in texts]

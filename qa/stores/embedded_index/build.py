@@ -132,7 +132,7 @@ def build_index(
     if config.sentence_vectors:
         by_id = {a.id: a for a in corpus.articles}
         spans = sentence_files.chunk_sentences(chunks, by_id)
-        sent_cache = _old_sentences(index_dir, config.model, model_id)
+        sent_cache = load_sentence_cache(index_dir, config.model, model_id)
         sent_vectors, _, n_sent_embedded = sentence_files.embed_sentences(
             sentence_files.sentence_texts(spans, chunks, by_id), embedder, sent_cache, progress=progress)
         del sent_cache
@@ -222,7 +222,7 @@ def build_index(
                        device=getattr(embedder, "device", None))
 
 
-def _old_sentences(index_dir: Path, model: str, fingerprint: str) -> dict[str, np.ndarray]:
+def load_sentence_cache(index_dir: Path, model: str, fingerprint: str) -> dict[str, np.ndarray]:
     """Sentence vectors of the current index keyed by text hash, when built with the same model."""
     try:
         manifest = read_manifest(index_dir)
