@@ -141,13 +141,22 @@ class Assistant:
             embedder = self.embedder
             selector = Selector.load(self.config.selector or None)
             pipeline = self.pipeline
+            cos_map = (1.0, 0.0)
+            if selector.encoder and getattr(embedder, "fingerprint", None) != selector.encoder:
+                from .answer.selector import cosine_map
+
+                sentences = getattr(self.store, "sentences", None)
+                sample = sentences.vectors if sentences is not None else getattr(self.store, "vectors", None)
+                cos_map = cosine_map(sample, (selector.meta or {}).get("cosine_reference"))
+                log.info("selector trained with %s, index encoder %s: cosines mapped by %.3f x + %.3f",
+                         selector.encoder, getattr(embedder, "fingerprint", "?"), *cos_map)
             with self._lock:
                 if self._answerer is None:
                     self._answerer = ExtractiveAnswerer(
                         self.analyzer, self.store.idf, embedder, sentences=self._stored_sentences,
                         query_vector=lambda text: pipeline.embed(pipeline.query(text)), selector=selector,
                         threshold=self.config.abstain_threshold, max_idf=self.store.max_idf,
-                        corpus_lang=self.corpus_lang)
+                        corpus_lang=self.corpus_lang, cosine_map=cos_map)
         return self._answerer
 
     @property

@@ -227,3 +227,30 @@ def test_train_selector_command_writes_a_selector_the_assistant_uses(tmp_path, s
     r = subprocess.run([sys.executable, "-m", "qa", "train-selector", "--train", str(bad), "--out",
                         str(tmp_path / "x.json")], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode != 0 and "bad.jsonl:1" in r.stderr and "context" in r.stderr
+
+
+def test_cosine_map_puts_another_encoders_cosines_on_the_training_range():
+    from qa.answer.selector import cosine_map
+
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=(500, 16)).astype(np.float32)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    scale, shift = cosine_map(v, {"mean": 0.8, "std": 0.025})
+    i, j = rng.integers(0, 500, 3000), rng.integers(0, 500, 3000)
+    c = scale * (v[i] * v[j]).sum(1)[i != j] + shift
+    assert abs(c.mean() - 0.8) < 0.01 and abs(c.std() - 0.025) < 0.005
+    assert cosine_map(v, None) == (1.0, 0.0) and cosine_map(v[:1], {"mean": 0.8, "std": 0.02}) == (1.0, 0.0)
+
+
+def test_an_index_of_another_encoder_gets_its_cosines_mapped(tmp_path, seed_index, embedder):
+    from qa import Assistant
+
+    same = Assistant.load(seed_index, embedder=embedder)
+    assert same.answerer.cosine_map == (1.0, 0.0)  # the selector's own encoder: nothing to map
+
+    class Renamed(CountingEncoder):
+        fingerprint = "another-encoder"
+
+    other = Assistant.load(seed_index, embedder=Renamed(embedder))
+    scale, shift = other.answerer.cosine_map
+    assert (scale, shift) != (1.0, 0.0) and scale > 0

@@ -12,6 +12,7 @@ card and, on files with unanswerable questions, the decline threshold with the b
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import time
@@ -118,7 +119,9 @@ def featurize(rows: Sequence[Labelled], encoder, *, pool: Sequence[str] = (), di
     texts = sorted({c.text for _, _, cands in per_q for c in cands if not c.pair})
     t0 = time.perf_counter()
     log.info("embedding %d sentences and %d questions", len(texts), len(rows))
-    vec = dict(zip(texts, encoder.encode_passages(texts, progress=progress)))
+    matrix = encoder.encode_passages(texts, progress=progress)
+    vec = dict(zip(texts, matrix))
+    reference = cosine_reference(matrix, seed=seed)
     qvecs = encoder.encode_queries([r.question for r in rows])
     log.info("embedded in %.0f s", time.perf_counter() - t0)
     feats, labels, groups = [], [], []
@@ -140,7 +143,7 @@ def featurize(rows: Sequence[Labelled], encoder, *, pool: Sequence[str] = (), di
         groups += [n] * len(cands)
     return {"x": np.vstack(feats) if feats else np.zeros((0, len(FEATURES))), "y": np.asarray(labels, dtype=float),
             "group": np.asarray(groups), "answerable": np.asarray([r.answerable for r in rows]),
-            "source": [r.source for r in rows]}
+            "source": [r.source for r in rows], "reference": reference}
 
 
 def fit_answerability(selector: Selector, data: dict[str, Any], *, l2: float = 1.0) -> Optional[Selector]:
@@ -157,6 +160,18 @@ def fit_answerability(selector: Selector, data: dict[str, Any], *, l2: float = 1
     return fit(qx, qy, l2=l2)
 
 
+def cosine_reference(vectors: np.ndarray, *, pairs: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Mean and spread of cosines between random pairs of sentence vectors (what
+    :func:`qa.answer.selector.cosine_map` matches another encoder's cosines to)."""
+    if len(vectors) < 2:
+        return {}
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(0, len(vectors), pairs), rng.integers(0, len(vectors), pairs)
+    c = (vectors[i[i != j]] * vectors[j[i != j]]).sum(axis=1)
+    return {"mean": round(float(c.mean()), 4), "std": round(float(c.std()), 4),
+            "how": f"cosines of {len(c)} random pairs of the training sentences' vectors"}
+
+
 def _cached(path: str | Path, key: str) -> Optional[dict[str, Any]]:
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -164,7 +179,8 @@ def _cached(path: str | Path, key: str) -> Optional[dict[str, Any]]:
                 log.info("%s holds other training questions; featurizing again", path)
                 return None
             return {"x": z["x"], "y": z["y"], "group": z["group"], "answerable": z["answerable"],
-                    "source": [str(v) for v in z["source"]]}
+                    "source": [str(v) for v in z["source"]],
+                    "reference": json.loads(str(z["reference"])) if "reference" in z else {}}
     except (OSError, KeyError, ValueError):
         return None
 
@@ -228,7 +244,8 @@ def train(train_files: Sequence[str | Path], encoder, *, valid_files: Sequence[s
         if cache is not None:
             Path(cache).parent.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(cache, key=key, x=data["x"], y=data["y"], group=data["group"],
-                                answerable=data["answerable"], source=np.asarray(data["source"]))
+                                answerable=data["answerable"], source=np.asarray(data["source"]),
+                                reference=np.asarray(json.dumps(data["reference"])))
     held = np.asarray([random.Random(seed + n).random() < holdout for n in range(len(rows))])
     fit_rows = ~held[data["group"]]
     selector = fit(data["x"][fit_rows], data["y"][fit_rows], l2=l2)
@@ -260,7 +277,7 @@ def train(train_files: Sequence[str | Path], encoder, *, valid_files: Sequence[s
                                  **{k: round(v, 4) for k, v in best.items()}}
     valid = {k: (d, evaluate(selector, d)) for k, (d, _) in valid.items()}
     report["valid"] = {k: {kk: vv for kk, vv in ev.items() if kk != "_best_p"} for k, (_, ev) in valid.items()}
-    selector.meta = report
+    selector.meta = {**report, "cosine_reference": data.get("reference") or {}}
     return selector, report
 
 

@@ -65,7 +65,8 @@ class ExtractiveAnswerer:
 
     ``idf(token)`` weights question words (rare words count more). ``encoder``: the index's
     :class:`~qa.encoders.Encoder`, for questions and for sentences the index did not store
-    (None: no cosine features, for tests of the lexical path only). ``sentences(hit)``: the vectors
+    (None: no cosine features, for tests of the lexical path only); ``cosine_map`` (scale, shift) puts
+    its cosines on the range of the encoder the selector was trained with. ``sentences(hit)``: the vectors
     the index stored for a hit's sentences (None: embed them here). ``query_vector(text)``: the
     retrieval pipeline's (cached) query embedding. ``threshold``: the selector probability below
     which the answerer abstains.
@@ -77,7 +78,8 @@ class ExtractiveAnswerer:
                  sentences: Optional[SentenceSource] = None,
                  query_vector: Optional[Callable[[str], np.ndarray]] = None,
                  selector: Optional[Selector] = None, threshold: Optional[float] = None, max_quotes: int = 2,
-                 max_idf: float = 5.0, corpus_lang: Optional[str] = None, cache_size: int = 4096):
+                 max_idf: float = 5.0, corpus_lang: Optional[str] = None, cache_size: int = 4096,
+                 cosine_map: tuple[float, float] = (1.0, 0.0)):
         self.analyzer = analyzer
         self.idf = idf
         self.encoder = encoder
@@ -89,6 +91,7 @@ class ExtractiveAnswerer:
         self.max_quotes = max_quotes
         self.max_idf = max_idf
         self.corpus_lang = corpus_lang
+        self.cosine_map = cosine_map  # another encoder's cosines onto the selector's training range
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
@@ -205,7 +208,7 @@ class ExtractiveAnswerer:
             return x
         sims = np.zeros(len(cands))
         if qvec is not None and all(c.vector is not None for c in cands):
-            sims = np.stack([c.vector for c in cands]) @ qvec
+            sims = self.cosine_map[0] * (np.stack([c.vector for c in cands]) @ qvec) + self.cosine_map[1]
 
         def share(weights: dict[str, float], toks: set[str], title: set[str]) -> float:
             total = sum(weights.values())

@@ -133,6 +133,26 @@ class Selector:
                    question)
 
 
+def cosine_map(vectors, reference: Optional[dict], *, pairs: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """(scale, shift) that maps another encoder's cosines onto the range of the encoder the selector
+    was trained with, matching the mean and spread of cosines between random pairs of ``vectors``
+    (rows of an index built with that other encoder) to ``reference`` (the same figures for the
+    training encoder, stored with the selector). (1, 0) when there is nothing to match."""
+    if not reference or vectors is None or len(vectors) < 2:
+        return 1.0, 0.0
+    rng = np.random.default_rng(seed)
+    i, j = rng.integers(0, len(vectors), pairs), rng.integers(0, len(vectors), pairs)
+    keep = i != j
+    a = np.asarray(vectors[np.sort(i[keep])], dtype=np.float32)
+    b = np.asarray(vectors[np.sort(j[keep])], dtype=np.float32)
+    rng.shuffle(b)
+    c = (a * b).sum(axis=1)
+    if len(c) < 2 or c.std() < 1e-6:
+        return 1.0, 0.0
+    scale = float(reference["std"]) / float(c.std())
+    return scale, float(reference["mean"]) - scale * float(c.mean())
+
+
 def question_features(x: np.ndarray, p: np.ndarray) -> np.ndarray:
     """:data:`Q_FEATURES` of one question from its candidates' feature rows and probabilities."""
     col = {f: i for i, f in enumerate(FEATURES)}
