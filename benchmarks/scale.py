@@ -215,7 +215,9 @@ def phase_build(a) -> dict:
             "stages_s": {k: round(v, 2) for k, v in st.items()}, "stages_chunks_per_s": per_s,
             "peak_ram_mb": round(peak_mb()), "disk_mb": round(disk / 2 ** 20, 1),
             "vectors": {"real_now": emb.n_real, "real_cached": emb.n_cached, "perturbed": emb.n_fake},
-            "device": emb.device, "scale": json.loads((index / "manifest.json").read_text())["scale"]}
+            "device": emb.device, "scale": json.loads((index / "manifest.json").read_text())["scale"],
+            "sentences": {k: json.loads((index / "manifest.json").read_text())["counts"].get(k)
+                          for k in ("sentences", "sentences_embedded")}}
 
 
 def _pct(xs, p):

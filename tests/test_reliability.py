@@ -297,11 +297,13 @@ def _check_answer(assistant, q, answer):
 
 
 @pytest.fixture(scope="module")
-def fake_assistant(tmp_path_factory, fake):
+def fake_assistant(tmp_path_factory, embedder):
+    """25 articles (20 generated towns), real model: answers cost milliseconds (stored sentence vectors),
+    and the learned selector needs the encoder it was trained with to rate answers."""
     d = tmp_path_factory.mktemp("fake")
     write_corpus(d / "corpus", towns=20, seed=CORPUS)
-    build_index(d / "corpus", d / "index", progress=False, embedder=fake)
-    return Assistant.load(d / "index", embedder=fake)
+    build_index(d / "corpus", d / "index", progress=False, embedder=embedder)
+    return Assistant.load(d / "index", embedder=embedder)
 
 
 @fuzz(150)
