@@ -13,8 +13,6 @@ min-max normalised values with ``dense_weight``; ``"rrf"`` fuses the two lists b
 """
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional
 
@@ -22,6 +20,7 @@ import numpy as np
 
 from .analyzer import Analyzer
 from .config import MODES
+from .encoders.cache import VectorCache
 from .errors import ConfigError
 from .fusion import convex, convex_candidates, rrf
 from .stores.base import Ranked, Store
@@ -77,8 +76,7 @@ class Pipeline:
         self.store = store
         self.analyzer = analyzer
         self._encoder = encoder
-        self._vectors: "OrderedDict[str, np.ndarray]" = OrderedDict()  # recent query vectors (the answerer's too)
-        self._vectors_lock = threading.Lock()
+        self._vectors = VectorCache(QUERY_CACHE)  # recent query vectors (the answerer's too)
 
     # -- stages -----------------------------------------------------------------------------------
     def query(self, question: str, *, expand_abbreviations: bool = True) -> Query:
@@ -99,18 +97,7 @@ class Pipeline:
     def embed_text(self, text: str) -> np.ndarray:
         """The query vector of ``text`` (read-only; the last ``QUERY_CACHE`` are kept, so that the
         answerer reuses the one retrieval computed)."""
-        with self._vectors_lock:
-            v = self._vectors.get(text)
-            if v is not None:
-                self._vectors.move_to_end(text)
-                return v
-        v = self._encoder().encode_queries([text])[0]
-        v.setflags(write=False)
-        with self._vectors_lock:
-            self._vectors[text] = v
-            while len(self._vectors) > QUERY_CACHE:
-                self._vectors.popitem(last=False)
-        return v
+        return self._vectors.get([text], lambda texts: self._encoder().encode_queries(texts))[0]
 
     def dense(self, vector: np.ndarray, depth: int) -> Ranked:
         return self.store.dense_search(vector, depth)
