@@ -26,15 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def decisions(best_p, answerable, threshold):
-    import numpy as np
+    from qa.answer.selector import abstention
 
-    bp, ans = np.asarray(best_p), np.asarray(answerable, dtype=bool)
-    declined = bp < threshold
-    tp = float(np.sum(declined & ~ans))
-    prec, rec = tp / max(1, declined.sum()), tp / max(1, (~ans).sum())
-    return {"threshold": round(float(threshold), 4), "precision": round(prec, 3), "recall": round(rec, 3),
-            "f1": round(2 * prec * rec / (prec + rec), 3) if prec + rec else 0.0,
-            "declined_answerable": round(float(np.mean(declined[ans])), 3) if ans.any() else None}
+    m = abstention(best_p, answerable, threshold)
+    return {"threshold": round(m["threshold"], 4), **{k: round(m[k], 3) for k in ("precision", "recall", "f1")},
+            "declined_answerable": round(m["declined_answerable"], 3) if any(answerable) else None}
 
 
 def main(argv=None):
@@ -45,7 +41,6 @@ def main(argv=None):
     ap.add_argument("--max-declined", type=float, default=0.15)
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    from qa import Config
     from qa.answer.selector import best_threshold
     from qa.evaluation.pool import pool_assistant
 

@@ -23,11 +23,13 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..analyzer import Analyzer
+from ..chunking import split_sentences
 from ..evaluation.questions import QuestionFileError, json_object, jsonl_rows
 from ..lexical import make_lexical
 from ..types import Article, Chunk, Hit
 from ..answer.extractive import ExtractiveAnswerer
-from ..answer.selector import FEATURES, Selector, best_threshold, fit, log_loss, question_features
+from ..answer.selector import (FEATURES, Selector, abstention, best_threshold, fit, log_loss, pair_cosines,
+                               question_features)
 from ..answer.spans import strip_clitic
 
 log = logging.getLogger("qa")
@@ -115,8 +117,8 @@ def featurize(rows: Sequence[Labelled], encoder, *, pool: Sequence[str] = (), di
         rng.shuffle(order)
         hits = [Hit(chunk=Chunk(id=-1, article_id=a, start=0, end=len(contexts[a]), text=contexts[a]),
                     article=articles[a], score=0.0, rank=n) for n, a in enumerate(order, start=1)]
-        per_q.append((r, gold, x.candidates(hits)))
-    texts = sorted({c.text for _, _, cands in per_q for c in cands if not c.pair})
+        per_q.append((r, gold, hits, x.candidates(hits)))
+    texts = sorted({c.text for *_, cands in per_q for c in cands if not c.pair})
     t0 = time.perf_counter()
     log.info("embedding %d sentences and %d questions", len(texts), len(rows))
     matrix = encoder.encode_passages(texts, progress=progress)
@@ -124,18 +126,18 @@ def featurize(rows: Sequence[Labelled], encoder, *, pool: Sequence[str] = (), di
     reference = cosine_reference(matrix, seed=seed)
     qvecs = encoder.encode_queries([r.question for r in rows])
     log.info("embedded in %.0f s", time.perf_counter() - t0)
+
+    def embedded(hit: Hit) -> tuple[np.ndarray, np.ndarray]:
+        """The vectors just computed, as an index would hand them to the answerer."""
+        text = hit.article.text
+        sents = [s for s in split_sentences(text, hit.start, hit.end) if text[s.start:s.end] in vec]
+        rows = np.asarray([(-1, s.start, s.end, s.para) for s in sents], dtype=np.int64).reshape(-1, 4)
+        return rows, np.asarray([vec[text[s.start:s.end]] for s in sents]).reshape(-1, encoder.dimension)
+
+    x.sentences = embedded
     feats, labels, groups = [], [], []
-    for n, ((r, gold, cands), qv) in enumerate(zip(per_q, qvecs)):
-        singles = {(c.article.id, c.start): vec[c.text] for c in cands if not c.pair}
-        ends = {(c.article.id, c.end): vec[c.text] for c in cands if not c.pair}
-        for c in cands:
-            if c.pair:  # the mean of its two sentences (one alone when the other is too short to be a candidate)
-                parts = [v for v in (singles.get((c.article.id, c.start)), ends.get((c.article.id, c.end)))
-                         if v is not None]
-                v = np.sum(parts, axis=0) if parts else vec.get(c.text, np.zeros(encoder.dimension))
-                c.vector = v / max(float(np.linalg.norm(v)), 1e-12)
-            else:
-                c.vector = vec[c.text]
+    for n, ((r, gold, hits, cands), qv) in enumerate(zip(per_q, qvecs)):
+        x.attach_vectors(hits, cands)
         own = " ".join(strip_clitic(w) for w in r.question.split())
         feats.append(x.features(own, cands, query=r.question, qvec=qv))
         labels += [_contains(c.article.text, c.start, c.end, r.context if c.article.id == gold else None, r.answers)
@@ -150,8 +152,7 @@ def fit_answerability(selector: Selector, data: dict[str, Any], *, l2: float = 1
     """The question-level model: P(answerable) from :data:`Q_FEATURES` of each question's
     candidates as the sentence model rates them (None when the data has one kind of question only)."""
     p = selector.probability(data["x"])
-    g = data["group"]
-    rows = [np.flatnonzero(g == q) for q in range(len(data["answerable"]))]
+    rows = _rows_by_question(data)
     keep = [i for i, r in enumerate(rows) if len(r)]
     qx = np.stack([question_features(data["x"][rows[i]], p[rows[i]]) for i in keep]) if keep else np.zeros((0, 1))
     qy = data["answerable"][keep].astype(float)
@@ -165,9 +166,7 @@ def cosine_reference(vectors: np.ndarray, *, pairs: int = 2000, seed: int = 0) -
     :func:`qa.answer.selector.cosine_map` matches another encoder's cosines to)."""
     if len(vectors) < 2:
         return {}
-    rng = np.random.default_rng(seed)
-    i, j = rng.integers(0, len(vectors), pairs), rng.integers(0, len(vectors), pairs)
-    c = (vectors[i[i != j]] * vectors[j[i != j]]).sum(axis=1)
+    c = pair_cosines(vectors, pairs=pairs, seed=seed)
     return {"mean": round(float(c.mean()), 4), "std": round(float(c.std()), 4),
             "how": f"cosines of {len(c)} random pairs of the training sentences' vectors"}
 
@@ -185,6 +184,12 @@ def _cached(path: str | Path, key: str) -> Optional[dict[str, Any]]:
         return None
 
 
+def _rows_by_question(data: dict[str, Any]) -> list[np.ndarray]:
+    """Row indices of each question's candidates (rows are stored question by question, in order)."""
+    g = data["group"]
+    return np.split(np.arange(len(g)), np.searchsorted(g, np.arange(1, len(data["answerable"]))))
+
+
 def _subset(data: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
     """The questions ``keep`` (a mask over questions) of featurized ``data``, renumbered."""
     new_id = np.cumsum(keep) - 1
@@ -196,12 +201,11 @@ def _subset(data: dict[str, Any], keep: np.ndarray) -> dict[str, Any]:
 def evaluate(selector: Selector, data: dict[str, Any], threshold: Optional[float] = None) -> dict[str, Any]:
     """Per question: does the top candidate hold the answer; the best probability; log loss."""
     p = selector.probability(data["x"])
-    g, y = data["group"], data["y"]
+    y = data["y"]
     n = len(data["answerable"])
     best_p = np.zeros(n)
     top_ok = np.zeros(n, dtype=bool)
-    for q in range(n):
-        rows = np.flatnonzero(g == q)
+    for q, rows in enumerate(_rows_by_question(data)):
         if len(rows):
             i = rows[np.argmax(p[rows])]
             best_p[q], top_ok[q] = selector.answerable(data["x"][rows], p[rows]), y[i] > 0
@@ -212,12 +216,7 @@ def evaluate(selector: Selector, data: dict[str, Any], threshold: Optional[float
     out["answered_with_answer"] = round(float((top_ok & (best_p >= t))[ans].mean()), 4) if ans.any() else None
     if (~ans).any():
         out["abstention"] = {k: round(v, 4) for k, v in best_threshold(best_p, ans, max_declined=1.0).items()}
-        declined = best_p < t
-        tp = float(np.sum(declined & ~ans))
-        prec, rec = tp / max(1, declined.sum()), tp / max(1, (~ans).sum())
-        out["at_threshold"] = {"threshold": round(t, 4), "precision": round(prec, 4), "recall": round(rec, 4),
-                               "f1": round(2 * prec * rec / (prec + rec), 4) if prec + rec else 0.0,
-                               "declined_answerable": round(float(np.mean(declined[ans])), 4)}
+        out["at_threshold"] = {k: round(v, 4) for k, v in abstention(best_p, ans, t).items()}
     out["_best_p"] = best_p
     return out
 

@@ -11,8 +11,6 @@ probability the answerer abstains and lists the closest articles instead.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence, Union
 
@@ -20,6 +18,7 @@ import numpy as np
 
 from ..analyzer import Analyzer
 from ..chunking import paragraphs, split_sentences
+from ..encoders.cache import VectorCache
 from ..synonyms import expand
 from ..types import Answer, Article, Citation, Hit
 from .base import abstain
@@ -92,9 +91,7 @@ class ExtractiveAnswerer:
         self.max_idf = max_idf
         self.corpus_lang = corpus_lang
         self.cosine_map = cosine_map  # another encoder's cosines onto the selector's training range
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
+        self._cache = VectorCache(cache_size)  # sentences the index did not store
 
     @property
     def encode(self) -> Optional[Callable[[Sequence[str]], np.ndarray]]:
@@ -127,10 +124,12 @@ class ExtractiveAnswerer:
                 ps, pe = next(((a, b) for a, b in paras if a <= start < b), (start, end))
                 out.append(Candidate(hit.article, start, end, hit.rank, ps, pe, pair=pair, para=para, first=first))
         if vectors and self.encoder is not None:
-            self._fill_vectors(hits, out)
+            self.attach_vectors(hits, out)
         return out
 
-    def _fill_vectors(self, hits: Sequence[Hit], cands: list[Candidate]) -> None:
+    def attach_vectors(self, hits: Sequence[Hit], cands: list[Candidate]) -> None:
+        """Each candidate's unit vector: stored (``sentences(hit)``), embedded here, or for a pair the
+        normalised sum of its sentences' (one alone when the other is too short to be a candidate)."""
         known: dict[tuple[str, int, int], np.ndarray] = {}
         for hit in hits:
             stored = self.sentences(hit) if self.sentences is not None else None
@@ -150,23 +149,13 @@ class ExtractiveAnswerer:
                 c.vector = known[(c.article.id, c.start, c.end)]
             else:
                 parts = [v for v in (by_start.get((c.article.id, c.start)), by_end.get((c.article.id, c.end)))
-                         if v is not None]  # one alone when the other sentence is too short to be a candidate
+                         if v is not None]
                 v = np.sum(parts, axis=0) if parts else self._embed([c.text])[0]
                 c.vector = v / max(float(np.linalg.norm(v)), 1e-12)
 
     def _embed(self, texts: list[str]) -> list[np.ndarray]:
         """Passage-form vectors of sentences the index did not store (an LRU cache keeps recent ones)."""
-        with self._lock:
-            hit = {t: self._cache[t] for t in texts if t in self._cache}
-        missing = list(dict.fromkeys(t for t in texts if t not in hit))
-        if missing:
-            got = self.encoder.encode_passages(missing)
-            with self._lock:
-                for t, v in zip(missing, got):
-                    hit[t] = self._cache[t] = v
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        return [hit[t] for t in texts]
+        return self._cache.get(texts, self.encoder.encode_passages)
 
     # -- features -----------------------------------------------------------------------------
     def term_weights(self, question: str, query: Optional[str] = None) -> tuple[dict[str, float], dict[str, float], float]:
@@ -251,7 +240,7 @@ class ExtractiveAnswerer:
         if not cands:
             return 0.0
         if self.encoder is not None and any(c.vector is None for c in cands):
-            self._fill_vectors([], cands)
+            self.attach_vectors([], cands)
         qvec = self.query_vector(query or question) if self.query_vector is not None else None
         x = self.features(question, cands, query=query, qvec=qvec)
         probs = self.selector.probability(x)

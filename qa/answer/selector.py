@@ -133,20 +133,22 @@ class Selector:
                    question)
 
 
-def cosine_map(vectors, reference: Optional[dict], *, pairs: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """(scale, shift) that maps another encoder's cosines onto the range of the encoder the selector
-    was trained with, matching the mean and spread of cosines between random pairs of ``vectors``
-    (rows of an index built with that other encoder) to ``reference`` (the same figures for the
-    training encoder, stored with the selector). (1, 0) when there is nothing to match."""
-    if not reference or vectors is None or len(vectors) < 2:
-        return 1.0, 0.0
+def pair_cosines(vectors, *, pairs: int = 2000, seed: int = 0) -> np.ndarray:
+    """Cosines of ``pairs`` random pairs of distinct rows of ``vectors`` (unit rows; a memmap is fine)."""
     rng = np.random.default_rng(seed)
     i, j = rng.integers(0, len(vectors), pairs), rng.integers(0, len(vectors), pairs)
     keep = i != j
-    a = np.asarray(vectors[np.sort(i[keep])], dtype=np.float32)
-    b = np.asarray(vectors[np.sort(j[keep])], dtype=np.float32)
-    rng.shuffle(b)
-    c = (a * b).sum(axis=1)
+    return (np.asarray(vectors[i[keep]], dtype=np.float32) * np.asarray(vectors[j[keep]], dtype=np.float32)).sum(axis=1)
+
+
+def cosine_map(vectors, reference: Optional[dict], *, pairs: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """(scale, shift) that maps another encoder's cosines onto the range of the encoder the selector
+    was trained with, matching the mean and spread of :func:`pair_cosines` of ``vectors`` (rows of
+    an index built with that other encoder) to ``reference`` (the same figures for the training
+    encoder, stored with the selector). (1, 0) when there is nothing to match."""
+    if not reference or vectors is None or len(vectors) < 2:
+        return 1.0, 0.0
+    c = pair_cosines(vectors, pairs=pairs, seed=seed)
     if len(c) < 2 or c.std() < 1e-6:
         return 1.0, 0.0
     scale = float(reference["std"]) / float(c.std())
@@ -196,21 +198,27 @@ def log_loss(p: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
 
-def best_threshold(best_p: Sequence[float], answerable: Sequence[bool], *, max_declined: float = 0.15) -> dict:
-    """The decline threshold with the best abstention F1 (declined-and-unanswerable over declined /
-    over unanswerable) among those declining at most ``max_declined`` of the answerable questions."""
+def abstention(best_p: Sequence[float], answerable: Sequence[bool], threshold: float) -> dict:
+    """Declining below ``threshold``: precision (declined-and-unanswerable over declined), recall
+    (over unanswerable), F1, and the share of answerable questions declined."""
     bp = np.asarray(best_p, dtype=np.float64)
     ans = np.asarray(answerable, dtype=bool)
+    declined = bp < threshold
+    tp = float(np.sum(declined & ~ans))
+    prec = tp / max(1, declined.sum())
+    rec = tp / max(1, (~ans).sum())
+    return {"threshold": float(threshold), "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
+            "precision": prec, "recall": rec, "declined_answerable": float(np.sum(declined & ans)) / max(1, ans.sum())}
+
+
+def best_threshold(best_p: Sequence[float], answerable: Sequence[bool], *, max_declined: float = 0.15) -> dict:
+    """The decline threshold with the best :func:`abstention` F1 among those declining at most
+    ``max_declined`` of the answerable questions."""
     best = {"threshold": 0.0, "f1": 0.0, "precision": 0.0, "recall": 0.0, "declined_answerable": 0.0}
-    for t in np.unique(np.round(bp, 4)):
-        declined = bp < t
-        tp = float(np.sum(declined & ~ans))
-        prec = tp / max(1, declined.sum())
-        rec = tp / max(1, (~ans).sum())
-        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
-        da = float(np.sum(declined & ans)) / max(1, ans.sum())
-        if da <= max_declined and f1 > best["f1"]:
-            best = {"threshold": float(t), "f1": f1, "precision": prec, "recall": rec, "declined_answerable": da}
+    for t in np.unique(np.round(np.asarray(best_p, dtype=np.float64), 4)):
+        m = abstention(best_p, answerable, float(t))
+        if m["declined_answerable"] <= max_declined and m["f1"] > best["f1"]:
+            best = m
     return best
 
 
