@@ -20,7 +20,7 @@ from ...encoders import Encoder, make_encoder
 from ...errors import EmptyCorpusError, IndexCorruptError, IndexNotFoundError, ModelMismatchError
 from ...ingest import Corpus, load_corpus
 from ...lexical import save_tokens
-from ...types import Chunk
+from ...types import Article, Chunk
 from ..base import BuildReport
 from ..passages import chunk_article, corpus_fingerprint, index_text, text_hash
 from . import dense as faiss_files
@@ -31,16 +31,22 @@ from .manifest import read_manifest
 log = logging.getLogger("qa")
 
 
+def _previous_data(index_dir: Path, model: str, fingerprint: Optional[str]) -> Optional[Path]:
+    """The data folder of the current index when it was built with the same model (same
+    fingerprint; ``None`` computes it from ``model``), else None."""
+    manifest = read_manifest(index_dir)
+    if not same_model(manifest["model"], model, fingerprint if fingerprint is not None else model_identity(model)):
+        return None
+    return check_files(index_dir, manifest, verify=False)
+
+
 def load_cache(index_dir: Path, model: str, fingerprint: Optional[str] = None) -> dict[str, np.ndarray]:
     """Embeddings of the current index keyed by chunk-text hash, when built with the same model
     (same fingerprint; ``None`` computes it from ``model``)."""
     try:
-        manifest = read_manifest(index_dir)
-        if fingerprint is None:
-            fingerprint = model_identity(model)
-        if not same_model(manifest["model"], model, fingerprint):
+        data = _previous_data(index_dir, model, fingerprint)
+        if data is None:
             return {}
-        data = check_files(index_dir, manifest, verify=False)
         vecs = np.load(data / "vectors.npy", mmap_mode="r")
         cache: dict[str, np.ndarray] = {}
         with open(data / "chunks.jsonl", encoding="utf-8") as f:
@@ -133,7 +139,7 @@ def build_index(
         by_id = {a.id: a for a in corpus.articles}
         spans = sentence_files.chunk_sentences(chunks, by_id)
         sent_cache = load_sentence_cache(index_dir, config.model, model_id)
-        sent_vectors, _, n_sent_embedded = sentence_files.embed_sentences(
+        sent_vectors, n_sent_embedded = sentence_files.embed_sentences(
             sentence_files.sentence_texts(spans, chunks, by_id), embedder, sent_cache, progress=progress)
         del sent_cache
         if choices["vector_dtype"] == "float16":
@@ -225,15 +231,10 @@ def build_index(
 def load_sentence_cache(index_dir: Path, model: str, fingerprint: str) -> dict[str, np.ndarray]:
     """Sentence vectors of the current index keyed by text hash, when built with the same model."""
     try:
-        manifest = read_manifest(index_dir)
-        if not same_model(manifest["model"], model, fingerprint):
-            return {}
-        data = check_files(index_dir, manifest, verify=False)
-        if not (data / sentence_files.SPANS_FILE).is_file():
+        data = _previous_data(index_dir, model, fingerprint)
+        if data is None or not (data / sentence_files.SPANS_FILE).is_file():
             return {}
         with open(data / "articles.jsonl", encoding="utf-8") as f:
-            from ...types import Article
-
             articles = {a.id: a for a in (Article.from_dict(json.loads(line)) for line in f)}
         with open(data / "chunks.jsonl", encoding="utf-8") as f:
             chunks = [Chunk(id=r["id"], article_id=r["article_id"], start=r["start"], end=r["end"], text="")

@@ -14,6 +14,7 @@ from ...lexical import read_tokens
 from ...types import Article, Chunk
 from . import dense as faiss_files
 from .files import SPARSE_DIR, check_files
+from .sentences import SentenceVectors
 from .manifest import read_manifest
 
 LAZY_CHUNKS = 50000  # from this many chunks, articles and chunks are read on demand (.lazy)
@@ -117,8 +118,6 @@ def load_index(index_dir: str | os.PathLike, *, verify: bool = True, lazy: Optio
     if vectors.shape != (n, faiss_index.d):
         raise IndexCorruptError(f"{data / 'vectors.npy'}: shape {vectors.shape} != ({n}, {faiss_index.d}); "
                                 "rebuild with `qa index`")
-    from .sentences import SentenceVectors
-
     sentences = SentenceVectors.load(data, n, faiss_index.d)
     return LoadedIndex(manifest, articles, chunks, tokens, faiss_index, vectors, sparse, sentences)
 

@@ -44,9 +44,9 @@ def sentence_texts(spans: np.ndarray, chunks: Sequence[Chunk], articles: Mapping
 
 
 def embed_sentences(texts: Sequence[str], encoder, cache: Mapping[str, np.ndarray], *,
-                    progress: bool = False) -> tuple[np.ndarray, list[str], int]:
+                    progress: bool = False) -> tuple[np.ndarray, int]:
     """Vectors of ``texts`` (each distinct text embedded once; ``cache``: text hash -> vector from
-    the previous build), their hashes, and how many texts were embedded."""
+    the previous build) and how many texts were embedded."""
     hashes = [text_hash(t) for t in texts]
     first: dict[str, int] = {}
     for i, h in enumerate(hashes):
@@ -60,7 +60,7 @@ def embed_sentences(texts: Sequence[str], encoder, cache: Mapping[str, np.ndarra
         fresh = {hashes[i]: v for i, v in zip(todo, got)}
     for i, h in enumerate(hashes):
         vectors[i] = fresh[h] if h in fresh else cache[h]
-    return vectors, hashes, len(todo)
+    return vectors, len(todo)
 
 
 def load_cache(data: Path, chunks: Sequence[Chunk], articles: Mapping[str, Article]) -> dict[str, np.ndarray]:
