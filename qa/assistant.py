@@ -22,6 +22,7 @@ from .encoders.identity import PACKAGED_MODELS
 from .encoders import Encoder, make_encoder
 from .retrieval import MAX_QUERY_CHARS, Pipeline, check_query
 from .stores import BuildReport, Store, build_index, check_model, open_store
+from .filters import Filter, FilterLike
 from .types import Answer, Hit
 
 log = logging.getLogger("qa")
@@ -105,14 +106,17 @@ class Assistant:
     # -- retrieval ----------------------------------------------------------------------------
     def retrieve(self, question: str, k: int = 5, *, mode: Optional[str] = None,
                  fusion: Optional[str] = None, dense_weight: Optional[float] = None,
-                 candidates: Optional[int] = None) -> list[Hit]:
+                 candidates: Optional[int] = None, filter: FilterLike = None) -> list[Hit]:
         """The ``k`` best passages for ``question``, best first.
 
         ``mode``: ``"hybrid"`` (default from config), ``"bm25"`` or ``"dense"``. ``fusion``,
         ``dense_weight`` and ``candidates`` override the configured hybrid settings for this call.
+        ``filter``: only passages of articles passing it, a :class:`~qa.Filter` or a dict with its
+        fields (``{"source": "ANTARA", "date_from": "2021-07"}``); ``k`` come back when ``k`` match.
         """
+        where = Filter.of(filter)
         settings = self.config.replace(fusion=fusion, dense_weight=dense_weight, candidates=candidates)
-        return self.pipeline.retrieve(question, k, mode or self.config.mode, settings)
+        return self.pipeline.retrieve(question, k, mode or self.config.mode, settings, where=where)
 
     def known_fraction(self, text: str) -> float:
         """Share of the analyzed words of ``text`` that occur in the index (0.0 when it has none)."""
@@ -181,24 +185,26 @@ class Assistant:
         return max(set(votes), key=votes.count) if votes else "id"
 
     def ask(self, question: str, *, k: Optional[int] = None, mode: Optional[str] = None,
-            query: Optional[str] = None, history: Optional[list] = None) -> Answer:
+            query: Optional[str] = None, history: Optional[list] = None, filter: FilterLike = None) -> Answer:
         """Answer ``question`` with verbatim quotes from the articles.
 
         ``query`` is the text to retrieve with when it differs from the question (a follow-up
-        rewritten with earlier turns: :meth:`conversation` does that). Returns an
+        rewritten with earlier turns: :meth:`conversation` does that). ``filter``: answer only from
+        articles passing it (as in :meth:`retrieve`). Returns an
         :class:`~qa.types.Answer` whose ``found`` is False when the passages do not support an answer.
         """
-        prepared = self._prepare(question, k=k, mode=mode, query=query, history=history)
+        prepared = self._prepare(question, k=k, mode=mode, query=query, history=history, filter=filter)
         if isinstance(prepared, Answer):
             return prepared
         question, hits, lang, query = prepared
         return self.generator.answer(question, hits, lang=lang, query=query)
 
     def ask_stream(self, question: str, *, k: Optional[int] = None, mode: Optional[str] = None,
-                   query: Optional[str] = None, history: Optional[list] = None) -> Iterator[Union[str, Answer]]:
+                   query: Optional[str] = None, history: Optional[list] = None,
+                   filter: FilterLike = None) -> Iterator[Union[str, Answer]]:
         """Like :meth:`ask`, streamed: the text pieces an LLM answerer writes (none for the
         extractive answerer), then, last, the checked :class:`~qa.types.Answer`."""
-        prepared = self._prepare(question, k=k, mode=mode, query=query, history=history)
+        prepared = self._prepare(question, k=k, mode=mode, query=query, history=history, filter=filter)
         if isinstance(prepared, Answer):
             yield prepared
             return
@@ -206,13 +212,14 @@ class Assistant:
         yield from self.generator.stream(question, hits, lang=lang, query=query)
 
     def _prepare(self, question: str, *, k: Optional[int], mode: Optional[str], query: Optional[str],
-                 history: Optional[list]):
+                 history: Optional[list], filter: FilterLike = None):
         """(question, hits, lang, query) for answering, or an Answer when there is nothing to ask."""
         from .answer import detect_lang
         from .answer.lang import phrase
 
         if not isinstance(question, str):
             raise TypeError(f"question must be a string, not {type(question).__name__}")
+        where = Filter.of(filter)  # a bad filter fails before anything else
         question = question.strip()[:MAX_QUERY_CHARS]
         lang = detect_lang(question)
         if not question:
@@ -224,7 +231,7 @@ class Assistant:
 
             query = rewrite(question, history)
         query = query or question
-        hits = self.retrieve(query, k=k or self.config.answer_k, mode=mode)
+        hits = self.retrieve(query, k=k or self.config.answer_k, mode=mode, filter=where)
         return question, hits, lang, query
 
     def conversation(self):

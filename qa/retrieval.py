@@ -22,6 +22,7 @@ from .analyzer import Analyzer
 from .config import MODES
 from .encoders.cache import VectorCache
 from .errors import ConfigError
+from .filters import Filter
 from .fusion import convex, convex_candidates, rrf
 from .stores.base import Ranked, Store
 from .synonyms import expand
@@ -84,12 +85,16 @@ class Pipeline:
         lexical = expand(text) if expand_abbreviations else text
         return Query(text, lexical, tuple(self.analyzer.tokens(lexical)))
 
-    def lexical(self, q: Query, depth: int, *, index: Any = None) -> Ranked:
+    def lexical(self, q: Query, depth: int, *, index: Any = None, where: Optional[Filter] = None) -> Ranked:
         """BM25 candidates (from ``index``, a :class:`~qa.lexical.LexicalIndex` with other
-        parameters, when given)."""
+        parameters, when given); only chunks of articles passing ``where``, when given."""
         if index is not None:
+            if where is not None:
+                raise ValueError("a filtered search runs on the store's own BM25, not a tuning variant")
             return index.search(q.tokens, depth)
-        return self.store.lexical_search(q.tokens, q.lexical, depth)
+        if where is None:  # stores written before filters need not take the keyword
+            return self.store.lexical_search(q.tokens, q.lexical, depth)
+        return self.store.lexical_search(q.tokens, q.lexical, depth, where=where)
 
     def embed(self, q: Query) -> np.ndarray:
         return self.embed_text(q.text)
@@ -99,17 +104,21 @@ class Pipeline:
         answerer reuses the one retrieval computed)."""
         return self._vectors.get([text], lambda texts: self._encoder().encode_queries(texts))[0]
 
-    def dense(self, vector: np.ndarray, depth: int) -> Ranked:
-        return self.store.dense_search(vector, depth)
+    def dense(self, vector: np.ndarray, depth: int, *, where: Optional[Filter] = None) -> Ranked:
+        if where is None:
+            return self.store.dense_search(vector, depth)
+        return self.store.dense_search(vector, depth, where=where)
 
-    def candidates(self, q: Query, mode: str, settings: Any, depth: int) -> Candidates:
+    def candidates(self, q: Query, mode: str, settings: Any, depth: int, *,
+                   where: Optional[Filter] = None) -> Candidates:
         vector = self.embed(q) if mode in ("hybrid", "dense") else None
         if mode == "hybrid":
-            fused = self.store.hybrid_search(q.tokens, q.lexical, vector, settings, depth)
+            extra = {} if where is None else {"where": where}
+            fused = self.store.hybrid_search(q.tokens, q.lexical, vector, settings, depth, **extra)
             if fused is not None:
                 return Candidates([], [], vector, fused, q.tokens)
-        lex = self.lexical(q, depth) if mode in ("hybrid", "bm25") else []
-        den = self.dense(vector, depth) if vector is not None else []
+        lex = self.lexical(q, depth, where=where) if mode in ("hybrid", "bm25") else []
+        den = self.dense(vector, depth, where=where) if vector is not None else []
         return Candidates(lex, den, vector, None, q.tokens)
 
     def fuse(self, c: Candidates, mode: str, settings: Any, k: int) -> Ranked:
@@ -146,8 +155,9 @@ class Pipeline:
                 lex.update(zip(missing, extra))
         return [float(lex.get(d, 0.0)) for d in ids]
 
-    def hits(self, ranked: Ranked, c: Candidates, k: int) -> list[Hit]:
-        """``Hit`` objects for the first ``k`` passages of ``ranked`` that the store can show."""
+    def hits(self, ranked: Ranked, c: Candidates, k: int, *, where: Optional[Filter] = None) -> list[Hit]:
+        """``Hit`` objects for the first ``k`` passages of ``ranked`` that the store can show (and
+        whose article passes ``where``: the store filtered already; this makes sure)."""
         want = ranked[:k + SPARE]
         found = self.store.passages([d for d, _ in want])
         lex_rank = {d: (r, s) for r, (d, s) in enumerate(c.lexical, start=1)}
@@ -157,6 +167,8 @@ class Pipeline:
             if doc not in found:
                 continue
             chunk, article = found[doc]
+            if where is not None and not where.matches(article):
+                continue
             lr, dr = lex_rank.get(doc), den_rank.get(doc)
             hits.append(Hit(chunk=chunk, article=article, score=float(score), rank=len(hits) + 1,
                             bm25_rank=lr[0] if lr else None, dense_rank=dr[0] if dr else None,
@@ -171,15 +183,17 @@ class Pipeline:
         return dedupe_articles(self.store.article_ids([d for d, _ in ranked[:n_chunks]]), k)
 
     # -- all stages -------------------------------------------------------------------------------
-    def retrieve(self, question: str, k: int, mode: str, settings: Any) -> list[Hit]:
-        """The ``k`` best passages for ``question`` (see :meth:`qa.Assistant.retrieve`)."""
+    def retrieve(self, question: str, k: int, mode: str, settings: Any, *,
+                 where: Optional[Filter] = None) -> list[Hit]:
+        """The ``k`` best passages for ``question`` (see :meth:`qa.Assistant.retrieve`); only from
+        articles passing ``where``, when given."""
         text = check_query(question, k, mode)
         if not text:
             return []
         q = self.query(text, expand_abbreviations=settings.expand_abbreviations)
         depth = max(settings.candidates, k)
-        c = self.candidates(q, mode, settings, depth)
-        return self.hits(self.fuse(c, mode, settings, k), c, k)
+        c = self.candidates(q, mode, settings, depth, where=where)
+        return self.hits(self.fuse(c, mode, settings, k), c, k, where=where)
 
 
 def dedupe_articles(article_ids: Iterable[str], k: int) -> list[str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Iterable, Optional, Protocol, Sequence
 
 import numpy as np
 
@@ -31,8 +31,9 @@ class LexicalIndex(Protocol):
         """Inverse document frequency of an analyzed token (0 for an unknown one)."""
         ...
 
-    def search(self, tokens: Sequence[str], k: int) -> Ranked:
-        """The ``k`` best chunks with a positive score, best first (ties by chunk id)."""
+    def search(self, tokens: Sequence[str], k: int, allow: "Optional[np.ndarray]" = None) -> Ranked:
+        """The ``k`` best chunks with a positive score, best first (ties by chunk id); only chunks
+        whose entry in the boolean mask ``allow`` is true, when given (a filtered search)."""
         ...
 
     def scores(self, tokens: Sequence[str], ids: Sequence[int]) -> list[float]:
@@ -53,6 +54,11 @@ def top_k(scores: "Sequence[float] | np.ndarray", k: int) -> Ranked:
         idx = np.arange(arr.size)
     idx = idx[np.lexsort((idx, -arr[idx]))][:k]
     return [(int(i), float(arr[i])) for i in idx if arr[i] > 0]
+
+
+def masked(scores: np.ndarray, allow: Optional[np.ndarray]) -> np.ndarray:
+    """``scores`` with the chunks outside ``allow`` (a boolean mask) set to 0 (a copy; the input may be shared)."""
+    return scores if allow is None else np.where(allow, scores, 0)
 
 
 def save_tokens(tokens: Iterable[list[str]], path: Path) -> None:

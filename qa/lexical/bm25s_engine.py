@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .base import top_k
+from .base import masked, top_k
 
 log = logging.getLogger("qa")
 
@@ -138,11 +138,12 @@ class SparseBM25:
             self._last = (ids, out)
         return out
 
-    def search(self, tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
-        """The ``k`` best chunks with a positive score, best first (ties by chunk index)."""
+    def search(self, tokens: Sequence[str], k: int, allow: Optional[np.ndarray] = None) -> list[tuple[int, float]]:
+        """The ``k`` best chunks with a positive score, best first (ties by chunk index); only those
+        ``allow`` (a boolean mask) lets through, when given."""
         if not tokens:
             return []
-        scores = self.all_scores(tokens)
+        scores = masked(self.all_scores(tokens), allow)
         nz = np.flatnonzero(scores > 0)
         if nz.size == 0:
             return []

@@ -5,9 +5,11 @@ load, so they always match the chunks that are actually in the index.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Optional, Sequence
 
-from .base import Ranked, top_k
+import numpy as np
+
+from .base import Ranked, masked, top_k
 
 
 class RankBM25:
@@ -30,10 +32,10 @@ class RankBM25:
             return 0.0
         return float(self._okapi.idf.get(token, 0.0))
 
-    def search(self, tokens: Sequence[str], k: int) -> Ranked:
+    def search(self, tokens: Sequence[str], k: int, allow: Optional[np.ndarray] = None) -> Ranked:
         if not tokens or self._okapi is None:
             return []
-        return top_k(self._okapi.get_scores(list(tokens)), k)
+        return top_k(masked(self._okapi.get_scores(list(tokens)), allow), k)
 
     def scores(self, tokens: Sequence[str], ids: Sequence[int]) -> list[float]:
         if self._okapi is None or not tokens or not ids:

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Optional, Protocol, Sequence
 
 import numpy as np
 
+from ..filters import Filter
 from ..types import Article, Chunk
 
 Ranked = list[tuple[int, float]]
@@ -74,13 +75,16 @@ class Store(Protocol):
         """IDF of the rarest word."""
         ...
 
-    def lexical_search(self, tokens: Sequence[str], query: str, depth: int) -> Ranked:
+    def lexical_search(self, tokens: Sequence[str], query: str, depth: int, where: Optional[Filter] = None) -> Ranked:
         """BM25 candidates: up to ``depth`` (chunk id, score), best first. ``tokens`` are the analyzed
-        query, ``query`` its text (for a store that analyzes on its own)."""
+        query, ``query`` its text (for a store that analyzes on its own). ``where``: only chunks of
+        articles that pass this filter, searched inside the store (so ``depth`` of them come back
+        when that many match)."""
         ...
 
-    def dense_search(self, vector: np.ndarray, depth: int) -> Ranked:
-        """Nearest chunks by inner product of normalised vectors (cosine), best first."""
+    def dense_search(self, vector: np.ndarray, depth: int, where: Optional[Filter] = None) -> Ranked:
+        """Nearest chunks by inner product of normalised vectors (cosine), best first (``where`` as
+        in :meth:`lexical_search`)."""
         ...
 
     def lexical_scores(self, tokens: Sequence[str], ids: Sequence[int]) -> Optional[list[float]]:
@@ -93,7 +97,7 @@ class Store(Protocol):
         ...
 
     def hybrid_search(self, tokens: Sequence[str], query: str, vector: np.ndarray, config: Any,
-                      depth: int) -> Optional[Ranked]:
+                      depth: int, where: Optional[Filter] = None) -> Optional[Ranked]:
         """Fused candidates when the store fuses on its own side (Milvus ``milvus_hybrid = "server"``);
         None means the pipeline fuses."""
         ...

@@ -15,10 +15,12 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..config import Config
+from ..filters import Filter
 from ..lexical import make_lexical
 from ..types import Article, Chunk
 from .base import Ranked, StoreStats
 from .embedded_index import dense as faiss_files
+from .embedded_index.meta import ArticleTable
 from .embedded_index.load import LoadedIndex, load_index, load_tokens
 
 log = logging.getLogger("qa")
@@ -45,6 +47,7 @@ class EmbeddedStore:
         self._tokens = loaded.tokens
         self._variants: dict[tuple[float, float], Any] = {}
         self._lock = threading.Lock()
+        self._table: Optional[ArticleTable] = None  # filters' metadata arrays, built on first use
         engine = self.manifest.get("scale", {}).get("lexical_engine", "rank_bm25")
         k1, b = float(config.bm25_k1), float(config.bm25_b)
         if loaded.sparse is not None and (loaded.sparse.k1, loaded.sparse.b) == (k1, b):
@@ -76,11 +79,21 @@ class EmbeddedStore:
     def max_idf(self) -> float:
         return self.lexical.max_idf
 
-    def lexical_search(self, tokens: Sequence[str], query: str, depth: int) -> Ranked:
-        return self.lexical.search(tokens, depth)
+    def _mask(self, where: Optional[Filter]) -> Optional[np.ndarray]:
+        """The chunks ``where`` lets through, as a boolean mask (None: no filter)."""
+        if where is None:
+            return None
+        if self._table is None:
+            with self._lock:
+                if self._table is None:
+                    self._table = ArticleTable.of(self.articles, self.chunks)
+        return self._table.mask(where)
 
-    def dense_search(self, vector: np.ndarray, depth: int) -> Ranked:
-        return faiss_files.search(self.faiss_index, vector, depth)
+    def lexical_search(self, tokens: Sequence[str], query: str, depth: int, where: Optional[Filter] = None) -> Ranked:
+        return self.lexical.search(tokens, depth, self._mask(where))
+
+    def dense_search(self, vector: np.ndarray, depth: int, where: Optional[Filter] = None) -> Ranked:
+        return faiss_files.search(self.faiss_index, vector, depth, self._mask(where), self.vectors)
 
     def lexical_scores(self, tokens: Sequence[str], ids: Sequence[int]) -> Optional[list[float]]:
         return self.lexical.scores(tokens, ids)
@@ -90,7 +103,7 @@ class EmbeddedStore:
             return None
         return [float(x) for x in np.asarray(self.vectors[list(ids)], dtype=np.float32) @ vector]
 
-    def hybrid_search(self, tokens, query, vector, config, depth) -> Optional[Ranked]:
+    def hybrid_search(self, tokens, query, vector, config, depth, where=None) -> Optional[Ranked]:
         return None  # the pipeline fuses
 
     def lexical_variant(self, k1: float, b: float):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
 DENSE_KINDS = ("flat", "hnsw")
 MMAP_BYTES = 64 << 20  # index files from this size are memory-mapped
+EXACT_MAX = 20_000  # a filter letting at most this many chunks through is searched exactly (no index)
+BLOCK = 65536
 
 
 def build(vectors: np.ndarray, *, kind: str = "flat", dtype: str = "float32", hnsw_m: int,
@@ -65,10 +68,45 @@ def set_ef_search(index, ef_search: int) -> None:
         index.hnsw.efSearch = int(ef_search)
 
 
-def search(index, vec: np.ndarray, k: int) -> list[tuple[int, float]]:
-    """Up to ``k`` (chunk id, inner product), best first."""
+def search(index, vec: np.ndarray, k: int, allow: Optional[np.ndarray] = None,
+           vectors: Optional[np.ndarray] = None) -> list[tuple[int, float]]:
+    """Up to ``k`` (chunk id, inner product), best first; only chunks whose entry in the boolean
+    mask ``allow`` is true, when given. A filtered search scores the allowed rows of ``vectors``
+    exactly when at most ``EXACT_MAX`` pass (or when HNSW, whose graph walk a narrow filter starves,
+    found fewer than ``k``); otherwise FAISS searches with an id selector over the mask."""
     if index.ntotal == 0:
         return []
-    k = min(k, index.ntotal)
-    scores, ids = index.search(vec.reshape(1, -1).astype(np.float32), k)
-    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+    x = vec.reshape(1, -1).astype(np.float32)
+    if allow is None:
+        scores, ids = index.search(x, min(k, index.ntotal))
+        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+    rows = np.flatnonzero(allow)
+    k = min(k, rows.size)
+    if k == 0:
+        return []
+    if vectors is not None and rows.size <= EXACT_MAX:
+        return exact(vectors, rows, x[0], k)
+    import faiss
+
+    bitmap = np.packbits(np.asarray(allow, dtype=bool), bitorder="little")
+    params = faiss.SearchParametersHNSW() if hasattr(index, "hnsw") else faiss.SearchParameters()
+    params.sel = faiss.IDSelectorBitmap(len(allow), faiss.swig_ptr(bitmap))
+    if hasattr(index, "hnsw"):
+        params.efSearch = max(int(index.hnsw.efSearch), k)
+    scores, ids = index.search(x, k, params=params)
+    found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+    if len(found) < k and vectors is not None:
+        return exact(vectors, rows, x[0], k)
+    return found
+
+
+def exact(vectors: np.ndarray, rows: np.ndarray, vec: np.ndarray, k: int) -> list[tuple[int, float]]:
+    """The ``k`` best of ``rows`` by exact inner product with ``vec`` (ties by row), in blocks so
+    float16 or memory-mapped vectors are never converted whole."""
+    scores = np.empty(rows.size, dtype=np.float32)
+    for s in range(0, rows.size, BLOCK):
+        scores[s:s + BLOCK] = np.asarray(vectors[rows[s:s + BLOCK]], dtype=np.float32) @ vec
+    k = min(k, rows.size)
+    top = np.argpartition(-scores, k - 1)[:k] if k < rows.size else np.arange(rows.size)
+    top = top[np.lexsort((rows[top], -scores[top]))]
+    return [(int(rows[i]), float(scores[i])) for i in top]

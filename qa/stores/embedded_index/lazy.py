@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from ...errors import IndexCorruptError
 from ...types import Article, Chunk
 
 _ID = re.compile(rb'\{"id": ("(?:[^"\\]|\\.)*")')
+_ARTICLE_ID = re.compile(rb'"article_id": ("(?:[^"\\]|\\.)*")')
 _BLOCK = 64 << 20
 
 
@@ -96,6 +97,14 @@ class LazyArticles(Mapping):
     def __getitem__(self, key: str) -> Article:
         return self._get(self._line[key])
 
+    def metadata(self) -> Iterator[tuple[str, Optional[str], Optional[str]]]:
+        """(id, source, date) of every article, in file order, without building Article objects
+        (a filter's table reads these once)."""
+        for key, i in self._line.items():
+            row = self._rows.row(i)
+            yield key, row.get("source"), row.get("date")
+        _release(self._rows._mm)
+
     def __contains__(self, key: object) -> bool:
         return key in self._line
 
@@ -129,6 +138,18 @@ class LazyChunks(Sequence):
 
     def __len__(self) -> int:
         return len(self._rows)
+
+    def article_id_list(self) -> list[str]:
+        """The article id of every chunk, read from the start of each row (not checked against the
+        article: that happens when a chunk is read)."""
+        mm, out = self._rows._mm, []
+        for i, s in enumerate(self._rows.starts[:-1].tolist()):
+            m = _ARTICLE_ID.search(mm, s, min(int(self._rows.starts[i + 1]), s + 4096))
+            if m is None:
+                raise IndexCorruptError(f"{self._rows.path}:{i + 1}: no article_id in the row; rebuild with `qa index`")
+            out.append(json.loads(m.group(1)))
+        _release(mm)
+        return out
 
     def __getitem__(self, i):
         if isinstance(i, slice):
