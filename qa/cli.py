@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 
 from .config import ANSWERERS, MODES, UNSUPPORTED
 from .cli_tools import _cmd_adapt, _cmd_eval, _cmd_questions, _cmd_train_selector, _cmd_tune, _resolved
-from .errors import QAError
+from .errors import ConfigError, QAError
 
 log = logging.getLogger("qa")
 
@@ -23,6 +23,25 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", default="index", help="index folder (default: index)")
     p.add_argument("--config", default=None, help="TOML config file (default: qa.toml when present)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
+
+
+def _add_filter(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("filters (only articles passing all of them)")
+    g.add_argument("--source", action="append", default=None, metavar="NAME",
+                   help="outlet, case-insensitive; repeat for any of several")
+    g.add_argument("--since", default=None, metavar="DATE", help="from this date on: YYYY-MM-DD, YYYY-MM or YYYY")
+    g.add_argument("--until", default=None, metavar="DATE", help="up to this date, inclusive (same forms)")
+    g.add_argument("--article", action="append", default=None, metavar="ID", help="only this article id; repeatable")
+
+
+def _filter(args: argparse.Namespace):
+    from .filters import Filter
+
+    try:
+        return Filter.of(Filter(source=args.source or (), date_from=args.since, date_to=args.until,
+                                article_ids=args.article or ()))
+    except ValueError as e:
+        raise ConfigError(str(e).replace("date_from", "--since").replace("date_to", "--until")) from None
 
 
 CONFIG_HELP = """settings: qa.toml in the working folder (or --config FILE), in sections:
@@ -56,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5, help="number of passages (default: 5)")
     p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: hybrid)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    _add_filter(p)
 
     p = sub.add_parser("ask", help="answer a question with quoted sources (extractive, or a checked LLM answer)")
     _add_common(p)
@@ -68,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--llm-unsupported", choices=UNSUPPORTED, default=None,
                    help="flag (default) or remove generated sentences their sources do not support")
     p.add_argument("--json", action="store_true", help="print the answer as JSON (with the check of every sentence)")
+    _add_filter(p)
 
     p = sub.add_parser("serve", help="serve the web chat (Gradio) on this machine")
     p.add_argument("--index", default="index", help="index folder (default: index)")
@@ -214,13 +235,14 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from .assistant import Assistant
 
     cfg = _resolved(args, args.index, mode=args.mode).config
+    where = _filter(args)
     assistant = Assistant.load(args.index, cfg)
-    hits = assistant.retrieve(args.question, k=args.k, mode=args.mode)
+    hits = assistant.retrieve(args.question, k=args.k, mode=args.mode, filter=where)
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
         return 0
     if not hits:
-        print("no passage found")
+        print("no passage found" + (f" (filter: {where.describe()})" if where else ""))
         return 0
     for h in hits:
         meta = " · ".join(x for x in (h.article.source, h.article.date) if x)
@@ -237,9 +259,10 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     cfg = _resolved(args, args.index, mode=args.mode, answerer=args.answerer,
                    llm_base_url=args.llm_base_url, llm_model=args.llm_model,
                    llm_unsupported=args.llm_unsupported).config
+    where = _filter(args)
     assistant = Assistant.load(args.index, cfg)
     ans = None
-    for item in assistant.ask_stream(args.question, k=args.k, mode=args.mode):
+    for item in assistant.ask_stream(args.question, k=args.k, mode=args.mode, filter=where):
         if isinstance(item, str):
             if not args.json and sys.stderr.isatty():
                 print(item, end="", file=sys.stderr, flush=True)  # the LLM's draft as it comes, before the checks
