@@ -13,6 +13,7 @@ import logging
 import os
 import threading
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
@@ -22,10 +23,11 @@ from .encoders.identity import PACKAGED_MODELS
 from .encoders import Encoder, make_encoder
 from .retrieval import MAX_QUERY_CHARS, Pipeline, check_query
 from .stores import BuildReport, Store, build_index, check_model, open_store
-from .filters import Filter, FilterLike
+from .filters import Filter, FilterLike, normalize_source
 from .types import Answer, Hit
 
 log = logging.getLogger("qa")
+MAX_LISTED = 100_000  # articles a store without cheap metadata is read through to list its sources
 
 __all__ = ["Assistant", "MAX_QUERY_CHARS", "check_query"]
 
@@ -48,6 +50,7 @@ class Assistant:
         self._lock = threading.RLock()
         self._answerer = None
         self._generator = None
+        self._sources: Optional[list[tuple[str, int]]] = None
         self.pipeline = Pipeline(store, self.analyzer, lambda: self.embedder)
 
     # -- construction -------------------------------------------------------------------------
@@ -117,6 +120,28 @@ class Assistant:
         where = Filter.of(filter)
         settings = self.config.replace(fusion=fusion, dense_weight=dense_weight, candidates=candidates)
         return self.pipeline.retrieve(question, k, mode or self.config.mode, settings, where=where)
+
+    def sources(self) -> list[tuple[str, int]]:
+        """The outlets of the indexed articles (``Article.source``, as first written) with their article
+        counts, most articles first: the choices of a source filter. Empty for a store of more than
+        ``MAX_LISTED`` articles that cannot list metadata cheaply."""
+        if self._sources is None:
+            arts = self.store.articles
+            if hasattr(arts, "metadata"):
+                rows = ((aid, src) for aid, src, _ in arts.metadata())
+            elif isinstance(arts, dict) or len(arts) <= MAX_LISTED:
+                rows = ((a.id, a.source) for a in arts.values())
+            else:
+                rows = iter(())
+            names: dict[str, str] = {}
+            counts: Counter = Counter()
+            for _, src in rows:
+                key = normalize_source(src)
+                if key:
+                    names.setdefault(key, " ".join(src.split()))
+                    counts[key] += 1
+            self._sources = [(names[key], n) for key, n in sorted(counts.items(), key=lambda x: (-x[1], x[0]))]
+        return list(self._sources)
 
     def known_fraction(self, text: str) -> float:
         """Share of the analyzed words of ``text`` that occur in the index (0.0 when it has none)."""

@@ -18,8 +18,8 @@ from ..assistant import MAX_QUERY_CHARS, Assistant
 from ..config import MODES
 from ..errors import QAError
 from ..types import Answer
-from .render import (UI_TEXT, answer_markdown, chat_markdown, clip_question, empty_sources_html, error_html,
-                     settings, sources_html, ui_text, word_prefixes)
+from .render import (UI_TEXT, answer_markdown, chat_filter, chat_markdown, clip_question, empty_sources_html,
+                     error_html, filter_note, settings, sources_html, ui_text, word_prefixes)
 from .style import CSS, THEME_KW
 
 log = logging.getLogger("qa")
@@ -85,21 +85,32 @@ class ChatHandlers:
         self.assistant = assistant
         self.default_mode = assistant.config.mode if assistant.config.mode in MODES else MODES[0]
         self.examples = examples_for(assistant, examples)
+        self.sources = [name for name, _ in assistant.sources()]
 
-    def _ask(self, question: str, k: int, mode: str) -> Answer:
-        return self.assistant.ask(question, k=k, mode=mode)
+    def _ask(self, question: str, k: int, mode: str, where: Any = None) -> Answer:
+        return self.assistant.ask(question, k=k, mode=mode, filter=where)
 
-    def _ask_stream(self, question: str, k: int, mode: str, chat: Any) -> Iterator[Any]:
-        yield from chat.ask_stream(question, k=k, mode=mode)
+    def _ask_stream(self, question: str, k: int, mode: str, chat: Any, where: Any = None) -> Iterator[Any]:
+        yield from chat.ask_stream(question, k=k, mode=mode, filter=where)
 
-    def respond(self, question: Any, messages: Optional[list], chat: Any, k: Any, mode: Any):
-        """The chat's submit handler: yields (textbox, messages, sources panel, conversation)."""
+    def respond(self, question: Any, messages: Optional[list], chat: Any, k: Any, mode: Any,
+                source: Any = None, date_from: Any = None, date_to: Any = None):
+        """The chat's submit handler: yields (textbox, messages, sources panel, conversation).
+        ``source``, ``date_from``, ``date_to``: the settings' filter (see :class:`qa.Filter`)."""
         messages = list(messages or [])
         q, note = clip_question(question)
         if not q:
             yield gr.skip(), messages, gr.skip(), chat
             return
         lang = detect_lang(q)
+        try:
+            where = chat_filter(source, date_from, date_to)
+        except ValueError as e:
+            messages.append({"role": "user", "content": chat_markdown(q)})
+            messages.append({"role": "assistant", "content": chat_markdown(str(e))})
+            yield gr.skip(), messages, error_html(str(e)), chat
+            return
+        note = "\n\n".join(x for x in (filter_note(where, lang), note) if x) or None
         if chat is None:
             chat = self.assistant.conversation()
         messages.append({"role": "user", "content": chat_markdown(q)})
@@ -108,7 +119,7 @@ class ChatHandlers:
         k, mode = settings(k, mode, self.default_mode)
         answer, shown = None, ""
         try:
-            for item in self._ask_stream(q, k, mode, chat):
+            for item in self._ask_stream(q, k, mode, chat, where):
                 if isinstance(item, str):  # an LLM's text as it arrives (shown unchecked until the end)
                     shown += item
                     messages[-1] = {"role": "assistant", "content": chat_markdown(shown)}
@@ -142,13 +153,16 @@ class ChatHandlers:
         """"New conversation": (chat, sources panel, conversation, textbox) emptied."""
         return [], empty_sources_html(), None, ""
 
-    def api_ask(self, question: str, k: int = 5, mode: str = "hybrid") -> dict:
-        """Answer one question (no conversation history): the answer as a dict with its citations."""
+    def api_ask(self, question: str, k: int = 5, mode: str = "hybrid", source: str = "", date_from: str = "",
+                date_to: str = "") -> dict:
+        """Answer one question (no conversation history): the answer as a dict with its citations;
+        ``source`` (comma-separated outlets), ``date_from`` and ``date_to`` filter the articles."""
         q, _ = clip_question(question)
         k, mode = settings(k, mode, self.default_mode)
         try:
-            return self._ask(q, k, mode).to_dict()
-        except QAError as e:
+            where = chat_filter([s for s in str(source or "").split(",")], date_from, date_to)
+            return self._ask(q, k, mode, where).to_dict()
+        except (QAError, ValueError) as e:
             raise gr.Error(str(e).split("\n", 1)[0][:300]) from None
         except Exception:  # noqa: BLE001
             log.exception("api question failed")
@@ -189,10 +203,18 @@ def build_app(assistant: Assistant, *, examples: Optional[Sequence[str]] = None)
                     k = gr.Slider(1, 10, value=5, step=1, label="Passages to read (k)", elem_id="qa-k")
                     mode = gr.Radio(list(MODES), value=h.default_mode, label="Retrieval mode", elem_id="qa-mode",
                                     info="hybrid = keywords + meaning; bm25 = keywords only; dense = meaning only")
+                    source = gr.Dropdown(h.sources, value=[], multiselect=True, allow_custom_value=True,
+                                         label="Only from these sources", elem_id="qa-source")
+                    with gr.Row():
+                        date_from = gr.Textbox(label="From date", placeholder="YYYY-MM-DD, YYYY-MM or YYYY",
+                                               elem_id="qa-from", max_length=10)
+                        date_to = gr.Textbox(label="To date", placeholder="YYYY-MM-DD, YYYY-MM or YYYY",
+                                             elem_id="qa-to", max_length=10)
             with gr.Column(scale=2, min_width=320):
                 sources = gr.HTML(empty_sources_html(), elem_id="qa-sources")
 
-        io = dict(inputs=[box, chatbot, conv, k, mode], outputs=[box, chatbot, sources, conv])
+        io = dict(inputs=[box, chatbot, conv, k, mode, source, date_from, date_to],
+                  outputs=[box, chatbot, sources, conv])
         box.submit(h.respond, **io, **_kw(box.submit, show_progress="hidden", **private))
         if hasattr(chatbot, "example_select"):
             chatbot.example_select(_pick_example, None, box, **_kw(chatbot.example_select, **private)).then(

@@ -14,6 +14,7 @@ from typing import Any, Iterator, Optional
 from ..answer.lang import detect_lang, phrase
 from ..retrieval import MAX_QUERY_CHARS
 from ..config import MODES
+from ..filters import Filter
 from ..types import Answer, Article
 
 CONTEXT_CHARS = 360  # paragraph text shown on each side of a quote
@@ -170,6 +171,24 @@ def settings(k: Any, mode: Any, default_mode: str) -> tuple[int, str]:
     except (TypeError, ValueError, OverflowError):
         k = 5
     return k, mode if mode in MODES else default_mode
+
+
+def chat_filter(source: Any, date_from: Any, date_to: Any) -> Optional[Filter]:
+    """The chat settings' filter (None when empty); ``ValueError`` naming the field when a date is wrong."""
+    names = [source] if isinstance(source, str) else list(source or [])
+    names = [str(n).strip() for n in names if str(n or "").strip()]
+    try:
+        return Filter.of(Filter(source=names, date_from=str(date_from or "").strip() or None,
+                                date_to=str(date_to or "").strip() or None))
+    except ValueError as e:
+        raise ValueError(str(e).replace("date_from", "From date").replace("date_to", "To date")) from None
+
+
+def filter_note(where: Optional[Filter], lang: str) -> Optional[str]:
+    """The line shown above an answer given under a filter (plain text; the bubble escapes it)."""
+    if where is None:
+        return None
+    return ("Hanya dari artikel: " if lang == "id" else "Only from articles: ") + where.describe()
 
 
 def clip_question(question: Any) -> tuple[str, Optional[str]]:
