@@ -117,10 +117,10 @@ def _random_filter(rng: random.Random, ids: list[str]) -> Filter:
     return Filter(**kw)
 
 
-@pytest.mark.parametrize("selector", ["exact", "faiss-selector"])
+@pytest.mark.parametrize("selector", ["exact", "hnsw-walk"])
 def test_1000_random_filtered_queries_stay_inside_and_fill_k(news, monkeypatch, selector):
     meta, assistants, _ = news
-    if selector == "faiss-selector":  # search FAISS with the id selector instead of scoring the rows
+    if selector == "hnsw-walk":  # HNSW walks its graph with the id selector (else: an exact scan of the allowed ids)
         monkeypatch.setattr(dense_files, "EXACT_MAX", 0)
     rng = random.Random(5 if selector == "exact" else 6)
     ids = sorted(meta)
@@ -151,6 +151,23 @@ def test_1000_random_filtered_queries_stay_inside_and_fill_k(news, monkeypatch, 
             assert [round(h.score, 4) for h in hits] == [round(h.score, 4) for h in want], (q, f)
         checked += 1
     assert checked == 500 and filled > 100  # two parametrisations: 1,000 queries
+
+
+def test_hnsw_walk_under_a_filter_matches_the_exact_scan(news, monkeypatch):
+    """The widened HNSW walk with an id selector finds what the exact scan of the allowed ids finds
+    (a 50-chunk index: the walk reaches every node), and a filter no chunk passes gives nothing."""
+    import numpy as np
+
+    meta, assistants, _ = news
+    a = assistants["hnsw"]
+    store = a.store
+    v = a.pipeline.embed_text("vaksinasi warga binaan lapas")
+    mask = store._mask(Filter(source=["ANTARA", "Kompas", "Tempo"]))
+    exact = dense_files.search(store.faiss_index, v, 5, mask)
+    monkeypatch.setattr(dense_files, "EXACT_MAX", 0)
+    walked = dense_files.search(store.faiss_index, v, 5, mask)
+    assert [i for i, _ in walked] == [i for i, _ in exact] and all(mask[i] for i, _ in walked)
+    assert dense_files.search(store.faiss_index, v, 5, np.zeros(len(a), dtype=bool)) == []
 
 
 def test_filter_is_pushed_into_the_searches_not_applied_after(news):

@@ -93,7 +93,7 @@ class EmbeddedStore:
         return self.lexical.search(tokens, depth, self._mask(where))
 
     def dense_search(self, vector: np.ndarray, depth: int, where: Optional[Filter] = None) -> Ranked:
-        return faiss_files.search(self.faiss_index, vector, depth, self._mask(where), self.vectors)
+        return faiss_files.search(self.faiss_index, vector, depth, self._mask(where))
 
     def lexical_scores(self, tokens: Sequence[str], ids: Sequence[int]) -> Optional[list[float]]:
         return self.lexical.scores(tokens, ids)

@@ -9,8 +9,8 @@ import numpy as np
 
 DENSE_KINDS = ("flat", "hnsw")
 MMAP_BYTES = 64 << 20  # index files from this size are memory-mapped
-EXACT_MAX = 20_000  # a filter letting at most this many chunks through is searched exactly (no index)
-BLOCK = 65536
+EXACT_MAX = 50_000  # a filter letting at most this many chunks through is searched exactly (benchmarks/filters.py)
+EF_MAX = 4096  # the widest HNSW walk a filtered search takes
 
 
 def build(vectors: np.ndarray, *, kind: str = "flat", dtype: str = "float32", hnsw_m: int,
@@ -68,45 +68,40 @@ def set_ef_search(index, ef_search: int) -> None:
         index.hnsw.efSearch = int(ef_search)
 
 
-def search(index, vec: np.ndarray, k: int, allow: Optional[np.ndarray] = None,
-           vectors: Optional[np.ndarray] = None) -> list[tuple[int, float]]:
+def search(index, vec: np.ndarray, k: int, allow: Optional[np.ndarray] = None) -> list[tuple[int, float]]:
     """Up to ``k`` (chunk id, inner product), best first; only chunks whose entry in the boolean
-    mask ``allow`` is true, when given. A filtered search scores the allowed rows of ``vectors``
-    exactly when at most ``EXACT_MAX`` pass (or when HNSW, whose graph walk a narrow filter starves,
-    found fewer than ``k``); otherwise FAISS searches with an id selector over the mask."""
+    mask ``allow`` is true, when given. A filtered search is exact (FAISS scans the stored vectors
+    of the allowed ids only) for a flat index, or when at most ``EXACT_MAX`` chunks pass; an HNSW
+    index with a broader filter walks the graph with an id selector and a search depth widened by
+    the share filtered out (up to ``EF_MAX``), and falls back to the exact scan if that comes back
+    short. Figures: benchmarks/filters.py, docs/benchmarks.md."""
     if index.ntotal == 0:
         return []
     x = vec.reshape(1, -1).astype(np.float32)
     if allow is None:
-        scores, ids = index.search(x, min(k, index.ntotal))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-    rows = np.flatnonzero(allow)
-    k = min(k, rows.size)
-    if k == 0:
-        return []
-    if vectors is not None and rows.size <= EXACT_MAX:
-        return exact(vectors, rows, x[0], k)
+        return _run(index, x, min(k, index.ntotal))
     import faiss
 
-    bitmap = np.packbits(np.asarray(allow, dtype=bool), bitorder="little")
-    params = faiss.SearchParametersHNSW() if hasattr(index, "hnsw") else faiss.SearchParameters()
-    params.sel = faiss.IDSelectorBitmap(len(allow), faiss.swig_ptr(bitmap))
-    if hasattr(index, "hnsw"):
-        params.efSearch = max(int(index.hnsw.efSearch), k)
-    scores, ids = index.search(x, k, params=params)
-    found = [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
-    if len(found) < k and vectors is not None:
-        return exact(vectors, rows, x[0], k)
-    return found
+    rows = int(np.count_nonzero(allow))
+    k = min(k, rows)
+    if k == 0:
+        return []
+    bitmap = np.packbits(np.asarray(allow, dtype=bool), bitorder="little")  # kept alive during the search
+    selector = faiss.IDSelectorBitmap(len(allow), faiss.swig_ptr(bitmap))
+    hnsw = hasattr(index, "hnsw")
+    flat = faiss.downcast_index(index.storage) if hnsw else index
+    if hnsw and rows > EXACT_MAX:
+        params = faiss.SearchParametersHNSW()
+        params.sel = selector
+        params.efSearch = min(EF_MAX, max(int(index.hnsw.efSearch * len(allow) / rows), k))
+        found = _run(index, x, k, params)
+        if len(found) == k:
+            return found
+    params = faiss.SearchParameters()
+    params.sel = selector
+    return _run(flat, x, k, params)
 
 
-def exact(vectors: np.ndarray, rows: np.ndarray, vec: np.ndarray, k: int) -> list[tuple[int, float]]:
-    """The ``k`` best of ``rows`` by exact inner product with ``vec`` (ties by row), in blocks so
-    float16 or memory-mapped vectors are never converted whole."""
-    scores = np.empty(rows.size, dtype=np.float32)
-    for s in range(0, rows.size, BLOCK):
-        scores[s:s + BLOCK] = np.asarray(vectors[rows[s:s + BLOCK]], dtype=np.float32) @ vec
-    k = min(k, rows.size)
-    top = np.argpartition(-scores, k - 1)[:k] if k < rows.size else np.arange(rows.size)
-    top = top[np.lexsort((rows[top], -scores[top]))]
-    return [(int(rows[i]), float(scores[i])) for i in top]
+def _run(index, x: np.ndarray, k: int, params=None) -> list[tuple[int, float]]:
+    scores, ids = index.search(x, k) if params is None else index.search(x, k, params=params)
+    return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
