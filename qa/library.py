@@ -131,9 +131,12 @@ def _to_trash(corpus: Path, rel: str, data: bytes) -> Path:
     return dest
 
 
-def add_files(items: Iterable[tuple[str, bytes]], corpus_dir: str | os.PathLike,
+def add_files(items: Iterable[tuple[str, bytes | os.PathLike]], corpus_dir: str | os.PathLike,
               limits: UploadLimits = UploadLimits()) -> list[FileResult]:
     """Check and write uploaded files into ``corpus_dir``; one :class:`FileResult` per item, in order.
+
+    An item is (file name, its bytes), or (file name, the path of a file holding them: an upload's
+    temporary file, read only when within the size limit).
 
     A file is read exactly as ``qa index`` reads it (same readers, same reasons for skipping).
     Skipped: a bad name, type or size, a file over the count limit, an unreadable file or one with
@@ -159,9 +162,12 @@ def add_files(items: Iterable[tuple[str, bytes]], corpus_dir: str | os.PathLike,
         if bad:
             skip(bad)
             continue
-        if len(data) > limits.max_bytes:
-            skip(f"file too large: {_size(len(data))} (the upload limit is {_size(limits.max_bytes)})")
+        size = len(data) if isinstance(data, (bytes, bytearray)) else os.path.getsize(data)
+        if size > limits.max_bytes:
+            skip(f"file too large: {_size(size)} (the upload limit is {_size(limits.max_bytes)})")
             continue
+        if not isinstance(data, (bytes, bytearray)):
+            data = Path(data).read_bytes()
         if name.lower() in batch_names:
             skip("another file of this upload has the same name")
             continue
@@ -326,7 +332,7 @@ class LiveAssistant:
             if done:
                 self._drop(a)
 
-    def add(self, items: Iterable[tuple[str, bytes]]) -> Update:
+    def add(self, items: Iterable[tuple[str, bytes | os.PathLike]]) -> Update:
         """:func:`add_files`, then the index update (when something was added or updated)."""
         with self._writing() as t0:
             files = add_files(items, self.corpus_dir, self.limits)
