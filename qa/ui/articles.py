@@ -43,7 +43,8 @@ class ArticleHandlers:
     def _done(self, update: Update, what: str) -> str:
         if update.build is None:
             return f"{what}; the index is unchanged."
-        return (f"{what}; index updated in {update.seconds:.1f}s ({update.build.embedded} new passages embedded).")
+        embedded = f" ({update.build.embedded} new passages embedded)" if update.files else ""
+        return f"{what}; index updated in {update.seconds:.1f}s{embedded}."
 
     def upload(self, files: Optional[list[Any]]):
         """Upload handler: (file box cleared, per-file results, article list, status)."""
@@ -90,13 +91,15 @@ def articles_panel(live: LiveAssistant, app: gr.Blocks, private: dict) -> None:
         status = gr.Markdown(h.summary(), elem_id="qa-articles-status")
         if live.writable:
             lim = live.limits
-            files = gr.File(file_count="multiple", file_types=sorted(SUPPORTED_EXTS), type="filepath",
-                            label=f"Add articles ({', '.join(sorted(SUPPORTED_EXTS))}; up to {lim.max_files} files "
-                                  f"of {lim.max_bytes / 2**20:g} MiB)", elem_id="qa-upload")
+            files = gr.File(file_count="multiple", file_types=sorted(SUPPORTED_EXTS), type="filepath", height=180,
+                            label=f"Add articles: .txt .md .html .json .jsonl, up to {lim.max_files} files of "
+                                  f"{lim.max_bytes / 2**20:g} MiB each", elem_id="qa-upload")
             results = gr.Dataframe(headers=RESULT_HEADERS, value=[], interactive=False, wrap=True, visible=False,
-                                   label="Upload results", elem_id="qa-upload-results")
+                                   column_widths=["26%", "14%", "42%", "18%"], label="Upload results",
+                                   elem_id="qa-upload-results")
         listing = gr.Dataframe(headers=ARTICLE_HEADERS, value=h.article_rows(), interactive=False, wrap=True,
-                               max_height=360, label="Indexed articles", elem_id="qa-article-list")
+                               max_height=360, column_widths=["28%", "44%", "14%", "14%"], label="Indexed articles",
+                               elem_id="qa-article-list")
         if live.writable:
             with gr.Row(equal_height=True):
                 ids = gr.Textbox(show_label=False, placeholder="article id(s) to delete (click a row)", scale=4,
