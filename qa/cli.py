@@ -1,5 +1,5 @@
-"""Command line: ``qa index``, ``qa add``, ``qa remove``, ``qa search``, ``qa ask``, ``qa serve``, ``qa eval``, ``qa tune``,
-``qa questions``, ``qa adapt``, ``qa config``.
+"""Command line: ``qa index``, ``qa add``, ``qa remove``, ``qa search``, ``qa ask``, ``qa serve``,
+``qa eval``, ``qa tune``, ``qa questions``, ``qa adapt``, ``qa config``.
 
 ``qa --help`` lists them; ``qa COMMAND --help`` gives each one's options.
 """
@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .config import ANSWERERS, MODES, UNSUPPORTED
-from .cli_tools import _cmd_adapt, _cmd_add, _cmd_eval, _cmd_remove, _cmd_questions, _cmd_train_selector, _cmd_tune, _resolved
+from .cli_tools import (_cmd_adapt, _cmd_add, _cmd_eval, _cmd_questions, _cmd_remove, _cmd_train_selector, _cmd_tune,
+                        _resolved)
 from .errors import ConfigError, QAError
 
 log = logging.getLogger("qa")
@@ -313,9 +314,9 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": _cmd_index, "add": _cmd_add, "remove": _cmd_remove, "search": _cmd_search, "ask": _cmd_ask, "serve": _cmd_serve, "eval": _cmd_eval,
-            "tune": _cmd_tune, "questions": _cmd_questions, "adapt": _cmd_adapt, "config": _cmd_config,
-            "train-selector": _cmd_train_selector}
+COMMANDS = {"index": _cmd_index, "add": _cmd_add, "remove": _cmd_remove, "search": _cmd_search, "ask": _cmd_ask,
+            "serve": _cmd_serve, "eval": _cmd_eval, "tune": _cmd_tune, "questions": _cmd_questions, "adapt": _cmd_adapt,
+            "config": _cmd_config, "train-selector": _cmd_train_selector}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
