@@ -169,3 +169,20 @@ def test_50_uploads_while_5_sessions_ask(tmp_path, embedder):
     lat = sorted(latencies)
     print(f"\n50 articles added in 5 batches in {add_seconds:.1f}s; {len(lat)} questions meanwhile, "
           f"median {lat[len(lat) // 2]:.2f}s, max {lat[-1]:.2f}s; article counts seen {sorted(set(seen))}")
+
+
+def test_a_request_in_flight_keeps_its_index_until_it_ends(tmp_path, embedder):
+    live = _live(tmp_path, embedder)
+    question = "Siapa Kalapas Kelas IIB Amuntai?"
+    with live.use() as old:
+        old_data = tmp_path / "index" / old.manifest["data_dir"]
+        live.add([("desa.txt", story(3).encode())])
+        assert live.current is not old and old_data.is_dir()  # the swap happened; the old files stay
+        with live.use() as new:
+            assert len(new.articles) == 6 and len(old.articles) == 5
+        live.add([("desa2.txt", story(4).encode())])  # a second update keeps the folder still read
+        assert old_data.is_dir() and len(list((tmp_path / "index").glob("data-*"))) == 2
+        assert old.ask(question).found and "Dwi Hartono" in old.ask(question).text
+        assert old.store.tokens() and old.retrieve(question, k=3)
+    assert not old_data.exists() and len(list((tmp_path / "index").glob("data-*"))) == 1
+    assert live.current.ask(question).found
