@@ -72,6 +72,9 @@ class ArticleHandlers:
             update = self.live.remove(ids)
         except UploadError as e:
             raise gr.Error(str(e)) from None
+        except QAError as e:  # e.g. the last article deleted: nothing left to index
+            log.warning("delete failed: %s", e)
+            raise gr.Error(str(e).split("\n", 1)[0][:300]) from None
         done = [r for r in update.removed if r.status == "removed"]
         missing = [r.id for r in update.removed if r.status != "removed"]
         what = (f"Deleted {', '.join(r.id for r in done)} (kept in the corpus folder's {done[0].trash.split('/')[0]}/)"
