@@ -1,6 +1,6 @@
 """Serve the article-qa web chat (same as ``qa serve``).
 
-``python app.py [--host 127.0.0.1] [--port 7860] [--share] [--index index] [--corpus corpus]``
+``python app.py [--host 127.0.0.1] [--port 7860] [--share] [--index index] [--corpus corpus] [--login USER] [--allow-upload]``
 
 Loads the index once (building it from the corpus first when there is none), then serves the chat
 on localhost. Set QA_USERNAME and QA_PASSWORD to require a login.

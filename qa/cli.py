@@ -1,5 +1,5 @@
-"""Command line: ``qa index``, ``qa search``, ``qa ask``, ``qa serve``, ``qa eval``, ``qa tune``,
-``qa questions``, ``qa adapt``, ``qa config``.
+"""Command line: ``qa index``, ``qa add``, ``qa remove``, ``qa search``, ``qa ask``, ``qa serve``,
+``qa eval``, ``qa tune``, ``qa questions``, ``qa adapt``, ``qa config``.
 
 ``qa --help`` lists them; ``qa COMMAND --help`` gives each one's options.
 """
@@ -8,12 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
 from .config import ANSWERERS, MODES, UNSUPPORTED
-from .cli_tools import _cmd_adapt, _cmd_eval, _cmd_questions, _cmd_train_selector, _cmd_tune, _resolved
+from .cli_tools import (_cmd_adapt, _cmd_add, _cmd_eval, _cmd_questions, _cmd_remove, _cmd_train_selector, _cmd_tune,
+                        _resolved)
 from .errors import ConfigError, QAError
 
 log = logging.getLogger("qa")
@@ -69,6 +71,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rebuild even when the index is up to date")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
+    p = sub.add_parser("add", help="add article files to the corpus folder, then update the index")
+    _add_common(p)
+    p.add_argument("files", nargs="+", metavar="FILE", help=".txt .md .html .json .jsonl files")
+    p.add_argument("--corpus", default="corpus", help="folder of articles (default: corpus)")
+    p.add_argument("--no-index", action="store_true", help="only write the files; leave the index as it is")
+
+    p = sub.add_parser("remove", help="remove articles (by id) from the corpus folder, then update the index")
+    _add_common(p)
+    p.add_argument("ids", nargs="+", metavar="ID", help="article ids (as `qa search` shows them)")
+    p.add_argument("--corpus", default="corpus", help="folder of articles (default: corpus)")
+    p.add_argument("--no-index", action="store_true", help="only change the files; leave the index as it is")
+
     p = sub.add_parser("search", help="retrieve passages for a question")
     _add_common(p)
     p.add_argument("question", help="the question")
@@ -98,6 +112,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port (default: [ui] port in qa.toml, else 7860)")
     p.add_argument("--share", action=argparse.BooleanOptionalAction, default=None,
                    help="also make a public Gradio share link (default: [ui] share in qa.toml, else off)")
+    p.add_argument("--login", default=None, metavar="USER[:PASSWORD]",
+                   help="ask for this login (without :PASSWORD, the password is read from QA_PASSWORD); "
+                        "also turns on adding and deleting articles")
+    p.add_argument("--allow-upload", action=argparse.BooleanOptionalAction, default=None,
+                   help="let the chat add and delete articles of --corpus (default: [ui] allow_upload, "
+                        "else on only with a login)")
     p.add_argument("--config", default=None, help="TOML config file (default: qa.toml when present)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
 
@@ -289,8 +309,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise ImportError(f"the web chat needs Gradio: pip install 'article-qa[ui]' ({e})") from e
     ui = _resolved(args, None, host=args.host, port=args.port, share=args.share).config
     launch(index_dir=args.index, corpus_dir=args.corpus, host=ui.host, port=ui.port, share=ui.share,
-           config_path=args.config)
+           config_path=args.config, auth=_login(args.login),
+           allow_upload=args.allow_upload)
     return 0
+
+
+def _login(value: Optional[str]) -> Optional[tuple[str, str]]:
+    """(user, password) from ``--login USER[:PASSWORD]`` (the password from QA_PASSWORD when not given)."""
+    if value is None:
+        return None
+    user, _, password = value.partition(":")
+    password = password or os.environ.get("QA_PASSWORD", "")
+    if not user or not password:
+        raise ConfigError("--login needs USER:PASSWORD, or USER with the password in QA_PASSWORD")
+    return user, password
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -305,9 +337,9 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": _cmd_index, "search": _cmd_search, "ask": _cmd_ask, "serve": _cmd_serve, "eval": _cmd_eval,
-            "tune": _cmd_tune, "questions": _cmd_questions, "adapt": _cmd_adapt, "config": _cmd_config,
-            "train-selector": _cmd_train_selector}
+COMMANDS = {"index": _cmd_index, "add": _cmd_add, "remove": _cmd_remove, "search": _cmd_search, "ask": _cmd_ask,
+            "serve": _cmd_serve, "eval": _cmd_eval, "tune": _cmd_tune, "questions": _cmd_questions, "adapt": _cmd_adapt,
+            "config": _cmd_config, "train-selector": _cmd_train_selector}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -1,5 +1,5 @@
-"""The tool commands of the command line: ``qa eval``, ``qa tune``, ``qa questions``, ``qa adapt``
-(parsers in :mod:`qa.cli`)."""
+"""The tool commands of the command line: ``qa add``, ``qa remove``, ``qa eval``, ``qa tune``,
+``qa questions``, ``qa adapt`` (parsers in :mod:`qa.cli`)."""
 from __future__ import annotations
 
 import argparse
@@ -166,3 +166,43 @@ def _cmd_train_selector(args: argparse.Namespace) -> int:
           f"abstain_threshold = {selector.threshold:.4f}")
     return 0
 
+
+
+def _update_index(args: argparse.Namespace, cfg) -> None:
+    from .stores import build_index
+
+    if args.no_index:
+        print(f"the index in {args.index}/ was left as it is: run `qa index --corpus {args.corpus}`")
+        return
+    report = build_index(args.corpus, args.index, cfg, progress=False)
+    print(f"index updated: {report.articles} articles, {report.chunks} chunks ({report.embedded} embedded now) "
+          f"in {report.seconds:.1f}s -> {args.index}/")
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    """``qa add FILE...``: the same checks and per-file results as the chat's upload."""
+    from .library import UploadLimits, add_files
+
+    cfg = _resolved(args, args.index, build=True).config
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"no such file: {', '.join(missing)}")
+    results = add_files([(Path(f).name, Path(f)) for f in args.files], args.corpus, UploadLimits.from_config(cfg))
+    for r in results:
+        print(r, file=sys.stderr if r.status == "skipped" and not r.reason.startswith("unchanged") else sys.stdout)
+    if any(r.status != "skipped" for r in results):
+        _update_index(args, cfg)
+    return 1 if any(r.status == "skipped" and not r.reason.startswith("unchanged") for r in results) else 0
+
+
+def _cmd_remove(args: argparse.Namespace) -> int:
+    """``qa remove ID...``: the articles' text goes to ``<corpus>/.trash/``."""
+    from .library import remove_articles
+
+    cfg = _resolved(args, args.index, build=True).config
+    results = remove_articles(args.ids, args.corpus)
+    for r in results:
+        print(r, file=sys.stdout if r.status == "removed" else sys.stderr)
+    if any(r.status == "removed" for r in results):
+        _update_index(args, cfg)
+    return 0 if all(r.status == "removed" for r in results) else 1

@@ -189,6 +189,9 @@ class Config:
     host: str = setting("ui", "127.0.0.1", "address the web chat binds (127.0.0.1: this machine)", check=_nonempty)
     port: int = setting("ui", 7860, "port of the web chat", lo=1, hi=65535)
     share: bool = setting("ui", False, "also make a public Gradio share link")
+    allow_upload: bool = setting("ui", False, "let the chat add and delete articles (also on with a login)")
+    upload_max_files: int = setting("ui", 50, "most files in one upload", lo=1, hi=10000)
+    upload_max_mb: float = setting("ui", 8.0, "largest uploaded file, in MiB", lo=0.001, hi=256.0)
     # [milvus]: the store (docs/scale-out.md)
     store: str = setting("milvus", "embedded", "embedded (FAISS + BM25 files in the index folder) or milvus (a Milvus "
                          "collection through pymilvus; extra `milvus`)", choices=STORES)
@@ -265,14 +268,11 @@ class Config:
         return {"lexical_engine": lexical, "dense_index": dense, "vector_dtype": dtype}
 
 
-#: name -> Spec, in declaration order
-SPECS: dict[str, Spec] = {f.name: f.metadata["spec"] for f in fields(Config)}
-SECTION_KEYS: dict[str, tuple[str, ...]] = {s: tuple(n for n, sp in SPECS.items() if sp.section == s)
-                                            for s in SECTIONS}
+SPECS: dict[str, Spec] = {f.name: f.metadata["spec"] for f in fields(Config)}  #: name -> Spec, in declaration order
+SECTION_KEYS: dict[str, tuple[str, ...]] = {s: tuple(n for n, sp in SPECS.items() if sp.section == s) for s in SECTIONS}
 #: settings that change what is stored in the index; changing one means rebuilding
 BUILD_KEYS = tuple(n for n, sp in SPECS.items() if sp.build)
-#: answer-generation settings: per installation (qa.toml / CLI), never recorded in an index manifest,
-#: so that loading an index never starts calling an LLM server by itself
+#: answer-generation settings: per installation, never in a manifest (loading an index never calls an LLM by itself)
 GENERATION_KEYS = tuple(n for n, sp in SPECS.items() if sp.llm)
 #: what an index manifest records and may contribute back (not the LLM or [ui] settings)
 MANIFEST_KEYS = tuple(n for n, sp in SPECS.items() if not sp.llm and sp.section != "ui")

@@ -16,7 +16,7 @@ LAYERS = [
     ("stores", ["qa.stores"]),
     ("retrieval and answers", ["qa.retrieval", "qa.answer"]),
     ("assistant", ["qa.assistant"]),
-    ("tools", ["qa.conversation", "qa.evaluation", "qa.adaptation"]),
+    ("tools", ["qa.conversation", "qa.evaluation", "qa.adaptation", "qa.library"]),
     ("entry points", ["qa.ui", "qa.cli", "qa.cli_tools", "qa.__main__", "qa"]),
 ]
 # the one convenience that reaches up: Assistant.conversation() builds the layer above it (lazily)

@@ -20,7 +20,7 @@ BRIEF_SECTIONS = {
               "hnsw_ef_construction", "vector_dtype", "sentence_vectors"],
     "retrieval": ["mode", "fusion", "dense_weight", "fusion_pool", "rrf_k", "candidates", "bm25_k1", "bm25_b",
                   "hnsw_ef_search", "expand_abbreviations"],
-    "ui": ["host", "port", "share"],
+    "ui": ["host", "port", "share", "allow_upload", "upload_max_files", "upload_max_mb"],
 }
 
 
@@ -48,13 +48,14 @@ def test_every_setting_has_one_section_and_the_derived_key_lists_are_unchanged()
 
 def test_grouped_access_manifest_dict_and_docs():
     c = Config(dense_weight=0.3, port=8000)
-    assert c.section("retrieval")["dense_weight"] == 0.3 and c.section("ui") == {"host": "127.0.0.1", "port": 8000,
-                                                                                  "share": False}
+    assert c.section("retrieval")["dense_weight"] == 0.3 and c.section("ui") == {
+        "host": "127.0.0.1", "port": 8000, "share": False, "allow_upload": False, "upload_max_files": 50,
+        "upload_max_mb": 8.0}
     with pytest.raises(ValueError, match="index, retrieval, answer, ui, milvus"):
         c.section("search")
     recorded = c.manifest_dict()
     assert "dense_weight" in recorded and "store" in recorded and "answer_k" in recorded
-    assert not set(recorded) & {*GENERATION_KEYS, "host", "port", "share"}
+    assert not set(recorded) & {*GENERATION_KEYS, "host", "port", "share", "allow_upload", "upload_max_mb"}
     doc = settings_doc()
     for f in fields(Config):
         assert f"  {f.name} = " in doc

@@ -17,9 +17,11 @@ from ..answer.lang import detect_lang
 from ..assistant import MAX_QUERY_CHARS, Assistant
 from ..config import MODES
 from ..errors import QAError
+from ..library import LiveAssistant
 from ..types import Answer
 from .render import (UI_TEXT, answer_markdown, chat_filter, chat_markdown, clip_question, empty_sources_html,
                      error_html, filter_note, settings, sources_html, ui_text, word_prefixes)
+from .articles import articles_panel
 from .style import CSS, THEME_KW
 
 log = logging.getLogger("qa")
@@ -78,20 +80,30 @@ class ChatHandlers:
 
     Sessions are answered in parallel (as many at once as the queue has workers): the assistant's
     read path is thread-safe, and an LLM answerer limits its own requests (``llm_concurrency``).
-    Each session has its own :class:`~qa.conversation.Conversation`.
+    Each session has its own :class:`~qa.conversation.Conversation`. ``assistant`` may be a
+    :class:`~qa.library.LiveAssistant` (articles added while serving): each question is answered
+    by the assistant current when it was asked.
     """
 
-    def __init__(self, assistant: Assistant, examples: Optional[Sequence[str]] = None):
-        self.assistant = assistant
-        self.default_mode = assistant.config.mode if assistant.config.mode in MODES else MODES[0]
-        self.examples = examples_for(assistant, examples)
-        self.sources = [name for name, _ in assistant.sources()]
+    def __init__(self, assistant: Assistant | LiveAssistant, examples: Optional[Sequence[str]] = None):
+        self.live = assistant if isinstance(assistant, LiveAssistant) else LiveAssistant(assistant)
+        config = self.assistant.config
+        self.default_mode = config.mode if config.mode in MODES else MODES[0]
+        self.examples = examples_for(self.assistant, examples)
+        self.sources = [name for name, _ in self.assistant.sources()]  # offered; others can be typed
+
+    @property
+    def assistant(self) -> Assistant:
+        return self.live.current
 
     def _ask(self, question: str, k: int, mode: str, where: Any = None) -> Answer:
-        return self.assistant.ask(question, k=k, mode=mode, filter=where)
+        with self.live.use() as assistant:
+            return assistant.ask(question, k=k, mode=mode, filter=where)
 
     def _ask_stream(self, question: str, k: int, mode: str, chat: Any, where: Any = None) -> Iterator[Any]:
-        yield from chat.ask_stream(question, k=k, mode=mode, filter=where)
+        with self.live.use() as assistant:
+            chat.assistant = assistant  # the conversation keeps its history across index updates
+            yield from chat.ask_stream(question, k=k, mode=mode, filter=where)
 
     def respond(self, question: Any, messages: Optional[list], chat: Any, k: Any, mode: Any,
                 source: Any = None, date_from: Any = None, date_to: Any = None):
@@ -169,8 +181,10 @@ class ChatHandlers:
             raise gr.Error(UI_TEXT["en"]["error"]) from None
 
 
-def build_app(assistant: Assistant, *, examples: Optional[Sequence[str]] = None) -> gr.Blocks:
+def build_app(assistant: Assistant | LiveAssistant, *, examples: Optional[Sequence[str]] = None) -> gr.Blocks:
     """The chat app over ``assistant`` (call ``.launch()`` on it; it binds 127.0.0.1 by default).
+
+    A :class:`~qa.library.LiveAssistant` made ``writable`` adds upload and delete to the Articles panel.
 
     ``examples``: questions offered in the empty chat (default: a few about the bundled articles,
     kept when the index has words for them). Also exposes ``/ask`` (question, k, mode) -> dict
@@ -210,6 +224,7 @@ def build_app(assistant: Assistant, *, examples: Optional[Sequence[str]] = None)
                                                elem_id="qa-from", max_length=10)
                         date_to = gr.Textbox(label="To date", placeholder="YYYY-MM-DD, YYYY-MM or YYYY",
                                              elem_id="qa-to", max_length=10)
+                articles_panel(h.live, app, _kw(new.click, **private))
             with gr.Column(scale=2, min_width=320):
                 sources = gr.HTML(empty_sources_html(), elem_id="qa-sources")
 

@@ -47,11 +47,14 @@ def load_or_build(index_dir: str | os.PathLike = "index", corpus_dir: str | os.P
 def launch(index_dir: str | os.PathLike = "index", corpus_dir: str | os.PathLike = "corpus",
            host: str = "127.0.0.1", port: int = 7860, share: bool = False,
            auth: Optional[tuple[str, str]] = None, *, examples: Optional[Sequence[str]] = None,
-           prevent_thread_lock: bool = False, config_path: Optional[str | os.PathLike] = None):
+           prevent_thread_lock: bool = False, config_path: Optional[str | os.PathLike] = None,
+           allow_upload: Optional[bool] = None):
     """Load (or build) the index once, then serve the chat on ``host:port`` (localhost by default).
 
     ``share=True`` asks Gradio for a public link. ``auth`` (username, password) defaults to
     the environment variables ``QA_USERNAME`` and ``QA_PASSWORD`` when both are set.
+    ``allow_upload``: whether the chat may add and delete articles of ``corpus_dir`` (and update the
+    index); default: ``[ui] allow_upload``, or on when there is a login.
     ``HF_HUB_OFFLINE=1`` and ``GRADIO_ANALYTICS_ENABLED=False`` are set unless already set.
     """
     for name, value in SERVE_ENV.items():
@@ -73,7 +76,16 @@ def launch(index_dir: str | os.PathLike = "index", corpus_dir: str | os.PathLike
                     "(set QA_USERNAME and QA_PASSWORD)", host)
     if share:
         log.warning("share=True: Gradio makes a public link to this app")
-    app = build_app(assistant, examples=examples)
+    from ..library import LiveAssistant, UploadLimits
+
+    cfg = assistant.config
+    writable = allow_upload if allow_upload is not None else (cfg.allow_upload or auth is not None)
+    limits = UploadLimits.from_config(cfg)
+    if writable:
+        log.warning("adding and deleting articles is on: uploads go to %s/ (at most %d files of %g MiB each)%s",
+                    corpus_dir, limits.max_files, cfg.upload_max_mb, "" if auth else "; no login is asked for")
+    app = build_app(LiveAssistant(assistant, corpus_dir, writable=writable, limits=limits), examples=examples)
     app.queue(default_concurrency_limit=4)
     return app.launch(server_name=host, server_port=port, share=share, auth=auth, show_error=False,
-                      prevent_thread_lock=prevent_thread_lock)
+                      prevent_thread_lock=prevent_thread_lock,
+                      **({"max_file_size": limits.max_bytes} if writable else {}))

@@ -66,12 +66,14 @@ def build_index(
     force: bool = False,
     embedder: Optional[Encoder] = None,
     corpus: Optional[Corpus] = None,
+    keep: tuple[str, ...] = (),
 ) -> BuildReport:
     """Read ``corpus_dir``, chunk, embed and index it into ``index_dir`` (atomically).
 
     Does nothing when the index is already up to date for this corpus and build settings
     (unless ``force``). Chunks whose text was embedded before with the same model are not
-    embedded again. Bad files are skipped and listed in ``BuildReport.problems``.
+    embedded again. Bad files are skipped and listed in ``BuildReport.problems``. ``keep``: names
+    of older ``data-*`` folders not to remove yet (still read by a loaded index: :mod:`qa.library`).
     """
     config = config or Config()
     t0 = time.perf_counter()
@@ -220,7 +222,7 @@ def build_index(
         if _current_data_dir(index_dir) != data.name:
             shutil.rmtree(data, ignore_errors=True)
         raise
-    _remove_stale(index_dir, keep=data.name)
+    _remove_stale(index_dir, keep={data.name, *keep})
     stage("write")
     log.info("indexed %d articles, %d chunks in %.1fs", len(corpus.articles), len(chunks), seconds)
     return BuildReport(index_dir, len(corpus.articles), len(chunks), corpus.problems,
@@ -251,11 +253,11 @@ def _current_data_dir(index_dir: Path) -> Optional[str]:
         return None
 
 
-def _remove_stale(index_dir: Path, keep: str) -> None:
-    """Remove what killed or failed builds left: other ``data-*`` and ``.tmp-*`` folders and
-    partial manifest copies (``.manifest.json.tmp-*``)."""
+def _remove_stale(index_dir: Path, keep: set[str]) -> None:
+    """Remove what killed or failed builds left: other ``data-*`` (those not in ``keep``) and
+    ``.tmp-*`` folders and partial manifest copies (``.manifest.json.tmp-*``)."""
     for p in index_dir.iterdir():
-        if p.is_dir() and (p.name.startswith("data-") or p.name.startswith(".tmp-")) and p.name != keep:
+        if p.is_dir() and (p.name.startswith("data-") or p.name.startswith(".tmp-")) and p.name not in keep:
             shutil.rmtree(p, ignore_errors=True)
         elif p.name.startswith(f".{MANIFEST}.tmp-") and p.is_file():
             try:
