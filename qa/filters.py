@@ -141,16 +141,22 @@ class Filter:
         return {"source": list(self.source), "date_from": self.date_from, "date_to": self.date_to,
                 "article_ids": list(self.article_ids)}
 
-    def describe(self) -> str:
-        """A short human description: ``source ANTARA · 2021-07-01..2021-07-31``."""
+    def describe(self, lang: str = "en") -> str:
+        """A short human description: ``source ANTARA · 2021-07-01..2021-07-31`` (``lang="id"``:
+        ``sumber ANTARA · ...``)."""
+        w = _WORDS["id" if lang == "id" else "en"]
         parts = []
         if self.source:
-            parts.append("source " + " or ".join(self.source))
+            parts.append(w["source"] + " " + f" {w['or']} ".join(self.source))
         if self.date_from or self.date_to:
             parts.append(f"{self.date_from or '…'}..{self.date_to or '…'}")
         if self.article_ids:
-            parts.append(f"{len(self.article_ids)} article(s)")
-        return " · ".join(parts) or "everything"
+            parts.append(f"{len(self.article_ids)} {w['articles']}")
+        return " · ".join(parts) or w["all"]
+
+
+_WORDS = {"en": {"source": "source", "or": "or", "articles": "article(s)", "all": "everything"},
+          "id": {"source": "sumber", "or": "atau", "articles": "artikel", "all": "semua"}}
 
 
 __all__ = ["FIELDS", "Filter", "FilterLike", "date_bound", "normalize_source"]

@@ -47,6 +47,7 @@ def test_filter_matches_articles():
     assert not Filter(date_to="2030").matches(none)  # no date: never inside a date range
     assert Filter(article_ids=["x"]).matches(a) and not Filter(article_ids=["x"]).matches(none)
     assert Filter(source="antara", date_from="2021").describe() == "source antara · 2021-01-01..…"
+    assert Filter(source=["a", "b"], article_ids=["x"]).describe("id") == "sumber a atau b · 1 artikel"
 
 
 # -- a real index of articles with several sources and dates -------------------------------------

@@ -42,7 +42,7 @@ def test_chat_filters_by_source_and_date(served_filters, assistant, browser):  #
         source.click()
         page.get_by_role("option", name="ANTARA").click()  # the index's outlets are offered
         page.locator("#qa-k").click()  # close the list
-        _ask_expect(page, QUESTION, "Hanya dari artikel: source ANTARA\n\n" + want.text)
+        _ask_expect(page, QUESTION, "Hanya dari artikel: sumber ANTARA\n\n" + want.text)
         page.wait_for_selector("#qa-sources .qa-card", timeout=30_000)
         cards = page.locator("#qa-sources .qa-card")
         assert cards.count() >= 1
@@ -56,7 +56,7 @@ def test_chat_filters_by_source_and_date(served_filters, assistant, browser):  #
         page.locator("#qa-from textarea, #qa-from input").first.fill("2030")
         none = assistant.ask(QUESTION, k=5, mode="hybrid", filter={"source": "ANTARA", "date_from": "2030"})
         assert not none.found
-        _ask_expect(page, QUESTION, "Hanya dari artikel: source ANTARA · 2030-01-01..…\n\n" + none.text)
+        _ask_expect(page, QUESTION, "Hanya dari artikel: sumber ANTARA · 2030-01-01..…\n\n" + none.text)
 
         # a wrong date is named, not a traceback
         page.locator("#qa-from textarea, #qa-from input").first.fill("2021-13")

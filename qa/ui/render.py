@@ -188,7 +188,7 @@ def filter_note(where: Optional[Filter], lang: str) -> Optional[str]:
     """The line shown above an answer given under a filter (plain text; the bubble escapes it)."""
     if where is None:
         return None
-    return ("Hanya dari artikel: " if lang == "id" else "Only from articles: ") + where.describe()
+    return ("Hanya dari artikel: " if lang == "id" else "Only from articles: ") + where.describe(lang)
 
 
 def clip_question(question: Any) -> tuple[str, Optional[str]]:
