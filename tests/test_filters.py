@@ -219,3 +219,21 @@ def test_cli_filters(news, capsys):
     assert "Maaf" in capsys.readouterr().out
     assert cli(["search", "vaksin", "--index", str(root / "flat"), "--since", "2021-13"]) == 2
     assert "--since '2021-13' is not a valid date" in capsys.readouterr().err
+
+
+def test_news_archive_doc_example_runs(tmp_path, monkeypatch):
+    """docs/news-archive.md's Python example runs as written (on a copy of the bundled corpus)."""
+    import re
+    import shutil
+
+    from conftest import ROOT
+
+    blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "news-archive.md").read_text(encoding="utf-8"),
+                        flags=re.S)
+    assert blocks
+    shutil.copytree(CORPUS, tmp_path / "corpus")
+    monkeypatch.chdir(tmp_path)
+    for code in blocks:
+        exec(compile(code, "docs/news-archive.md", "exec"), {"__name__": "__doc__"})
+    assert len(Assistant.load(tmp_path / "index").articles) == 5  # the example removed what it added
+    assert any((tmp_path / "corpus" / ".trash").iterdir())
