@@ -154,3 +154,15 @@ def test_cli_login_and_add_remove(tmp_path, embedder, monkeypatch, capsys):
     out = capsys.readouterr()
     assert "kopi.txt: added (kopi)" in out.out and "x.exe: skipped - unsupported file type .exe" in out.err
     assert main(["remove", "kopi", "--no-index"]) == 0 and "kopi: removed (kept in .trash/" in capsys.readouterr().out
+
+
+def test_source_filter_offers_an_uploaded_outlet(tmp_path, embedder):
+    from qa.ui.app import ChatHandlers
+
+    live = _live(tmp_path, embedder, True)
+    h = ChatHandlers(live)
+    assert "Kompas" not in h.sources
+    live.add([("gempa.txt", "Gempa Cianjur\n\nCianjur (Kompas) - Gempa bermagnitudo 5,6 mengguncang Cianjur pada "
+                            "Senin 21 November 2022. Ratusan rumah rusak.\n\nWarga mengungsi ke lapangan.".encode())])
+    update = h.source_choices()
+    assert "Kompas" in update["choices"] and "Kompas" in h.sources

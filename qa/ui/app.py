@@ -96,6 +96,11 @@ class ChatHandlers:
     def assistant(self) -> Assistant:
         return self.live.current
 
+    def source_choices(self):
+        """The source filter's choices after the articles changed."""
+        self.sources = [name for name, _ in self.assistant.sources()]
+        return gr.update(choices=self.sources)
+
     def _ask(self, question: str, k: int, mode: str, where: Any = None) -> Answer:
         with self.live.use() as assistant:
             return assistant.ask(question, k=k, mode=mode, filter=where)
@@ -224,7 +229,7 @@ def build_app(assistant: Assistant | LiveAssistant, *, examples: Optional[Sequen
                                                elem_id="qa-from", max_length=10)
                         date_to = gr.Textbox(label="To date", placeholder="YYYY-MM-DD, YYYY-MM or YYYY",
                                              elem_id="qa-to", max_length=10)
-                articles_panel(h.live, app, _kw(new.click, **private))
+                articles_panel(h.live, app, _kw(new.click, **private), after=(h.source_choices, source))
             with gr.Column(scale=2, min_width=320):
                 sources = gr.HTML(empty_sources_html(), elem_id="qa-sources")
 

@@ -87,8 +87,9 @@ class ArticleHandlers:
         return str(row[0]) if row else gr.skip()
 
 
-def articles_panel(live: LiveAssistant, app: gr.Blocks, private: dict) -> None:
-    """The Articles accordion (inside the current Blocks layout)."""
+def articles_panel(live: LiveAssistant, app: gr.Blocks, private: dict, after: Optional[tuple] = None) -> None:
+    """The Articles accordion (inside the current Blocks layout). ``after``: (function, outputs) run
+    once an upload or a delete has finished (the chat refreshes its source filter's choices)."""
     h = ArticleHandlers(live)
     with gr.Accordion("Articles", open=False, elem_id="qa-articles-panel"):
         status = gr.Markdown(h.summary(), elem_id="qa-articles-status")
@@ -108,9 +109,12 @@ def articles_panel(live: LiveAssistant, app: gr.Blocks, private: dict) -> None:
                 ids = gr.Textbox(show_label=False, placeholder="article id(s) to delete (click a row)", scale=4,
                                  elem_id="qa-delete-ids")
                 delete = gr.Button("Delete", variant="stop", scale=1, min_width=100, elem_id="qa-delete")
-            files.upload(h.upload, files, [files, results, listing, status], concurrency_limit=1, **private)
+            added = files.upload(h.upload, files, [files, results, listing, status], concurrency_limit=1, **private)
             listing.select(h.pick, None, ids, **private)
-            delete.click(h.delete, ids, [ids, listing, status], concurrency_limit=1, **private)
+            deleted = delete.click(h.delete, ids, [ids, listing, status], concurrency_limit=1, **private)
+            if after is not None:
+                for event in (added, deleted):
+                    event.then(after[0], None, after[1], **private)
         else:
             gr.Markdown("Adding and deleting articles is off: start the server with a login or `--allow-upload`.",
                         elem_id="qa-upload-off")
