@@ -376,7 +376,7 @@ def _random_filter(rng, articles: dict) -> "Filter":
     kw: dict = {}
     sources = sorted({a.source for a in articles.values() if a.source}) + ["Reuters"]
     dates = sorted({a.date for a in articles.values() if a.date})
-    for key in rng.sample(["source", "dates", "ids"], rng.randint(1, 3)):
+    for key in rng.sample(["source", "dates", "ids"], rng.choice([1, 1, 1, 2, 2, 3])):
         if key == "source":
             kw["source"] = [s.upper() if rng.random() < 0.3 else s for s in rng.sample(sources, rng.randint(1, 2))]
         elif key == "dates":
@@ -437,8 +437,9 @@ def _check_filtered_queries(a, n: int, seed: int) -> dict:
                 assert [h.chunk.id for h in hits] == [h.chunk.id for h in every if f.matches(h.article)][:k]
     finally:
         a.config = a.config.replace(milvus_hybrid="client")
+    print("filtered queries:", counts)
     assert counts["outside"] == 0, counts
-    assert counts["ids"] > 5 * n and counts["empty"] < n / 2, counts
+    assert counts["ids"] > 3 * n and counts["empty"] < n / 3, counts  # the filters let something through
     return counts
 
 
