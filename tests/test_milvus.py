@@ -496,6 +496,7 @@ def test_filtered_dense_top_k_parity_with_embedded_store(filtered):
         assert len(hm) == len(he)
         same += len({(h.article.id, h.start) for h in hm} & {(h.article.id, h.start) for h in he})
         total += len(he)
+    print(f"filtered dense parity: {same}/{total} top-5 passages shared")
     assert total > 2 * len(QUESTIONS) and same >= 0.99 * total, (same, total)
 
 
