@@ -328,3 +328,259 @@ def test_retrieve_and_ask_from_threads_match_one_thread(lite):
     for results in got:
         for op, result in results:
             assert result == ref[op], op
+
+
+# -- filters pushed down into Milvus ---------------------------------------------------------------
+# Outlets with quotes, a backslash, an apostrophe and non-ASCII letters (the filter expression quotes
+# them); None: no source given (the reader may still find one in a dateline).
+SOURCES = ["ANTARA", "Kompas", 'Tempo "Daily"', "Jörg's \\ Blatt", "Straße  News", None]
+DATES = ["2021-01-15", "2021-03-02", "2021-07-08", "2021-07-31", "2021-12-31", "2022-02-01", None]
+
+
+def _filtered_corpus(folder: Path, n_articles: int = 0) -> Path:
+    """The seed articles split into parts of a few paragraphs, each an article with its own source and
+    date, as one JSONL file (``n_articles``: only the first ones)."""
+    from qa.ingest import load_corpus
+
+    rows = []
+    for a in load_corpus(CORPUS).articles:
+        paras = [p for p in a.text.split("\n\n") if p.strip()]
+        for n, i in enumerate(range(0, len(paras), 3)):
+            j = len(rows)
+            rows.append({"id": f"{a.id}-{n}", "title": f"{a.title} ({n})", "text": "\n\n".join(paras[i:i + 3]),
+                         "source": SOURCES[j % len(SOURCES)], "date": DATES[(j * 3) % len(DATES)]})
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "articles.jsonl", "w", encoding="utf-8") as f:
+        for r in rows[:n_articles or None]:
+            f.write(json.dumps({k: v for k, v in r.items() if v is not None}, ensure_ascii=False) + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def filtered(tmp_path_factory, embedder):
+    """(Milvus assistant, embedded assistant) over the same split corpus of many sources and dates."""
+    d = tmp_path_factory.mktemp("filtered")
+    corpus = _filtered_corpus(d / "corpus")
+    cfg = Config(store="milvus", milvus_uri=str(d / "f.db"), milvus_collection="filt")
+    build_index(corpus, d / "e", progress=False, embedder=embedder)
+    # Milvus last and opened at once: a milvus-lite connection left idle for long (here, while the
+    # embedded index was built) can be dropped by its server ("too_many_pings") and not recover
+    build_index(corpus, d / "m", cfg, progress=False, embedder=embedder)
+    m, e = Assistant.load(d / "m", cfg, embedder=embedder), Assistant.load(d / "e", embedder=embedder)
+    yield m, e
+    m.close()
+    e.close()
+
+
+def _random_filter(rng, articles: dict) -> "Filter":
+    from qa import Filter
+
+    kw: dict = {}
+    sources = sorted({a.source for a in articles.values() if a.source}) + ["Reuters"]
+    dates = sorted({a.date for a in articles.values() if a.date})
+    for key in rng.sample(["source", "dates", "ids"], rng.choice([1, 1, 1, 2, 2, 3])):
+        if key == "source":
+            kw["source"] = [s.upper() if rng.random() < 0.3 else s for s in rng.sample(sources, rng.randint(1, 2))]
+        elif key == "dates":
+            lo, hi = sorted(rng.sample(dates, 2))
+            kw["date_from"] = rng.choice([lo, lo[:7], lo[:4], None])
+            kw["date_to"] = rng.choice([hi, hi[:7], None]) if kw["date_from"] else hi
+        else:
+            kw["article_ids"] = rng.sample(sorted(articles), rng.randint(1, 6)) + (["nope"] if rng.random() < .2 else [])
+    return Filter(**kw)
+
+
+def _recording(store):
+    """Wrap the store's searches so that every id they return is kept (to check them all, not only hits)."""
+    seen: list[int] = []
+    for name in ("lexical_search", "dense_search", "hybrid_search"):
+        def wrap(fn):
+            def run(*args, **kw):
+                out = fn(*args, **kw)
+                seen.extend(pk for pk, _ in out or [])
+                return out
+            return run
+        setattr(store, name, wrap(getattr(store, name)))
+    return seen
+
+
+def _check_filtered_queries(a, n: int, seed: int) -> dict:
+    """``n`` random (question, filter, k, mode) queries: no id outside the filter from the store's own
+    searches; dense returns min(k, allowed) hits, the unfiltered dense ranking restricted to the filter."""
+    import random
+
+    rng = random.Random(seed)
+    store = a.store
+    arts = dict(store.articles.get_many(list(store.articles)))
+    per_article = {}
+    for r in store.collections.chunk_rows(list(arts), ["article_id"]):
+        per_article[r["article_id"]] = per_article.get(r["article_id"], 0) + 1
+    seen = _recording(store)
+    counts = {"queries": 0, "ids": 0, "outside": 0, "empty": 0}
+    try:
+        for _ in range(n):
+            q = rng.choice(QUESTIONS)["question"]
+            f, k = _random_filter(rng, arts), rng.randint(1, 12)
+            mode, hybrid = rng.choice([("dense", "client"), ("bm25", "client"), ("hybrid", "client"),
+                                       ("hybrid", "server")])
+            a.config = a.config.replace(milvus_hybrid=hybrid)
+            seen.clear()
+            hits = a.retrieve(q, k=k, mode=mode, filter=f)
+            owners = store.article_ids(list(dict.fromkeys(seen)))
+            counts["queries"] += 1
+            counts["ids"] += len(owners)
+            counts["outside"] += sum(not f.matches(arts[o]) for o in owners)
+            counts["empty"] += not hits
+            assert all(f.matches(h.article) for h in hits) and len(hits) <= k
+            if mode == "dense":
+                allowed = sum(c for aid, c in per_article.items() if f.matches(arts[aid]))
+                assert len(hits) == min(k, allowed), (q, f, k, allowed, len(hits))
+                every = a.retrieve(q, k=len(store), mode="dense")
+                assert [h.chunk.id for h in hits] == [h.chunk.id for h in every if f.matches(h.article)][:k]
+    finally:
+        a.config = a.config.replace(milvus_hybrid="client")
+    print("filtered queries:", counts)
+    assert counts["outside"] == 0, counts
+    assert counts["ids"] > 3 * n and counts["empty"] < n / 3, counts  # the filters let something through
+    return counts
+
+
+def test_filter_expression_quotes_every_literal():
+    from qa import Filter
+    from qa.stores.milvus_io.client import filter_expression
+
+    assert filter_expression(None) == filter_expression(Filter()) == ""
+    f = Filter(source=['Tempo "Daily"', "Jörg's \\ Blatt", "Straße  News"], date_from="2021-07", date_to="2021",
+               article_ids=['a"b', "c\\d", "e\nf"])
+    assert filter_expression(f) == (
+        '(source in ["jörg\'s \\\\ blatt", "strasse news", "tempo \\"daily\\""]) and '
+        '(date != "" and date >= "2021-07-01" and date <= "2021-12-31") and '
+        '(article_id in ["a\\"b", "c\\\\d", "e\\nf"])')
+    assert filter_expression(Filter(date_to="2021-07")) == '(date != "" and date <= "2021-07-31")'
+
+
+def test_filter_expressions_select_exactly_the_matching_rows(filtered):
+    """Each outlet (quotes, backslash, umlaut, ß) and date bound, run by Milvus itself, selects the
+    chunk rows of exactly the articles :meth:`Filter.matches` lets through."""
+    from qa import Filter
+    from qa.stores.milvus_io.client import filter_expression
+
+    store = filtered[0].store
+    arts = store.articles.get_many(list(store.articles))
+    rows = store.collections.chunk_rows(list(arts), ["article_id", "source", "date"])
+    assert {r["source"] for r in rows} >= {"tempo \"daily\"", "jörg's \\ blatt", "strasse news", "antara"}
+    filters = [Filter(source=s) for s in SOURCES if s] + [Filter(source="STRASSE news"), Filter(date_from="2021-07"),
+                                                          Filter(date_to="2021-07-08"), Filter(source="Reuters")]
+    for f in filters:
+        want = sorted(r["id"] for r in rows if f.matches(arts[r["article_id"]]))
+        got = store.collections.client.query(store.collections.chunks, filter=filter_expression(f),
+                                             output_fields=["id"])
+        assert sorted(r["id"] for r in got) == want, f
+    assert sum(1 for r in rows if r["source"] == "strasse news") > 0
+
+
+def test_filtered_queries_never_leave_the_filter_and_fill_k(filtered):
+    counts = _check_filtered_queries(filtered[0], 300, seed=17)
+    assert counts["queries"] == 300 and counts["outside"] == 0
+
+
+def test_filtered_dense_top_k_parity_with_embedded_store(filtered):
+    import random
+
+    m, e = filtered
+    rng = random.Random(5)
+    arts = dict(m.store.articles.get_many(list(m.store.articles)))
+    same = total = 0
+    for q in QUESTIONS:
+        f = _random_filter(rng, arts)
+        hm, he = m.retrieve(q["question"], k=5, mode="dense", filter=f), e.retrieve(q["question"], k=5, mode="dense",
+                                                                                   filter=f)
+        assert len(hm) == len(he)
+        same += len({(h.article.id, h.start) for h in hm} & {(h.article.id, h.start) for h in he})
+        total += len(he)
+    print(f"filtered dense parity: {same}/{total} top-5 passages shared")
+    assert total > 2 * len(QUESTIONS) and same >= 0.99 * total, (same, total)
+
+
+def test_unknown_source_or_empty_range_returns_nothing(filtered):
+    m = filtered[0]
+    for hybrid in ("client", "server"):
+        m.config = m.config.replace(milvus_hybrid=hybrid)
+        try:
+            for mode in ("dense", "bm25", "hybrid"):
+                assert m.retrieve("Siapa Kalapas Amuntai?", k=5, mode=mode, filter={"source": "Reuters"}) == []
+                assert m.retrieve("Siapa Kalapas Amuntai?", k=5, mode=mode, filter={"date_from": "1990",
+                                                                                   "date_to": "1990"}) == []
+        finally:
+            m.config = m.config.replace(milvus_hybrid="client")
+    assert m.ask("Siapa Kalapas Amuntai?", filter={"source": "Reuters"}).found is False
+
+
+def test_metadata_only_change_rewrites_the_chunk_rows(tmp_path, embedder):
+    corpus = _filtered_corpus(tmp_path / "c", n_articles=3)
+    cfg = Config(store="milvus", milvus_uri=str(tmp_path / "m.db"), milvus_collection="meta")
+    build_index(corpus, tmp_path, cfg, progress=False, embedder=embedder)
+    lines = [json.loads(x) for x in (corpus / "articles.jsonl").read_text(encoding="utf-8").splitlines()]
+    lines[0].update(source="Moved Outlet", date="1999-09-09")
+    (corpus / "articles.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    r = build_index(corpus, tmp_path, cfg, progress=False, embedder=embedder)
+    assert not r.skipped and r.embedded == 0  # same text: vectors reused, rows rewritten
+    a = Assistant.load(tmp_path, cfg, embedder=embedder)
+    try:
+        moved = a.retrieve("Amuntai", k=10, mode="dense", filter={"source": "moved outlet"})
+        assert moved and {h.article.id for h in moved} == {lines[0]["id"]}
+        assert {h.article.id for h in a.retrieve("Amuntai", k=10, mode="dense", filter={"date_to": "1999"})} == \
+            {lines[0]["id"]}
+        old = a.retrieve("Amuntai", k=10, mode="dense", filter={"source": "ANTARA"})
+        assert lines[0]["id"] not in {h.article.id for h in old}
+    finally:
+        a.close()
+
+
+def test_collection_built_before_filters_asks_for_a_rebuild(tmp_path, embedder, monkeypatch):
+    """A format-1 chunk collection (no source/date fields) opens and searches; a source or date filter
+    raises a MilvusStoreError naming `qa index --force`; article ids still filter; `qa index` rebuilds."""
+    from qa.stores.milvus_io import client as client_mod
+    from qa.stores.milvus_io import sync as sync_mod
+    from qa.stores.milvus_io.client import MilvusStoreError
+
+    corpus = _filtered_corpus(tmp_path / "c", n_articles=3)
+    cfg = Config(store="milvus", milvus_uri=str(tmp_path / "old.db"), milvus_collection="old")
+    monkeypatch.setattr(client_mod, "FILTER_FIELDS", {})
+    monkeypatch.setattr(sync_mod, "filter_values", lambda a: {})
+    monkeypatch.setattr(sync_mod, "FORMAT", 1)
+    build_index(corpus, tmp_path, cfg, progress=False, embedder=embedder)
+    monkeypatch.undo()
+    a = Assistant.load(tmp_path, cfg, embedder=embedder)
+    try:
+        assert not a.store.filterable and a.retrieve("Amuntai", k=3)
+        for mode in ("dense", "bm25", "hybrid"):
+            with pytest.raises(MilvusStoreError, match=r"qa index --force"):
+                a.retrieve("Amuntai", k=3, mode=mode, filter={"source": "ANTARA"})
+            with pytest.raises(MilvusStoreError, match="built before filters"):
+                a.retrieve("Amuntai", k=3, mode=mode, filter={"date_from": "2021"})
+        one = sorted(a.articles)[0]
+        assert {h.article.id for h in a.retrieve("Amuntai", k=10, mode="dense", filter={"article_ids": [one]})} == {one}
+    finally:
+        a.close()
+    r = build_index(corpus, tmp_path, cfg, progress=False, embedder=embedder)
+    assert not r.skipped
+    a = Assistant.load(tmp_path, cfg, embedder=embedder)
+    try:
+        assert a.store.filterable and a.store.manifest["format"] == 2
+        assert a.retrieve("Amuntai", k=3, mode="dense", filter={"date_from": "2021"})
+    finally:
+        a.close()
+
+
+def test_grpc_filtered_queries(grpc_server, tmp_path, embedder):
+    corpus = _filtered_corpus(tmp_path / "c")
+    cfg = Config(store="milvus", milvus_uri=grpc_server, milvus_collection="grpc_filt")
+    build_index(corpus, tmp_path, cfg, progress=False, embedder=embedder)
+    a = Assistant.load(tmp_path, cfg, embedder=embedder)
+    try:
+        counts = _check_filtered_queries(a, 100, seed=23)
+        assert counts["outside"] == 0
+        assert a.retrieve("Amuntai", k=5, filter={"source": "Reuters"}) == []
+    finally:
+        a.close()

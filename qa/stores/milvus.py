@@ -8,6 +8,13 @@ the extra ``milvus``; collections and writes in :mod:`.milvus_io`. See docs/scal
 * ``milvus_hybrid = "server"``: Milvus ``hybrid_search`` fuses on the server
   (``RRFRanker(rrf_k)`` for ``fusion = "rrf"``, ``WeightedRanker(1 - w, w)`` otherwise).
 
+Filters (``where``) become a Milvus ``filter`` expression on the chunk rows' ``source``, ``date``
+and ``article_id`` fields (:func:`~.milvus_io.client.filter_expression`), so Milvus searches only
+the allowed passages. Collections written before those fields existed (format 1) still open and
+search; a filter on source or date raises :class:`~.milvus_io.client.MilvusStoreError` asking for a
+rebuild (``qa index --force``), while a filter on article ids alone still works (no fallback that
+could return fewer than ``k`` passages or ones outside the filter).
+
 Milvus-lite returns BM25 scores negated (as distances) while Milvus servers return them positive:
 the lists are used in the order Milvus gives them and scores are taken as ``abs``. Chunk ids are
 stable hashes of (article, content, offsets), so what a search returned about an id never changes:
@@ -27,9 +34,11 @@ import numpy as np
 
 from ..config import Config
 from ..errors import IndexNotFoundError
+from ..filters import Filter
 from ..types import Article, Chunk
 from .base import Ranked, StoreStats
-from .milvus_io.client import MilvusCollections, in_filter, lex_text, resolve_uri
+from .milvus_io.client import (FILTER_FIELDS, MilvusCollections, MilvusStoreError, filter_expression, in_filter,
+                                lex_text, resolve_uri)
 
 ROW_FIELDS = ["article_id", "content_hash", "start", "end"]
 
@@ -107,6 +116,7 @@ class MilvusStore:
         self._eps = 0.25 * manifest.get("avg_idf", 2.0)
         self._idf = functools.lru_cache(maxsize=200_000)(self._lookup_idf)
         self._rows = _RowCache()
+        self.filterable = set(FILTER_FIELDS) <= collections.chunk_fields()  # False: built before filters
 
     @classmethod
     def open(cls, index_dir: str | os.PathLike, config: Config) -> "MilvusStore":
@@ -146,8 +156,19 @@ class MilvusStore:
             return lex_text(tokens)
         return query if any(ch.isalnum() for ch in query) else ""
 
-    def _search(self, data: list, field: str, metric: str, depth: int) -> Ranked:
-        res = self.collections.client.search(self.collections.chunks, data=data, anns_field=field,
+    def _expr(self, where: Optional[Filter]) -> str:
+        """The Milvus filter expression of ``where`` ("" for none); see the module docstring for
+        collections built before filters."""
+        if where is None or where.empty:
+            return ""
+        if (where.sources or where.date_from or where.date_to) and not self.filterable:
+            raise MilvusStoreError(
+                f"{self.collections.chunks} at {self.collections.uri} was built before filters (its passages have no "
+                "source or date): rebuild it with `qa index --force` to filter by source or date")
+        return filter_expression(where)
+
+    def _search(self, data: list, field: str, metric: str, depth: int, expr: str = "") -> Ranked:
+        res = self.collections.client.search(self.collections.chunks, data=data, anns_field=field, filter=expr,
                                              limit=min(depth, 16384), search_params={"metric_type": metric},
                                              output_fields=ROW_FIELDS)
         return self._ranked(res[0])
@@ -160,14 +181,16 @@ class MilvusStore:
             out.append((int(h["id"]), float(h["distance"])))
         return out
 
-    def lexical_search(self, tokens: Sequence[str], query: str, depth: int) -> Ranked:
+    def lexical_search(self, tokens: Sequence[str], query: str, depth: int, where: Optional[Filter] = None) -> Ranked:
+        expr = self._expr(where)
         text = self._lex_text(tokens, query)
         if not text or self.size == 0:
             return []
-        return [(pk, abs(s)) for pk, s in self._search([text], "sparse", "BM25", depth)]
+        return [(pk, abs(s)) for pk, s in self._search([text], "sparse", "BM25", depth, expr)]
 
-    def dense_search(self, vector: np.ndarray, depth: int) -> Ranked:
-        return self._search([np.asarray(vector, dtype=np.float32).tolist()], "vector", "IP", depth)
+    def dense_search(self, vector: np.ndarray, depth: int, where: Optional[Filter] = None) -> Ranked:
+        expr = self._expr(where)
+        return self._search([np.asarray(vector, dtype=np.float32).tolist()], "vector", "IP", depth, expr)
 
     def lexical_scores(self, tokens: Sequence[str], ids: Sequence[int]) -> Optional[list[float]]:
         return None  # Milvus scores BM25 only inside a search: a passage outside its list scores 0
@@ -186,18 +209,19 @@ class MilvusStore:
         return out
 
     def hybrid_search(self, tokens: Sequence[str], query: str, vector: np.ndarray, config: Any,
-                      depth: int) -> Optional[Ranked]:
+                      depth: int, where: Optional[Filter] = None) -> Optional[Ranked]:
         if config.milvus_hybrid != "server":
             return None
         from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
 
+        expr = self._expr(where)
         reqs = [AnnSearchRequest(data=[np.asarray(vector, dtype=np.float32).tolist()], anns_field="vector",
-                                 param={"metric_type": "IP"}, limit=depth)]
+                                 param={"metric_type": "IP"}, limit=depth, expr=expr)]
         weights = [config.dense_weight]
         text = self._lex_text(tokens, query)
         if text:
             reqs.insert(0, AnnSearchRequest(data=[text], anns_field="sparse", param={"metric_type": "BM25"},
-                                            limit=depth))
+                                            limit=depth, expr=expr))
             weights.insert(0, 1.0 - config.dense_weight)
         ranker = RRFRanker(config.rrf_k) if config.fusion == "rrf" else WeightedRanker(*weights, norm_score=True)
         res = self.collections.client.hybrid_search(self.collections.chunks, reqs, ranker=ranker, limit=depth,

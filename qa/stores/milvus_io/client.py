@@ -9,7 +9,10 @@ Four collections share a name prefix (``Config.milvus_collection``, default ``qa
     ``article_id``, ``content_hash`` (of the article's text), ``start``/``end`` (offsets into the
     article's clean text: the passage is ``article.text[start:end]``), ``embed_hash``, ``lex``
     (the text BM25 indexes, see :func:`lex_text`), ``sparse`` (BM25 vector, computed by Milvus
-    from ``lex``) and ``vector`` (the normalised embedding).
+    from ``lex``), ``vector`` (the normalised embedding), and the article's ``source``
+    (:func:`~qa.filters.normalize_source` form) and ``date`` (ISO ``YYYY-MM-DD``), "" when
+    unknown, for filtered searches (:func:`filter_expression`; collections written before format 2
+    lack them).
 ``<prefix>_articles``
     the articles, text split into parts of at most :data:`PART_CHARS` characters (a VARCHAR holds
     at most 65,535 bytes); metadata on every part; ``sig`` fingerprints the whole article.
@@ -31,6 +34,7 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from ...config import Config
 from ...errors import QAError
+from ...filters import Filter
 
 log = logging.getLogger("qa")
 
@@ -39,6 +43,8 @@ PART_CHARS = 16000  # 4 bytes per character at most in UTF-8: 64,000 bytes < 65,
 PLACEHOLDER = [1.0, 0.0]
 BATCH = 1000  # rows per insert / per filter list
 META_KEY = "manifest"
+# The chunk fields a filter reads, with their VARCHAR sizes (in bytes).
+FILTER_FIELDS = {"source": 512, "date": 64}
 
 
 class MilvusStoreError(QAError):
@@ -75,6 +81,29 @@ def in_filter(field: str, values: Sequence[Any]) -> str:
     if values and isinstance(values[0], str):
         return f"{field} in [{', '.join(quote(v) for v in values)}]"
     return f"{field} in [{', '.join(str(int(v)) for v in values)}]"
+
+
+def filter_expression(where: Optional[Filter]) -> str:
+    """The Milvus boolean expression over the chunk collection that lets through the chunks of
+    articles passing ``where`` ("" for None or an empty filter), e.g.
+    ``(source in ["antara", "kompas"]) and (date != "" and date >= "2021-07-01" and date <= "2021-07-31")
+    and (article_id in ["a1", "a2"])``. Sources are compared in their normalised form (as stored);
+    an article without a date (stored as "") never passes a date bound; every literal is quoted."""
+    if where is None or where.empty:
+        return ""
+    parts = []
+    if where.sources:
+        parts.append(in_filter("source", sorted(where.sources)))
+    if where.date_from or where.date_to:
+        dates = ['date != ""']
+        if where.date_from:
+            dates.append(f"date >= {quote(where.date_from)}")
+        if where.date_to:
+            dates.append(f"date <= {quote(where.date_to)}")
+        parts.append(" and ".join(dates))
+    if where.article_ids:
+        parts.append(in_filter("article_id", list(where.article_ids)))
+    return " and ".join(f"({p})" for p in parts)
 
 
 def batches(items: Sequence[Any], size: int = BATCH) -> Iterator[Sequence[Any]]:
@@ -167,6 +196,8 @@ class MilvusCollections:
                         else {"tokenizer": "standard", "filter": ["lowercase"]})
             s.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
             s.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+            for name, size in FILTER_FIELDS.items():
+                s.add_field(name, DataType.VARCHAR, max_length=size)
             s.add_function(Function(name="lex_bm25", function_type=FunctionType.BM25,
                                     input_field_names=["lex"], output_field_names=["sparse"]))
             ip = c.prepare_index_params()
@@ -175,7 +206,8 @@ class MilvusCollections:
                          {"nlist": 1024} if config.milvus_dense_index == "IVF_FLAT" else {})
             ip.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
                          params={"bm25_k1": float(config.bm25_k1), "bm25_b": float(config.bm25_b)})
-            ip.add_index("article_id", index_type="INVERTED")
+            for name in ("article_id", *FILTER_FIELDS):
+                ip.add_index(name, index_type="INVERTED")
             c.create_collection(self.chunks, schema=s, index_params=ip)
         if not c.has_collection(self.articles):
             s = c.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -207,6 +239,10 @@ class MilvusCollections:
         if extra_index:
             ip.add_index(extra_index, index_type="INVERTED")
         self.client.create_collection(name, schema=schema, index_params=ip)
+
+    def chunk_fields(self) -> set[str]:
+        """The field names of the chunk collection (to tell one written before a field was added)."""
+        return {f["name"] for f in self.client.describe_collection(self.chunks).get("fields", [])}
 
     # -- manifest ------------------------------------------------------------------------------
     def read_meta(self) -> Optional[dict[str, Any]]:

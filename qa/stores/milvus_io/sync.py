@@ -24,15 +24,16 @@ import numpy as np
 from ...analyzer import Analyzer
 from ...config import Config
 from ...errors import EmptyCorpusError, ModelMismatchError
+from ...filters import normalize_source
 from ...ingest import Corpus, load_corpus
 from ...types import Article
 from ..base import BuildReport
 from ..passages import chunk_article, corpus_fingerprint, index_text, text_hash
-from .client import BATCH, MilvusCollections, clip_utf8, lex_text, resolve_uri
+from .client import BATCH, FILTER_FIELDS, MilvusCollections, clip_utf8, lex_text, resolve_uri
 
 log = logging.getLogger("qa")
 
-FORMAT = 1
+FORMAT = 2  # 2: chunk rows carry the article's source and date (for filters); 1 lacked them
 # Settings whose change means the collections must be rebuilt.
 REBUILD_KEYS = ("model", "chunk_size", "chunk_overlap", "stopwords", "stemming", "title_in_index",
                 "milvus_analyzer", "milvus_dense_index", "bm25_k1", "bm25_b")
@@ -54,16 +55,24 @@ def chunk_pk(article_id: str, content_hash: str, start: int, end: int) -> int:
     return int.from_bytes(h[:8], "big") & ((1 << 63) - 1)
 
 
+def filter_values(a: Article) -> dict[str, str]:
+    """The article's ``source`` (normalised) and ``date`` as its chunk rows carry them ("" when unknown).
+    They are part of :func:`article_sig`, so a change of source or date alone rewrites the rows."""
+    return {"source": clip_utf8(normalize_source(a.source), FILTER_FIELDS["source"]),
+            "date": clip_utf8(a.date or "", FILTER_FIELDS["date"])}
+
+
 def passage_records(a: Article, config: Config, analyzer: Analyzer) -> list[Record]:
     """The passages of an article as chunk rows (no vector yet), with ``_text`` (what is embedded)
     and ``_terms`` (its distinct analyzer tokens, for the document frequencies)."""
     out = []
+    meta = filter_values(a)
     for s, e in chunk_article(a, config):
         text = index_text(a.text[s:e], a, config)
         tokens = analyzer.tokens(text)
         lex = lex_text(tokens) if config.milvus_analyzer == "project" else text
         out.append({"id": chunk_pk(a.id, a.content_hash, s, e), "article_id": a.id, "content_hash": a.content_hash,
-                    "start": s, "end": e, "embed_hash": text_hash(text), "lex": clip_utf8(lex),
+                    "start": s, "end": e, "embed_hash": text_hash(text), "lex": clip_utf8(lex), **meta,
                     "_text": text, "_terms": sorted(set(tokens))})
     return out
 
