@@ -5,7 +5,7 @@ each one is, whether they agree); an :class:`AdaptiveModel` maps those features 
 ``w = softmax(theta . standardised features + bias) . class_weights`` (a classifier over kinds of
 question, each with its best weight), and fusion is then
 :func:`~qa.fusion.convex` with that weight. numpy only; the model is a small JSON file (the shipped
-one: ``qa/fusion_models/adaptive.json``, its card ``ADAPTIVE.md``; train another with
+one: ``qa/fusion_models/adaptive.json``, its card ``adaptive.md``; train another with
 ``qa train-fusion``, :mod:`qa.adaptation.fusion`).
 """
 from __future__ import annotations
