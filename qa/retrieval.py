@@ -224,7 +224,8 @@ def describe(settings: dict[str, Any]) -> str:
     if s["mode"] == "dense":
         return f"dense{chunk}"
     pool = " union" if s.get("fusion_pool") == "union" else ""
-    fusion = f"convex{pool} w={s['dense_weight']}" if s["fusion"] == "convex" else f"rrf k={s['rrf_k']}"
+    fusion = {"convex": f"convex{pool} w={s['dense_weight']}", "rrf": f"rrf k={s.get('rrf_k')}"}.get(
+        s["fusion"], f"{s['fusion']}{pool}")
     return f"hybrid {fusion} cand={s['candidates']} {bm25}{chunk}"
 
 
