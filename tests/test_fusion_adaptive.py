@@ -160,3 +160,24 @@ def test_training_finds_each_kinds_weight_and_the_classifier_separates_them():
     assert per_set(data, w)["all"]["r@1"] == 1.0 and per_set(data, np.full(len(w), 0.5))["all"]["r@1"] < 1.0
     again = fit(data, l2=1e-4, steps=1000)  # deterministic
     assert np.array_equal(again.theta, m.theta)
+
+
+def test_train_fusion_end_to_end_on_the_seed_index(assistant, tmp_path):
+    """`qa train-fusion`'s code over the real seed index: two question files (Indonesian, English) are
+    two classes; the model loads back and drives `fusion = "adaptive"`; the card names the data."""
+    from qa.adaptation.fusion import card, train_fusion
+
+    files = []
+    for lang in ("id", "en"):
+        p = tmp_path / f"{lang}.jsonl"
+        p.write_text("".join(json.dumps(q) + "\n" for q in QUESTIONS if q["lang"] == lang), encoding="utf-8")
+        files.append(str(p))
+    model, report = train_fusion(assistant, files, limit=None, steps=200, check_share=0.3)
+    assert set(model.classes) == {"id", "en"} and report.fit_questions + report.check_questions == len(QUESTIONS)
+    assert report.check_adaptive["all"]["n"] == report.check_questions
+    path = model.save(tmp_path / "m.json")
+    text = card(model, report, "qa train-fusion ...")
+    assert "id.jsonl" in text and "| train check |" in text
+    cfg = assistant.config.replace(fusion="adaptive", fusion_model=str(path))
+    hits = assistant.pipeline.retrieve(QUESTIONS[0]["question"], 3, "hybrid", cfg)
+    assert hits and hits[0].article.id == QUESTIONS[0]["article"]
