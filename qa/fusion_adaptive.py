@@ -135,7 +135,8 @@ class AdaptiveModel:
             raise ConfigError(f"{where}: needs mean and scale ({n} finite numbers, scale > 0), theta ({n} x classes), "
                               "bias and class_weights (one per class, weights in 0..1)")
         classes = tuple(str(c) for c in d.get("classes") or ())
-        return cls(names, mean, scale, theta, bias, cw, classes, d.get("meta") if isinstance(d.get("meta"), dict) else None)
+        meta = d.get("meta") if isinstance(d.get("meta"), dict) else None
+        return cls(names, mean, scale, theta, bias, cw, classes, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike = SHIPPED) -> "AdaptiveModel":

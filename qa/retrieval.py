@@ -135,7 +135,8 @@ class Pipeline:
             return rrf([c.lexical, c.dense], k=settings.rrf_k)
         w = settings.dense_weight
         if settings.fusion == "adaptive":  # convex with this question's weight (qa/fusion_adaptive.py)
-            w = adaptive_weight(c.lexical, c.dense, len(c.tokens), shipped_model(settings.fusion_model or SHIPPED))
+            model = shipped_model(getattr(settings, "fusion_model", "") or SHIPPED)
+            w = adaptive_weight(c.lexical, c.dense, len(c.tokens), model)
         ids = convex_candidates(c.lexical, c.dense, k, pool=settings.fusion_pool)
         if not ids:
             return convex(c.lexical, c.dense, dense_weight=w)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -243,7 +242,8 @@ def card(model: AdaptiveModel, report: FusionReport, command: str) -> str:
              "\"adaptive\"`): `w = softmax(theta . (x - mean) / scale + bias) . class_weights` over the "
              "features of the two candidate lists (`qa/fusion_adaptive.py`, `qa/adaptation/fusion.py`).", "",
              "Classes and their dense weights (best fixed weight of each training file's fitted questions): " +
-             ", ".join(f"{c} {w:.2f}" for c, w in zip(model.classes, model.weights_)) + ".", "", f"Command: `{command}`", "",
+             ", ".join(f"{c} {w:.2f}" for c, w in zip(model.classes, model.weights_)) + ".", "",
+             f"Command: `{command}`", "",
              "Training questions (answerable, gold passage in the index, not also a --valid question): " +
              ", ".join(f"{Path(f).name} {n}" for f, n in report.questions.items()) +
              f"; fitted on {report.fit_questions}, checked on {report.check_questions} (hashed split).", "",
