@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .config import ANSWERERS, MODES, UNSUPPORTED
-from .cli_tools import (_cmd_adapt, _cmd_add, _cmd_eval, _cmd_questions, _cmd_remove, _cmd_train_selector, _cmd_tune,
-                        _resolved)
+from .cli_tools import (_cmd_adapt, _cmd_add, _cmd_eval, _cmd_questions, _cmd_remove, _cmd_train_fusion,
+                        _cmd_train_selector, _cmd_tune, _resolved)
 from .errors import ConfigError, QAError
 
 log = logging.getLogger("qa")
@@ -206,6 +206,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="TOML config file (default: qa.toml when present)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
+
+    p = sub.add_parser("train-fusion", help="train the adaptive fusion model (a dense weight per question) on "
+                                            "labelled questions over a pool (docs/retrieval-quality.md)")
+    p.add_argument("--train", nargs="+", required=True, metavar="FILE", help="question files (qa_*.jsonl form)")
+    p.add_argument("--valid", nargs="*", default=[], metavar="FILE",
+                   help="report on these files (their questions are kept out of training)")
+    p.add_argument("--pool", required=True, help="pool JSONL the questions' context_ids refer to")
+    p.add_argument("--index", default=None, help="the pool's index folder (default: qa eval --pool's)")
+    p.add_argument("--limit", type=int, default=1300, help="questions sampled from each --train file (default: 1300)")
+    p.add_argument("--l2", type=float, default=0.1, help="L2 penalty of the classifier (default: 0.1)")
+    p.add_argument("--seed", type=int, default=15, help="sampling seed (default: 15)")
+    p.add_argument("--out", required=True, help="model JSON to write (card: same name, .md); name it in "
+                                                "[retrieval] fusion_model")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return ap
 
 
@@ -339,7 +353,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 COMMANDS = {"index": _cmd_index, "add": _cmd_add, "remove": _cmd_remove, "search": _cmd_search, "ask": _cmd_ask,
             "serve": _cmd_serve, "eval": _cmd_eval, "tune": _cmd_tune, "questions": _cmd_questions, "adapt": _cmd_adapt,
-            "config": _cmd_config, "train-selector": _cmd_train_selector}
+            "config": _cmd_config, "train-selector": _cmd_train_selector, "train-fusion": _cmd_train_fusion}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

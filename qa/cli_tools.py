@@ -206,3 +206,23 @@ def _cmd_remove(args: argparse.Namespace) -> int:
     if any(r.status == "removed" for r in results):
         _update_index(args, cfg)
     return 0 if all(r.status == "removed" for r in results) else 1
+
+
+def _cmd_train_fusion(args: argparse.Namespace) -> int:
+    from .adaptation.fusion import card, train_fusion
+    from .config import Config
+    from .evaluation import pool_assistant
+
+    if args.limit is not None and args.limit < 1:
+        raise QAErrorArg(f"--limit must be at least 1; got {args.limit}")
+    assistant, corpus = pool_assistant(args.pool, args.index, Config())
+    model, report = train_fusion(assistant, args.train, valid_files=args.valid, duplicates=corpus.duplicates,
+                                 limit=args.limit, seed=args.seed, l2=args.l2)
+    out = model.save(args.out)
+    command = "qa train-fusion " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "qa train-fusion"
+    text = card(model, report, command)
+    out.with_suffix(".md").write_text(text, encoding="utf-8")
+    print(text)
+    print(f"wrote {out} and its card {out.with_suffix('.md')}; use it with [retrieval] fusion = \"adaptive\" and "
+          f"fusion_model = \"{out}\"")
+    return 0

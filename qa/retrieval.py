@@ -9,7 +9,8 @@ same candidates under many settings) and the benchmarks all run these stages; th
 Fusion (``settings.fusion``): ``"convex"`` scores BM25's candidates (plus the dense ones when BM25
 found fewer than ``k``, see :func:`~qa.fusion.convex_candidates`) with both retrievers' real
 scores (the BM25 score, and the exact cosine of each candidate's stored vector) and mixes their
-min-max normalised values with ``dense_weight``; ``"rrf"`` fuses the two lists by rank.
+min-max normalised values with ``dense_weight``; ``"rrf"`` fuses the two lists by rank;
+``"adaptive"`` is convex with a weight per question (:mod:`qa.fusion_adaptive`).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from .encoders.cache import VectorCache
 from .errors import ConfigError
 from .filters import Filter
 from .fusion import convex, convex_candidates, rrf
+from .fusion_adaptive import SHIPPED, adaptive_weight, shipped_model
 from .stores.base import Ranked, Store
 from .synonyms import expand
 from .types import Hit
@@ -131,15 +133,19 @@ class Pipeline:
             return list(c.dense)
         if settings.fusion == "rrf":
             return rrf([c.lexical, c.dense], k=settings.rrf_k)
+        w = settings.dense_weight
+        if settings.fusion == "adaptive":  # convex with this question's weight (qa/fusion_adaptive.py)
+            model = shipped_model(getattr(settings, "fusion_model", "") or SHIPPED)
+            w = adaptive_weight(c.lexical, c.dense, len(c.tokens), model)
         ids = convex_candidates(c.lexical, c.dense, k, pool=settings.fusion_pool)
         if not ids:
-            return convex(c.lexical, c.dense, dense_weight=settings.dense_weight)
+            return convex(c.lexical, c.dense, dense_weight=w)
         bm = self._lexical_scores(c, ids, union=settings.fusion_pool == "union")
         dn = self.store.dense_scores(c.vector, ids) if c.vector is not None else None
         if dn is None:
             known = dict(c.dense)
             dn = [known.get(d, 0.0) for d in ids]
-        return convex(list(zip(ids, bm)), list(zip(ids, dn)), dense_weight=settings.dense_weight)
+        return convex(list(zip(ids, bm)), list(zip(ids, dn)), dense_weight=w)
 
     def _lexical_scores(self, c: Candidates, ids: list[int], *, union: bool) -> list[float]:
         """BM25 scores of the convex candidates. BM25 returns every chunk with a positive score up to
@@ -219,7 +225,8 @@ def describe(settings: dict[str, Any]) -> str:
     if s["mode"] == "dense":
         return f"dense{chunk}"
     pool = " union" if s.get("fusion_pool") == "union" else ""
-    fusion = f"convex{pool} w={s['dense_weight']}" if s["fusion"] == "convex" else f"rrf k={s['rrf_k']}"
+    fusion = {"convex": f"convex{pool} w={s['dense_weight']}", "rrf": f"rrf k={s.get('rrf_k')}"}.get(
+        s["fusion"], f"{s['fusion']}{pool}")
     return f"hybrid {fusion} cand={s['candidates']} {bm25}{chunk}"
 
 

@@ -22,7 +22,7 @@ log = logging.getLogger("qa")
 
 SECTIONS = ("index", "retrieval", "answer", "ui", "milvus")
 MODES = ("hybrid", "bm25", "dense")
-FUSIONS = ("convex", "rrf")
+FUSIONS = ("convex", "rrf", "adaptive")
 FUSION_POOLS = ("lexical", "union")
 ANSWERERS = ("extractive", "openai")
 UNSUPPORTED = ("flag", "remove")
@@ -149,12 +149,12 @@ class Config:
     sentence_vectors: bool = setting("index", True, "embed every sentence at build time (answers: a matrix product)")
     # [retrieval]: may differ per query; `qa tune` writes them into the index manifest
     mode: str = setting("retrieval", "hybrid", "retrieval mode", choices=MODES)
-    fusion: str = setting("retrieval", "convex", "hybrid fusion: convex (min-max normalised weighted sum) or rrf",
-                          choices=FUSIONS)
+    fusion: str = setting("retrieval", "convex", "hybrid fusion: convex (min-max normalised weighted sum), rrf or "
+                          "adaptive (convex with a dense weight per question, from fusion_model)", choices=FUSIONS)
     dense_weight: float = setting("retrieval", 0.7, "weight of the dense score in convex fusion", lo=0.0, hi=1.0)
-    fusion_pool: str = setting("retrieval", "union", "passages convex fusion scores: lexical (BM25's candidates; "
-                               "dense ones join only when BM25 finds fewer than k) or union (both lists, each "
-                               "passage scored by both retrievers)", choices=FUSION_POOLS)
+    fusion_pool: str = setting("retrieval", "union", "passages convex fusion scores: lexical (BM25's; dense ones "
+                               "only when BM25 finds fewer than k) or union (both lists)", choices=FUSION_POOLS)
+    fusion_model: str = setting("retrieval", "", "adaptive fusion weights (JSON, `qa train-fusion`); empty: packaged")
     rrf_k: int = setting("retrieval", 60, "RRF constant", lo=1, hi=10000)
     candidates: int = setting("retrieval", 100, "candidates taken from each retriever before fusion", lo=1, hi=100000)
     bm25_k1: float = setting("retrieval", 1.5, "BM25 k1", lo=0.0, hi=10.0)

@@ -18,8 +18,8 @@ BRIEF_SECTIONS = {
     "index": ["model", "chunk_size", "chunk_overlap", "stopwords", "stemming", "title_in_index", "batch_size",
               "device", "lexical_engine", "lexical_threshold", "dense_index", "dense_threshold", "hnsw_m",
               "hnsw_ef_construction", "vector_dtype", "sentence_vectors"],
-    "retrieval": ["mode", "fusion", "dense_weight", "fusion_pool", "rrf_k", "candidates", "bm25_k1", "bm25_b",
-                  "hnsw_ef_search", "expand_abbreviations"],
+    "retrieval": ["mode", "fusion", "dense_weight", "fusion_pool", "fusion_model", "rrf_k", "candidates", "bm25_k1",
+                  "bm25_b", "hnsw_ef_search", "expand_abbreviations"],
     "ui": ["host", "port", "share", "allow_upload", "upload_max_files", "upload_max_mb"],
 }
 
@@ -102,7 +102,7 @@ def test_flat_form_keeps_working_with_a_one_time_warning(tmp_path, caplog):
                                     r"\[answer\], \[ui\], \[milvus\]"),
     ('colour = "blue"\n', r":1: unknown setting 'colour'; allowed: the sections \[index\].*holding model, chunk_size"),
     ('mode = "bm25"\n[retrieval]\nmode = "dense"\n', r":1: mode is set twice.*keep the one in \[retrieval\]"),
-    ('[retrieval]\nfusion = "max"\n', r":2: fusion must be one of convex, rrf; got 'max'"),
+    ('[retrieval]\nfusion = "max"\n', r":2: fusion must be one of convex, rrf, adaptive; got 'max'"),
     ('[ui]\nport = 70000\n', r":2: port must be between 1 and 65535"),
     ('retrieval = 3\n', r":1: retrieval must be a section"),
     ('[qa]\nmode = "bm25"\n[index]\nchunk_size = 500\n', r": index outside \[qa\]"),

@@ -210,7 +210,7 @@ class MilvusStore:
 
     def hybrid_search(self, tokens: Sequence[str], query: str, vector: np.ndarray, config: Any,
                       depth: int, where: Optional[Filter] = None) -> Optional[Ranked]:
-        if config.milvus_hybrid != "server":
+        if config.milvus_hybrid != "server" or config.fusion == "adaptive":  # adaptive needs both lists here
             return None
         from pymilvus import AnnSearchRequest, RRFRanker, WeightedRanker
 
