@@ -27,7 +27,7 @@ import numpy as np
 
 from ..config import Config
 from ..errors import IndexNotFoundError
-from ..types import Article, Chunk
+from ..types import Article, Chunk, DuplicateGroup
 from .base import Ranked, StoreStats
 from .milvus_io.client import MilvusCollections, in_filter, lex_text, resolve_uri
 
@@ -107,6 +107,8 @@ class MilvusStore:
         self._eps = 0.25 * manifest.get("avg_idf", 2.0)
         self._idf = functools.lru_cache(maxsize=200_000)(self._lookup_idf)
         self._rows = _RowCache()
+        self._groups = {m: DuplicateGroup(ms[0], tuple(ms), ()) for ms in manifest.get("duplicates") or ()
+                        for m in ms}
 
     @classmethod
     def open(cls, index_dir: str | os.PathLike, config: Config) -> "MilvusStore":
@@ -236,6 +238,10 @@ class MilvusStore:
 
     def article_ids(self, ids: Sequence[int]) -> list[str]:
         return [self._row(pk)["article_id"] for pk in ids]
+
+    def duplicates(self, article_id: str) -> Optional[DuplicateGroup]:
+        """The article's near-duplicate group, from the manifest row (no pairs: see ``qa index``'s sync)."""
+        return self._groups.get(article_id)
 
     def sentence_vectors(self, chunk_id: int) -> None:
         return None  # not stored in Milvus: the answerer embeds the sentences it reads
