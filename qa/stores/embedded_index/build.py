@@ -164,7 +164,7 @@ def build_index(
 
         sparse = SparseBM25.build(tokens, k1=config.bm25_k1, b=config.bm25_b)
     stage("lexical index")
-    neardup, n_sketched = None, 0
+    neardup, n_sketched, groups = None, 0, []
     if config.near_duplicates:
         neardup, n_sketched = dup_files.update(corpus.articles, _previous_data(index_dir, None, None, any_model=True))
     stage("near-duplicates")
@@ -189,8 +189,11 @@ def build_index(
         if sparse is not None:
             names += [f"{SPARSE_DIR}/{n}" for n in sparse.save(tmp / SPARSE_DIR)]
             del sparse
-        groups = dup_files.save(neardup, tmp) if neardup is not None else []
-        names += list(dup_files.FILES) if neardup is not None else []
+        if neardup is not None:  # writing the detector's files counts as its stage, not as "write"
+            stage("write")
+            groups = dup_files.save(neardup, tmp)
+            names += list(dup_files.FILES)
+            stage("near-duplicates")
         for name in names:
             with open(tmp / name, "rb+") as f:
                 os.fsync(f.fileno())
