@@ -211,7 +211,11 @@ def phase_build(a) -> dict:
     disk = sum(p.stat().st_size for p in index.rglob("*") if p.is_file())
     st = rep.stages or {}
     per_s = {k: round(rep.chunks / v, 1) if v > 0.01 else None for k, v in st.items()}
-    return {"articles": rep.articles, "chunks": rep.chunks, "seconds_total": round(total, 2),
+    counts = json.loads((index / "manifest.json").read_text())["counts"]
+    dup = {"seconds": round(st.get("near-duplicates", 0.0), 2),
+           "pct_of_build": round(100 * st.get("near-duplicates", 0.0) / total, 2),
+           **{k: counts.get(k) for k in ("duplicate_groups", "duplicate_articles", "near_dup_sketched")}}
+    return {"articles": rep.articles, "chunks": rep.chunks, "seconds_total": round(total, 2), "near_duplicates": dup,
             "stages_s": {k: round(v, 2) for k, v in st.items()}, "stages_chunks_per_s": per_s,
             "peak_ram_mb": round(peak_mb()), "disk_mb": round(disk / 2 ** 20, 1),
             "vectors": {"real_now": emb.n_real, "real_cached": emb.n_cached, "perturbed": emb.n_fake},
@@ -350,8 +354,8 @@ def child(phase: str, **kw) -> dict:
 
 
 def table(result: dict) -> str:
-    rows = ["| chunks | engines | articles | build s | chunks/s: clean, chunk+tok, embed, dense, lexical, write | peak RAM build MB | disk MB | load s | serving RSS MB | hybrid med/p95 ms | bm25 med/p95 | dense med/p95 | stages med ms: bm25, q-embed, dense, rescoring | ANN recall@10 (ms) | vectors real/perturbed |",
-            "|" + "---|" * 15]
+    rows = ["| chunks | engines | articles | build s | chunks/s: clean, chunk+tok, embed, dense, lexical, write | near-dup s (% of build; groups) | peak RAM build MB | disk MB | load s | serving RSS MB | hybrid med/p95 ms | bm25 med/p95 | dense med/p95 | stages med ms: bm25, q-embed, dense, rescoring | ANN recall@10 (ms) | vectors real/perturbed |",
+            "|" + "---|" * 16]
     for r in result["sizes"]:
         b, q = r["build"], r["query"]
         cps = b["stages_chunks_per_s"]
@@ -359,9 +363,11 @@ def table(result: dict) -> str:
         st = q["stages"]
         ann = "; ".join(f"{k} {v['recall@10']} ({v['ms_per_query']})" for k, v in q["ann"].items() if k != "kind")
         v = b["vectors"]
+        nd = b.get("near_duplicates")
+        dup = f"{nd['seconds']} ({nd['pct_of_build']}%; {nd['duplicate_groups']})" if nd else "-"
         rows.append(
             f"| {b['chunks']:,} | {'/'.join(b['scale'].values())} | {b['articles']:,} | {b['seconds_total']} | {', '.join(str(cps.get(k)) for k in order)} "
-            f"| {b['peak_ram_mb']} | {b['disk_mb']} | {q['load_s']} | {q['serving_rss_mb']} "
+            f"| {dup} | {b['peak_ram_mb']} | {b['disk_mb']} | {q['load_s']} | {q['serving_rss_mb']} "
             f"| {q['hybrid']['median_ms']}/{q['hybrid']['p95_ms']} | {q['bm25']['median_ms']}/{q['bm25']['p95_ms']} "
             f"| {q['dense']['median_ms']}/{q['dense']['p95_ms']} "
             f"| {', '.join(str(st[k]['median_ms']) for k in st)} | {q['ann']['kind']}: {ann} "

@@ -109,16 +109,20 @@ class Assistant:
     # -- retrieval ----------------------------------------------------------------------------
     def retrieve(self, question: str, k: int = 5, *, mode: Optional[str] = None,
                  fusion: Optional[str] = None, dense_weight: Optional[float] = None,
-                 candidates: Optional[int] = None, filter: FilterLike = None) -> list[Hit]:
+                 candidates: Optional[int] = None, filter: FilterLike = None,
+                 fold_duplicates: Optional[bool] = None) -> list[Hit]:
         """The ``k`` best passages for ``question``, best first.
 
         ``mode``: ``"hybrid"`` (default from config), ``"bm25"`` or ``"dense"``. ``fusion``,
         ``dense_weight`` and ``candidates`` override the configured hybrid settings for this call.
         ``filter``: only passages of articles passing it, a :class:`~qa.Filter` or a dict with its
         fields (``{"source": "ANTARA", "date_from": "2021-07"}``); ``k`` come back when ``k`` match.
+        ``fold_duplicates`` (default from config: true) shows one story once, the near-duplicate
+        articles of other outlets in its ``also_reported_by``.
         """
         where = Filter.of(filter)
-        settings = self.config.replace(fusion=fusion, dense_weight=dense_weight, candidates=candidates)
+        settings = self.config.replace(fusion=fusion, dense_weight=dense_weight, candidates=candidates,
+                                       fold_duplicates=fold_duplicates)
         return self.pipeline.retrieve(question, k, mode or self.config.mode, settings, where=where)
 
     def sources(self) -> list[tuple[str, int]]:
@@ -210,15 +214,18 @@ class Assistant:
         return max(set(votes), key=votes.count) if votes else "id"
 
     def ask(self, question: str, *, k: Optional[int] = None, mode: Optional[str] = None,
-            query: Optional[str] = None, history: Optional[list] = None, filter: FilterLike = None) -> Answer:
+            query: Optional[str] = None, history: Optional[list] = None, filter: FilterLike = None,
+            fold_duplicates: Optional[bool] = None) -> Answer:
         """Answer ``question`` with verbatim quotes from the articles.
 
         ``query`` is the text to retrieve with when it differs from the question (a follow-up
         rewritten with earlier turns: :meth:`conversation` does that). ``filter``: answer only from
         articles passing it (as in :meth:`retrieve`). Returns an
         :class:`~qa.types.Answer` whose ``found`` is False when the passages do not support an answer.
+        ``fold_duplicates``: as in :meth:`retrieve` (a quote from a folded copy cites the most complete version).
         """
-        prepared = self._prepare(question, k=k, mode=mode, query=query, history=history, filter=filter)
+        prepared = self._prepare(question, k=k, mode=mode, query=query, history=history, filter=filter,
+                                 fold=fold_duplicates)
         if isinstance(prepared, Answer):
             return prepared
         question, hits, lang, query = prepared
@@ -226,10 +233,11 @@ class Assistant:
 
     def ask_stream(self, question: str, *, k: Optional[int] = None, mode: Optional[str] = None,
                    query: Optional[str] = None, history: Optional[list] = None,
-                   filter: FilterLike = None) -> Iterator[Union[str, Answer]]:
+                   filter: FilterLike = None, fold_duplicates: Optional[bool] = None) -> Iterator[Union[str, Answer]]:
         """Like :meth:`ask`, streamed: the text pieces an LLM answerer writes (none for the
         extractive answerer), then, last, the checked :class:`~qa.types.Answer`."""
-        prepared = self._prepare(question, k=k, mode=mode, query=query, history=history, filter=filter)
+        prepared = self._prepare(question, k=k, mode=mode, query=query, history=history, filter=filter,
+                                 fold=fold_duplicates)
         if isinstance(prepared, Answer):
             yield prepared
             return
@@ -237,7 +245,7 @@ class Assistant:
         yield from self.generator.stream(question, hits, lang=lang, query=query)
 
     def _prepare(self, question: str, *, k: Optional[int], mode: Optional[str], query: Optional[str],
-                 history: Optional[list], filter: FilterLike = None):
+                 history: Optional[list], filter: FilterLike = None, fold: Optional[bool] = None):
         """(question, hits, lang, query) for answering, or an Answer when there is nothing to ask."""
         from .answer import detect_lang
         from .answer.lang import phrase
@@ -256,7 +264,7 @@ class Assistant:
 
             query = rewrite(question, history)
         query = query or question
-        hits = self.retrieve(query, k=k or self.config.answer_k, mode=mode, filter=where)
+        hits = self.retrieve(query, k=k or self.config.answer_k, mode=mode, filter=where, fold_duplicates=fold)
         return question, hits, lang, query
 
     def conversation(self):

@@ -89,6 +89,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=5, help="number of passages (default: 5)")
     p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: hybrid)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--no-fold", action="store_true",
+                   help="show near-duplicate articles (one story, several outlets) as separate hits")
     _add_filter(p)
 
     p = sub.add_parser("ask", help="answer a question with quoted sources (extractive, or a checked LLM answer)")
@@ -271,7 +273,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
     cfg = _resolved(args, args.index, mode=args.mode).config
     where = _filter(args)
     assistant = Assistant.load(args.index, cfg)
-    hits = assistant.retrieve(args.question, k=args.k, mode=args.mode, filter=where)
+    hits = assistant.retrieve(args.question, k=args.k, mode=args.mode, filter=where,
+                              fold_duplicates=False if args.no_fold else None)
     if args.json:
         print(json.dumps([h.to_dict() for h in hits], ensure_ascii=False, indent=2))
         return 0
@@ -282,6 +285,9 @@ def _cmd_search(args: argparse.Namespace) -> int:
         meta = " · ".join(x for x in (h.article.source, h.article.date) if x)
         print(f"[{h.rank}] {h.score:.3f}  {h.article.display_title}" + (f"  ({meta})" if meta else ""))
         print(f"    {h.article.id} [{h.start}:{h.end}]  bm25 rank {h.bm25_rank or '-'}, dense rank {h.dense_rank or '-'}")
+        if h.also_reported_by:
+            print("    also reported by: " + ", ".join((a.source or a.id) + (f" ({a.date})" if a.date else "")
+                                                   for a in h.also_reported_by))
         print("    " + h.text.replace("\n\n", "\n    ").replace("\n", "\n    "))
         print()
     return 0

@@ -32,6 +32,7 @@ from .types import Hit
 
 MAX_QUERY_CHARS = 2000
 SPARE = 10  # passages fetched beyond k, for stores whose articles may be mid-update (Milvus)
+FOLD_DEEPER = 2  # with duplicate folding, times the candidates are fetched 4x deeper when fewer than k hits remain
 
 
 def check_query(question: Any, k: Any, mode: str) -> str:
@@ -161,25 +162,39 @@ class Pipeline:
                 lex.update(zip(missing, extra))
         return [float(lex.get(d, 0.0)) for d in ids]
 
-    def hits(self, ranked: Ranked, c: Candidates, k: int, *, where: Optional[Filter] = None) -> list[Hit]:
+    def hits(self, ranked: Ranked, c: Candidates, k: int, *, fold: bool = False,
+             where: Optional[Filter] = None) -> list[Hit]:
         """``Hit`` objects for the first ``k`` passages of ``ranked`` that the store can show (and
-        whose article passes ``where``: the store filtered already; this makes sure)."""
-        want = ranked[:k + SPARE]
-        found = self.store.passages([d for d, _ in want])
+        whose article passes ``where``: the store filtered already; this makes sure). ``fold``:
+        a near-duplicate group (one story from several outlets) shows the passages of one member only,
+        the best-ranked one, like a single article, with the others in ``also_reported_by``; reads
+        further down ``ranked`` for the passages folded away."""
         lex_rank = {d: (r, s) for r, (d, s) in enumerate(c.lexical, start=1)}
         den_rank = {d: (r, s) for r, (d, s) in enumerate(c.dense, start=1)}
         hits: list[Hit] = []
-        for doc, score in want:
-            if doc not in found:
-                continue
-            chunk, article = found[doc]
-            if where is not None and not where.matches(article):
-                continue
-            lr, dr = lex_rank.get(doc), den_rank.get(doc)
-            hits.append(Hit(chunk=chunk, article=article, score=float(score), rank=len(hits) + 1,
-                            bm25_rank=lr[0] if lr else None, dense_rank=dr[0] if dr else None,
-                            bm25_score=lr[1] if lr else None, dense_score=dr[1] if dr else None))
-            if len(hits) == k:
+        shown: dict[str, str] = {}  # group representative -> the member whose passages are shown
+        pos, step = 0, k + SPARE
+        while len(hits) < k and pos < len(ranked):
+            want, pos, step = ranked[pos:pos + step], pos + step, 2 * step
+            found = self.store.passages([d for d, _ in want])
+            for doc, score in want:
+                if doc not in found or len(hits) == k:
+                    continue
+                chunk, article = found[doc]
+                if where is not None and not where.matches(article):
+                    continue
+                group = self.store.duplicates(article.id) if fold else None
+                if group is not None and shown.setdefault(group.representative, article.id) != article.id:
+                    continue
+                lr, dr = lex_rank.get(doc), den_rank.get(doc)
+                hits.append(Hit(chunk=chunk, article=article, score=float(score), rank=len(hits) + 1,
+                                bm25_rank=lr[0] if lr else None, dense_rank=dr[0] if dr else None,
+                                bm25_score=lr[1] if lr else None, dense_score=dr[1] if dr else None))
+                if group is not None:
+                    others = (self.store.articles.get(m) for m in group.members if m != article.id)
+                    hits[-1].also_reported_by = tuple(a for a in others if a is not None)
+                    hits[-1].representative_id = group.representative
+            if not fold:
                 break
         return hits
 
@@ -198,8 +213,15 @@ class Pipeline:
             return []
         q = self.query(text, expand_abbreviations=settings.expand_abbreviations)
         depth = max(settings.candidates, k)
-        c = self.candidates(q, mode, settings, depth, where=where)
-        return self.hits(self.fuse(c, mode, settings, k), c, k, where=where)
+        fold = getattr(settings, "fold_duplicates", False)
+        for _ in range(FOLD_DEEPER + 1):
+            c = self.candidates(q, mode, settings, depth, where=where)
+            hits = self.hits(self.fuse(c, mode, settings, k), c, k, fold=fold, where=where)
+            # folding took passages away: look deeper while the retrievers had more to give
+            if len(hits) == k or not fold or max(len(c.lexical), len(c.dense), len(c.fused or ())) < depth:
+                break
+            depth *= 4
+        return hits
 
 
 def dedupe_articles(article_ids: Iterable[str], k: int) -> list[str]:

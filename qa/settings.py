@@ -1,9 +1,8 @@
 """Every setting, defined once: its section, default, allowed values and doc, as a field of :class:`Config`.
 
-A setting is one line of the ``Config`` dataclass made with :func:`setting`; the checks in
-``Config.__post_init__``, the section membership (``[index]``, ``[retrieval]``, ``[answer]``,
-``[ui]``, ``[milvus]`` in ``qa.toml``), :data:`BUILD_KEYS`, :data:`GENERATION_KEYS` and the
-generated listing (:func:`settings_doc`, appended to ``Config.__doc__``) all come from it.
+A setting is one line of the ``Config`` dataclass made with :func:`setting`; the checks in ``Config.__post_init__``,
+the section membership (``[index]``, ``[retrieval]``, ``[answer]``, ``[ui]``, ``[milvus]`` in ``qa.toml``),
+:data:`BUILD_KEYS`, :data:`GENERATION_KEYS` and the listing (:func:`settings_doc`, in ``Config.__doc__``) come from it.
 Where the values come from (defaults, index manifest, ``qa.toml``, CLI) is :mod:`qa.config`'s job.
 """
 from __future__ import annotations
@@ -76,11 +75,9 @@ class Spec:
             return " | ".join(self.choices)
         if self.kind is bool:
             return "true | false"
-        if self.kind in (int, float):
-            if self.kind is int:
-                return f"integer {int(self.lo)}..{int(self.hi)}"
-            return f"number {self.lo:g}..{self.hi:g}"
-        return "string"
+        if self.kind is int:
+            return f"integer {int(self.lo)}..{int(self.hi)}"
+        return f"number {self.lo:g}..{self.hi:g}" if self.kind is float else "string"
 
 
 def setting(section: str, default: Any, doc: str, *, choices: tuple[str, ...] = (), lo: Optional[float] = None,
@@ -147,6 +144,7 @@ class Config:
     vector_dtype: str = setting("index", "auto", "stored vectors: auto (float16 with HNSW, else float32), float32 "
                                 "or float16 (half the disk and memory)", choices=VECTOR_DTYPES)
     sentence_vectors: bool = setting("index", True, "embed every sentence at build time (answers: a matrix product)")
+    near_duplicates: bool = setting("index", True, "group near-duplicate articles (one story, several outlets) at build")
     # [retrieval]: may differ per query; `qa tune` writes them into the index manifest
     mode: str = setting("retrieval", "hybrid", "retrieval mode", choices=MODES)
     fusion: str = setting("retrieval", "convex", "hybrid fusion: convex (min-max normalised weighted sum), rrf or "
@@ -163,6 +161,8 @@ class Config:
                                   "100k chunks)", lo=1, hi=8192)
     expand_abbreviations: bool = setting("retrieval", True, "add the long form of Indonesian abbreviations to BM25 "
                                          "queries and back (kalapas <-> kepala lapas)")
+    fold_duplicates: bool = setting("retrieval", True, "one hit per story: passages of near-duplicate articles "
+                                    "fold into one, listing the other outlets (also_reported_by)")
     # [answer]: the answerer; the llm_* settings and answerer are never recorded in a manifest (docs/generation.md)
     answer_k: int = setting("answer", 5, "passages the answerer reads", lo=1, hi=100)
     abstain_threshold: float = setting("answer", 0.74, "selector probability below which the answerer says it "

@@ -1,4 +1,4 @@
-"""Typed results and records: :class:`Article`, :class:`Chunk`, :class:`Hit`."""
+"""Typed results and records: :class:`Article`, :class:`Chunk`, :class:`DuplicateGroup`, :class:`Hit`."""
 from __future__ import annotations
 
 import re
@@ -61,6 +61,43 @@ class Chunk:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class DuplicatePair:
+    """Two members of a group: ``jaccard_estimate`` (from the MinHash sketches), exact ``jaccard`` and
+    ``containment`` (share of the smaller shingle set inside the larger) on the shingle sets; ``linked``
+    is True when this pair itself passed verification (a group may also join two members through a third)."""
+
+    a: str
+    b: str
+    jaccard_estimate: float
+    jaccard: float
+    containment: float
+    linked: bool
+
+
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Near-duplicate articles: ``representative`` (most complete version) and ``members`` (all ids,
+    the representative first, then by the same completeness order)."""
+
+    representative: str
+    members: tuple[str, ...]
+    pairs: tuple[DuplicatePair, ...]
+
+    @property
+    def others(self) -> tuple[str, ...]:
+        """The members other than the representative ("also reported by")."""
+        return self.members[1:]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"representative": self.representative, "members": list(self.members),
+                "pairs": [asdict(p) for p in self.pairs]}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DuplicateGroup":
+        return cls(d["representative"], tuple(d["members"]), tuple(DuplicatePair(**p) for p in d.get("pairs", ())))
+
+
 @dataclass
 class Hit:
     """One retrieved passage.
@@ -68,6 +105,9 @@ class Hit:
     ``score`` is the fused score (higher is better; comparable within one result list only).
     ``bm25_rank`` and ``dense_rank`` are the 1-based ranks each retriever gave this passage
     (``None`` when that retriever did not return it among its candidates).
+    ``also_reported_by``: when duplicate folding is on, the other versions of the same story
+    (near-duplicate articles from other outlets) whose passages were folded into this hit;
+    ``representative_id`` is then the id of the group's most complete version.
     """
 
     chunk: Chunk
@@ -78,6 +118,13 @@ class Hit:
     dense_rank: Optional[int] = None
     bm25_score: Optional[float] = None
     dense_score: Optional[float] = None
+    also_reported_by: tuple[Article, ...] = ()
+    representative_id: Optional[str] = None
+
+    @property
+    def representative(self) -> Article:
+        """The most complete version of this hit's story (its own article when it has no duplicate)."""
+        return next((a for a in self.also_reported_by if a.id == self.representative_id), self.article)
 
     @property
     def text(self) -> str:
@@ -112,6 +159,9 @@ class Hit:
             "text": self.text,
             "bm25_rank": self.bm25_rank,
             "dense_rank": self.dense_rank,
+            "also_reported_by": [{"article_id": a.id, "title": a.title, "source": a.source, "date": a.date}
+                                 for a in self.also_reported_by],
+            "representative_id": self.representative_id,
         }
 
 

@@ -17,9 +17,9 @@ from qa.errors import ConfigError
 BRIEF_SECTIONS = {
     "index": ["model", "chunk_size", "chunk_overlap", "stopwords", "stemming", "title_in_index", "batch_size",
               "device", "lexical_engine", "lexical_threshold", "dense_index", "dense_threshold", "hnsw_m",
-              "hnsw_ef_construction", "vector_dtype", "sentence_vectors"],
+              "hnsw_ef_construction", "vector_dtype", "sentence_vectors", "near_duplicates"],
     "retrieval": ["mode", "fusion", "dense_weight", "fusion_pool", "fusion_model", "rrf_k", "candidates", "bm25_k1",
-                  "bm25_b", "hnsw_ef_search", "expand_abbreviations"],
+                  "bm25_b", "hnsw_ef_search", "expand_abbreviations", "fold_duplicates"],
     "ui": ["host", "port", "share", "allow_upload", "upload_max_files", "upload_max_mb"],
 }
 
@@ -36,11 +36,12 @@ def test_every_setting_has_one_section_and_the_derived_key_lists_are_unchanged()
     assert set(SECTION_KEYS["answer"]) == {"answer_k", "abstain_threshold", "selector", *GENERATION_KEYS}
     assert all(n == "store" or n.startswith("milvus_") for n in SECTION_KEYS["milvus"])
     assert sorted(n for s in SECTIONS for n in SECTION_KEYS[s]) == sorted(f.name for f in fields(Config))
-    # the corpus fingerprint hashes the build settings: a change rebuilds every index (sentence_vectors did,
-    # on purpose: indexes gained their sentence vectors)
+    # the corpus fingerprint hashes the build settings: a change rebuilds every index (sentence_vectors and
+    # near_duplicates did, on purpose: indexes gained their sentence vectors, then their duplicate groups;
+    # the embeddings come from the previous index, so the rebuild is cheap)
     assert set(BUILD_KEYS) == {"model", "chunk_size", "chunk_overlap", "stopwords", "stemming", "title_in_index",
                                "lexical_engine", "lexical_threshold", "dense_index", "dense_threshold", "hnsw_m",
-                               "hnsw_ef_construction", "vector_dtype", "sentence_vectors"}
+                               "hnsw_ef_construction", "vector_dtype", "sentence_vectors", "near_duplicates"}
     assert GENERATION_KEYS[0] == "answerer" and all(n.startswith("llm_") for n in GENERATION_KEYS[1:])
     for f in fields(Config):  # the annotation and the default's type agree
         assert f.type == f.metadata["spec"].kind.__name__, f.name

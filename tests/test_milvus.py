@@ -584,3 +584,30 @@ def test_grpc_filtered_queries(grpc_server, tmp_path, embedder):
         assert a.retrieve("Amuntai", k=5, filter={"source": "Reuters"}) == []
     finally:
         a.close()
+
+
+def test_milvus_keeps_the_duplicate_groups_and_retrieval_folds_them(tmp_path, embedder):
+    from test_fold import COPY, ORIGINAL, QUESTION, _corpus
+
+    corpus = _corpus(tmp_path / "corpus")
+    cfg = Config(store="milvus", milvus_uri=str(tmp_path / "qa.db"))
+    build_index(corpus, tmp_path / "index", cfg, progress=False, embedder=embedder)
+    a = Assistant.load(tmp_path / "index", cfg, embedder=embedder)
+    try:
+        assert a.manifest["counts"]["duplicate_groups"] == 1 and a.manifest["duplicates"] == [[ORIGINAL, COPY]]
+        group = a.store.duplicates(COPY)
+        assert group.representative == ORIGINAL and a.store.duplicates(ORIGINAL) == group
+        hits = a.retrieve(QUESTION, k=5)
+        shown = [h for h in hits if h.article.id in (ORIGINAL, COPY)]
+        assert len(hits) == 5 and len({h.article.id for h in shown}) == 1
+        assert shown[0].also_reported_by and shown[0].representative_id == ORIGINAL
+        assert {ORIGINAL, COPY} <= {h.article.id for h in a.retrieve(QUESTION, k=10, fold_duplicates=False)}
+    finally:
+        a.close()
+    (corpus / "copies.jsonl").write_text("\n".join((corpus / "copies.jsonl").read_text().splitlines()[1:]) + "\n")
+    build_index(corpus, tmp_path / "index", cfg, progress=False, embedder=embedder)  # an incremental sync
+    a = Assistant.load(tmp_path / "index", cfg, embedder=embedder)
+    try:
+        assert a.store.duplicates(ORIGINAL) is None and a.manifest["counts"]["duplicate_groups"] == 0
+    finally:
+        a.close()

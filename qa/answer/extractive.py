@@ -58,6 +58,21 @@ _NAME_IN = re.compile(r"(?<!^)(?<![.!?]\s)\b[A-Z][a-z]{2,}")
 _DIGIT = re.compile(r"\d")
 
 
+def most_complete(article: Article, start: int, end: int, passage_start: int, passage_end: int,
+                  hits: Sequence[Hit]) -> tuple[Article, int, int, int, int]:
+    """Where to cite ``article.text[start:end]``: in the most complete version of its story (the
+    ``representative`` of the folded hit it came from) when that version holds the quote verbatim,
+    with the offsets and paragraph there; else where it was found."""
+    hit = next((h for h in hits if h.article.id == article.id and h.also_reported_by), None)
+    rep = hit.representative if hit is not None else article
+    at = rep.text.find(article.text[start:end]) if rep.id != article.id else -1
+    if at < 0:
+        return article, start, end, passage_start, passage_end
+    end = at + (end - start)
+    ps, pe = next(((a, b) for a, b in paragraphs(rep.text) if a <= at < b), (at, end))
+    return rep, at, end, ps, max(pe, end)
+
+
 class ExtractiveAnswerer:
     """Answers from retrieved passages by quoting the sentences the selector rates most likely to
     hold the answer.
@@ -277,8 +292,9 @@ class ExtractiveAnswerer:
         lead = self._lead_span(kind, best, terms)
         for n, c in enumerate(chosen, start=1):
             qs, qe = self._clip(c, lead if c is best else None, terms)
-            citations.append(Citation(n=n, article=c.article, quote=c.article.text[qs:qe], start=qs, end=qe,
-                                      score=round(c.score, 4), passage_start=c.passage_start, passage_end=c.passage_end))
+            art, cs, ce, ps, pe = most_complete(c.article, qs, qe, c.passage_start, c.passage_end, hits)
+            citations.append(Citation(n=n, article=art, quote=art.text[cs:ce], start=cs, end=ce,
+                                      score=round(c.score, 4), passage_start=ps, passage_end=pe))
             pre = "…" if qs > c.start else ""
             post = "…" if qe < c.end else ""
             parts.append(f"“{pre}{c.article.text[qs:qe]}{post}” [{n}]")

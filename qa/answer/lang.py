@@ -24,6 +24,7 @@ PHRASES = {
         "unsupported": "(⚠ tidak didukung sumber)",
         "llm_fallback": "Server LLM tidak dapat dipakai; ini jawaban ekstraktif.",
         "answered_by": "Dijawab oleh",
+        "also_reported": "juga diberitakan oleh",
     },
     "en": {
         "not_found": "Sorry, the articles do not contain an answer to this question.",
@@ -39,6 +40,7 @@ PHRASES = {
         "unsupported": "(⚠ not supported by the sources)",
         "llm_fallback": "The LLM server could not be used; this is the extractive answer.",
         "answered_by": "Answered by",
+        "also_reported": "also reported by",
     },
 }
 

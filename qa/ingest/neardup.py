@@ -18,7 +18,6 @@ import json
 import logging
 import re
 import unicodedata
-from dataclasses import asdict, dataclass
 from itertools import combinations
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -27,7 +26,7 @@ import numpy as np
 from datasketch import MinHash, MinHashLSH
 from datasketch.hashfunc import sha1_hash32
 
-from ..types import Article
+from ..types import Article, DuplicateGroup, DuplicatePair
 
 log = logging.getLogger("qa")
 
@@ -64,39 +63,6 @@ def shingles(text: str, k: int) -> np.ndarray:
     return np.unique(np.fromiter((sha1_hash32(g.encode("utf-8")) for g in grams), dtype=np.uint32, count=len(grams)))
 
 
-@dataclass(frozen=True)
-class DuplicatePair:
-    """Two members of a group: ``jaccard_estimate`` (from the MinHash sketches), exact ``jaccard`` and
-    ``containment`` (share of the smaller shingle set inside the larger) on the shingle sets; ``linked``
-    is True when this pair itself passed verification (a group may also join two members through a third)."""
-
-    a: str
-    b: str
-    jaccard_estimate: float
-    jaccard: float
-    containment: float
-    linked: bool
-
-
-@dataclass(frozen=True)
-class DuplicateGroup:
-    """Near-duplicate articles: ``representative`` (most complete version) and ``members`` (all ids,
-    the representative first, then by the same completeness order)."""
-
-    representative: str
-    members: tuple[str, ...]
-    pairs: tuple[DuplicatePair, ...]
-
-    @property
-    def others(self) -> tuple[str, ...]:
-        """The members other than the representative ("also reported by")."""
-        return self.members[1:]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"representative": self.representative, "members": list(self.members),
-                "pairs": [asdict(p) for p in self.pairs]}
-
-
 def _check(name: str, value: Any, lo: float, hi: float, kind: type) -> None:
     types = (int, float) if kind is float else int
     if not (isinstance(value, types) and not isinstance(value, bool) and lo <= value <= hi):
@@ -130,6 +96,10 @@ class NearDupIndex:
 
     def __contains__(self, article_id: object) -> bool:
         return article_id in self._meta
+
+    def ids(self) -> list[str]:
+        """The indexed article ids, in the order they were added."""
+        return list(self._meta)
 
     def _lsh_index(self) -> MinHashLSH:
         if self._lsh is None:

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Optional, Protocol, Sequence
 import numpy as np
 
 from ..filters import Filter
-from ..types import Article, Chunk
+from ..types import Article, Chunk, DuplicateGroup
 
 Ranked = list[tuple[int, float]]
 
@@ -113,6 +113,11 @@ class Store(Protocol):
 
     def article_ids(self, ids: Sequence[int]) -> list[str]:
         """The article id of each chunk id, in order."""
+        ...
+
+    def duplicates(self, article_id: str) -> Optional[DuplicateGroup]:
+        """The near-duplicate group holding the article (the same story from other outlets), found at
+        build time; None when it has none or the index kept no groups."""
         ...
 
     def sentence_vectors(self, chunk_id: int) -> "Optional[tuple[np.ndarray, np.ndarray]]":

@@ -17,7 +17,7 @@ import numpy as np
 from ..config import Config
 from ..filters import Filter
 from ..lexical import make_lexical
-from ..types import Article, Chunk
+from ..types import Article, Chunk, DuplicateGroup
 from .base import Ranked, StoreStats
 from .embedded_index import dense as faiss_files
 from .embedded_index.meta import ArticleTable
@@ -38,6 +38,7 @@ class EmbeddedStore:
         self.chunks = loaded.chunks
         self.vectors = loaded.vectors
         self.sentences = loaded.sentences
+        self.groups = loaded.duplicates or {}  # article id -> DuplicateGroup
         if self.sentences is None and self.manifest.get("config", {}).get("sentence_vectors") is None:
             log.warning("%s was built before indexes stored sentence vectors: answers embed sentences per question "
                         "and use the abstain_threshold recorded then; rebuild it with `qa index` (only the "
@@ -131,6 +132,10 @@ class EmbeddedStore:
 
     def article_ids(self, ids: Sequence[int]) -> list[str]:
         return [self.chunks[i].article_id for i in ids]
+
+    def duplicates(self, article_id: str) -> Optional[DuplicateGroup]:
+        """The near-duplicate group of an article (None: it has none, or the index kept no groups)."""
+        return self.groups.get(article_id)
 
     def sample_texts(self, n: int) -> list[str]:
         step = max(1, len(self.chunks) // n)

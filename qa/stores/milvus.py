@@ -35,7 +35,7 @@ import numpy as np
 from ..config import Config
 from ..errors import IndexNotFoundError
 from ..filters import Filter
-from ..types import Article, Chunk
+from ..types import Article, Chunk, DuplicateGroup
 from .base import Ranked, StoreStats
 from .milvus_io.client import (FILTER_FIELDS, MilvusCollections, MilvusStoreError, filter_expression, in_filter,
                                 lex_text, resolve_uri)
@@ -117,6 +117,8 @@ class MilvusStore:
         self._idf = functools.lru_cache(maxsize=200_000)(self._lookup_idf)
         self._rows = _RowCache()
         self.filterable = set(FILTER_FIELDS) <= collections.chunk_fields()  # False: built before filters
+        self._groups = {m: DuplicateGroup(ms[0], tuple(ms), ()) for ms in manifest.get("duplicates") or ()
+                        for m in ms}
 
     @classmethod
     def open(cls, index_dir: str | os.PathLike, config: Config) -> "MilvusStore":
@@ -260,6 +262,10 @@ class MilvusStore:
 
     def article_ids(self, ids: Sequence[int]) -> list[str]:
         return [self._row(pk)["article_id"] for pk in ids]
+
+    def duplicates(self, article_id: str) -> Optional[DuplicateGroup]:
+        """The article's near-duplicate group, from the manifest row (no pairs: see ``qa index``'s sync)."""
+        return self._groups.get(article_id)
 
     def sentence_vectors(self, chunk_id: int) -> None:
         return None  # not stored in Milvus: the answerer embeds the sentences it reads

@@ -1,21 +1,22 @@
 """What the web chat shows, as pure functions of :mod:`qa.types` objects (no Gradio here).
 
 The chat bubble is Markdown (:func:`chat_markdown`, :func:`answer_markdown`); the sources panel
-is HTML (:func:`sources_html`): for each citation, the article's title, outlet and date and the
-quoted sentence highlighted in its paragraph. Every piece of article text is HTML-escaped
+is HTML (:func:`sources_html`): for each citation, the article's title, outlet and date, the other
+outlets that reported the same story (folded near-duplicates) and the quoted sentence highlighted in
+its paragraph. Every piece of article text is HTML-escaped
 before it reaches the page, and only ``http(s)`` links are made.
 """
 from __future__ import annotations
 
 import html
 import re
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Optional, Sequence
 
 from ..answer.lang import detect_lang, phrase
 from ..retrieval import MAX_QUERY_CHARS
 from ..config import MODES
 from ..filters import Filter
-from ..types import Answer, Article
+from ..types import Answer, Article, Hit
 
 CONTEXT_CHARS = 360  # paragraph text shown on each side of a quote
 MAX_CLOSEST = 3  # closest articles listed when no answer was found
@@ -108,11 +109,32 @@ def passage_html(text: str, ps: int, pe: int, qs: int, qe: int) -> str:
     return f"{esc(before.lstrip())}<mark>{esc(quote)}</mark>{esc(after.rstrip())}"
 
 
-def card_html(n: Any, article: Article, body: str, lang: str) -> str:
-    """One source card: number, title, meta line, ``body`` (already HTML) and the link."""
+def card_html(n: Any, article: Article, body: str, lang: str, also: Sequence[Article] = ()) -> str:
+    """One source card: number, title, meta line, the outlets that also reported the story (``also``),
+    ``body`` (already HTML) and the link."""
     return (f'<div class="qa-card"><div class="qa-card-head"><span class="qa-num">{esc(str(n))}</span><div>'
-            f'<div class="qa-title">{esc(article.display_title)}</div>{meta_html(article, lang)}</div></div>'
+            f'<div class="qa-title">{esc(article.display_title)}</div>{meta_html(article, lang)}'
+            f'{also_html(also, lang)}</div></div>'
             f'<blockquote class="qa-passage">{body}</blockquote>{link_html(article, lang)}</div>')
+
+
+def also_html(articles: Sequence[Article], lang: str) -> str:
+    """"Also reported by: <outlet> (<date>), …" for the other versions of a folded story ("" for none)."""
+    if not articles:
+        return ""
+    items = [esc(a.source or a.display_title) + (f" ({esc(date_text(a.date, lang))})" if a.date else "")
+             for a in articles]
+    return (f'<div class="qa-also"><b>{esc(phrase(lang, "also_reported").capitalize())}:</b> '
+            f'{", ".join(items)}</div>')
+
+
+def also_reported(hits: Sequence[Hit], article: Article) -> tuple[Article, ...]:
+    """The other versions of ``article``'s story among folded ``hits`` (a citation may name any member)."""
+    for h in hits:
+        members = (h.article, *h.also_reported_by)
+        if h.also_reported_by and any(a.id == article.id for a in members):
+            return tuple(a for a in members if a.id != article.id)
+    return ()
 
 
 def answerer_html(answer: Answer, lang: str) -> str:
@@ -129,7 +151,8 @@ def sources_html(answer: Optional[Answer], lang: str = "id") -> str:
     lang = answer.lang or lang
     if answer.found and answer.citations:
         cards = [card_html(c.n, c.article,
-                           passage_html(c.article.text, c.passage_start, c.passage_end, c.start, c.end), lang)
+                           passage_html(c.article.text, c.passage_start, c.passage_end, c.start, c.end), lang,
+                           also_reported(answer.hits, c.article))
                  for c in answer.citations]
         return (answerer_html(answer, lang) + f'<div class="qa-panel-title">{esc(phrase(lang, "sources"))}</div>'
                 + "".join(cards))
@@ -140,7 +163,7 @@ def sources_html(answer: Optional[Answer], lang: str = "id") -> str:
             continue
         seen.add(h.article.id)
         excerpt = h.text if len(h.text) <= 2 * CONTEXT_CHARS else h.text[:2 * CONTEXT_CHARS].rsplit(" ", 1)[0] + "…"
-        cards.append(card_html(len(seen), h.article, esc(excerpt), lang))
+        cards.append(card_html(len(seen), h.article, esc(excerpt), lang, h.also_reported_by))
         if len(cards) == MAX_CLOSEST:
             break
     head = answerer_html(answer, lang) + f'<div class="qa-note">{esc(phrase(lang, "not_found"))}</div>'

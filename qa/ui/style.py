@@ -29,7 +29,8 @@ CSS = """
   color: #fff; font-weight: 700; font-size: 0.85rem; display: flex; align-items: center; justify-content: center; }
 .qa-title { font-weight: 650; line-height: 1.35; word-break: break-word; }
 .qa-meta { font-size: 0.82rem; color: var(--body-text-color-subdued); margin-top: 3px; }
-.qa-meta b { font-weight: 600; }
+.qa-meta b, .qa-also b { font-weight: 600; }
+.qa-also { font-size: 0.82rem; color: var(--body-text-color-subdued); margin-top: 2px; }
 #qa-sources .qa-passage { margin: 10px 0 0 !important; padding: 10px 12px; border-left: 3px solid var(--color-accent);
   background: var(--background-fill-secondary); border-radius: 0 10px 10px 0; font-size: 0.9rem;
   line-height: 1.55; white-space: pre-wrap; word-break: break-word; }

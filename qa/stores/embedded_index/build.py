@@ -24,6 +24,7 @@ from ...types import Article, Chunk
 from ..base import BuildReport
 from ..passages import chunk_article, corpus_fingerprint, index_text, text_hash
 from . import dense as faiss_files
+from . import duplicates as dup_files
 from . import sentences as sentence_files
 from .files import DATA_FILES, FORMAT_VERSION, MANIFEST, SPARSE_DIR, atomic_write_json, check_files, fsync_dir, sha256, write_jsonl
 from .manifest import read_manifest
@@ -31,9 +32,16 @@ from .manifest import read_manifest
 log = logging.getLogger("qa")
 
 
-def _previous_data(index_dir: Path, model: str, fingerprint: Optional[str]) -> Optional[Path]:
+def _previous_data(index_dir: Path, model: Optional[str], fingerprint: Optional[str], *,
+                   any_model: bool = False) -> Optional[Path]:
     """The data folder of the current index when it was built with the same model (same
-    fingerprint; ``None`` computes it from ``model``), else None."""
+    fingerprint; ``None`` computes it from ``model``), else None. ``any_model``: whatever the model,
+    and None instead of an error when there is no usable index."""
+    if any_model:
+        try:
+            return check_files(index_dir, read_manifest(index_dir), verify=False)
+        except Exception:  # noqa: BLE001 - no usable previous index
+            return None
     manifest = read_manifest(index_dir)
     if not same_model(manifest["model"], model, fingerprint if fingerprint is not None else model_identity(model)):
         return None
@@ -158,6 +166,10 @@ def build_index(
 
         sparse = SparseBM25.build(tokens, k1=config.bm25_k1, b=config.bm25_b)
     stage("lexical index")
+    neardup, n_sketched, groups = None, 0, []
+    if config.near_duplicates:
+        neardup, n_sketched = dup_files.update(corpus.articles, _previous_data(index_dir, None, None, any_model=True))
+    stage("near-duplicates")
 
     index_dir.mkdir(parents=True, exist_ok=True)
     build_id = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -179,6 +191,11 @@ def build_index(
         if sparse is not None:
             names += [f"{SPARSE_DIR}/{n}" for n in sparse.save(tmp / SPARSE_DIR)]
             del sparse
+        if neardup is not None:  # writing the detector's files counts as its stage, not as "write"
+            stage("write")
+            groups = dup_files.save(neardup, tmp)
+            names += list(dup_files.FILES)
+            stage("near-duplicates")
         for name in names:
             with open(tmp / name, "rb+") as f:
                 os.fsync(f.fileno())
@@ -213,7 +230,9 @@ def build_index(
                    "problems": [str(p) for p in corpus.problems],
                    "duplicates": [list(d) for d in corpus.duplicates]},
         "counts": {"articles": len(corpus.articles), "chunks": len(chunks), "embedded": len(todo),
-                   "sentences": 0 if spans is None else len(spans), "sentences_embedded": n_sent_embedded},
+                   "sentences": 0 if spans is None else len(spans), "sentences_embedded": n_sent_embedded,
+                   **({} if neardup is None else {"duplicate_groups": len(groups), "duplicate_articles":
+                                                  sum(len(g.members) for g in groups), "near_dup_sketched": n_sketched})},
         "files": files,
     }
     try:

@@ -13,6 +13,7 @@ Layout of an index folder::
         sentence_vectors.npy # their embeddings, for the answerer
         dense.faiss          # FAISS index over the vectors (exact flat, or HNSW for large indexes)
         bm25s/               # large indexes only: bm25s sparse BM25 matrix, memory-mapped on load
+        neardup.json, neardup_*.npy, duplicates.json  # near-duplicate articles and their groups (.duplicates)
 
 A build writes a new ``data-*`` folder, then replaces ``manifest.json`` in one atomic rename;
 until then the previous index stays whole and loadable. A crash leaves at most an orphan
@@ -33,8 +34,10 @@ from ..passages import FORMAT_VERSION
 MANIFEST = "manifest.json"
 DATA_FILES = ("articles.jsonl", "chunks.jsonl", "tokens.jsonl", "vectors.npy", "dense.faiss")
 SPARSE_DIR = "bm25s"
-# bm25s files: written by the bm25s engine only; sentence files: unless [index] sentence_vectors = false
-OPTIONAL_FILES = tuple(f"{SPARSE_DIR}/{n}" for n in SPARSE_FILES) + ("sentences.npy", "sentence_vectors.npy")
+# bm25s files: written by the bm25s engine only; sentence files: unless [index] sentence_vectors = false;
+# near-duplicate files (.duplicates): unless [index] near_duplicates = false
+OPTIONAL_FILES = tuple(f"{SPARSE_DIR}/{n}" for n in SPARSE_FILES) + ("sentences.npy", "sentence_vectors.npy") + (
+    "neardup.json", "neardup_sketches.npy", "neardup_shingles.npy", "duplicates.json")
 
 
 sha256 = file_sha256

@@ -13,6 +13,7 @@ from ...errors import IndexCorruptError
 from ...lexical import read_tokens
 from ...types import Article, Chunk
 from . import dense as faiss_files
+from .duplicates import load_groups
 from .files import SPARSE_DIR, check_files
 from .sentences import SentenceVectors
 from .manifest import read_manifest
@@ -32,6 +33,7 @@ class LoadedIndex:
     vectors: Any = None  # float32 or float16 (chunks x dimension), memory-mapped from vectors.npy
     sparse: Any = None  # qa.lexical.bm25s_engine.SparseBM25, memory-mapped, for the bm25s engine
     sentences: Any = None  # .sentences.SentenceVectors, or None (built with sentence_vectors = false, or older)
+    duplicates: Optional[dict] = None  # article id -> its DuplicateGroup (.duplicates); {} without the files
 
 
 def load_index(index_dir: str | os.PathLike, *, verify: bool = True, lazy: Optional[bool] = None) -> LoadedIndex:
@@ -119,7 +121,7 @@ def load_index(index_dir: str | os.PathLike, *, verify: bool = True, lazy: Optio
         raise IndexCorruptError(f"{data / 'vectors.npy'}: shape {vectors.shape} != ({n}, {faiss_index.d}); "
                                 "rebuild with `qa index`")
     sentences = SentenceVectors.load(data, n, faiss_index.d)
-    return LoadedIndex(manifest, articles, chunks, tokens, faiss_index, vectors, sparse, sentences)
+    return LoadedIndex(manifest, articles, chunks, tokens, faiss_index, vectors, sparse, sentences, load_groups(data))
 
 
 def load_tokens(path: Path) -> list[list[str]]:

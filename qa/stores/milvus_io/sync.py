@@ -29,7 +29,7 @@ from ...ingest import Corpus, load_corpus
 from ...types import Article
 from ..base import BuildReport
 from ..passages import chunk_article, corpus_fingerprint, index_text, text_hash
-from .client import BATCH, FILTER_FIELDS, MilvusCollections, clip_utf8, lex_text, resolve_uri
+from .client import BATCH, FILTER_FIELDS, MAX_VARCHAR, MilvusCollections, clip_utf8, lex_text, resolve_uri
 
 log = logging.getLogger("qa")
 
@@ -225,7 +225,9 @@ def sync(store: MilvusCollections, corpus: Corpus, config: Config, embed: EmbedF
     if avg_idf is None:  # a full build: the mean IDF over the vocabulary, as rank-bm25 computes it
         dfs = [d for d in delta.values() if d > 0]
         avg_idf = float(np.mean([math.log((n_chunks - d + 0.5) / (d + 0.5)) for d in dfs])) if dfs else 1.0
+    groups = duplicate_groups(corpus, config)
     store.write_meta({
+        "duplicates": groups,
         "format": FORMAT, "settings": settings, "avg_idf": avg_idf,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "build_seconds": round(seconds, 3),
         "model": {"name": config.model, "dimension": dimension, "normalized": True},
@@ -233,8 +235,25 @@ def sync(store: MilvusCollections, corpus: Corpus, config: Config, embed: EmbedF
         "config": config.manifest_dict(),
         "corpus": {"folder": folder, "fingerprint": fingerprint, "problems": len(corpus.problems),
                    "duplicates": len(corpus.duplicates)},
-        "counts": {"articles": n_articles, "chunks": n_chunks, "embedded": embedded},
+        "counts": {"articles": n_articles, "chunks": n_chunks, "embedded": embedded,
+                   "duplicate_groups": len(groups or ())},
     })
     log.info("Milvus index %s_* at %s: %d articles, %d chunks (%d embedded) in %.1fs", store.prefix, store.uri,
              n_articles, n_chunks, embedded, seconds)
     return n_articles, n_chunks, embedded, False
+
+
+def duplicate_groups(corpus: Corpus, config: Config) -> Optional[list[list[str]]]:
+    """The near-duplicate groups of the corpus as member id lists (the representative first), kept in the
+    manifest row; None when ``near_duplicates`` is off or they would not fit in it (results then not folded).
+    Unlike the embedded index, every article is sketched again on each sync."""
+    if not config.near_duplicates:
+        return None
+    from ...ingest.neardup import find_groups
+
+    groups = [list(g.members) for g in find_groups(corpus.articles)]
+    if len(json.dumps(groups, ensure_ascii=False).encode("utf-8")) > MAX_VARCHAR // 2:
+        log.warning("%d near-duplicate groups do not fit in the Milvus manifest row: results are not folded",
+                    len(groups))
+        return None
+    return groups
