@@ -84,7 +84,7 @@ class ChatSession:
     def chat(self, question, k: int = 5, mode: str = "hybrid") -> tuple[str, str, str, float]:
         """(user message, answer, sources panel, seconds) for one question in this session."""
         t0 = time.perf_counter()
-        _, messages, sources = self.client.submit(question, [], k, mode, fn_index=self.fn).result(timeout=600)
+        _, messages, sources = self.client.submit(question, [], k, mode, [], "", "", fn_index=self.fn).result(timeout=600)
         seconds = time.perf_counter() - t0
         texts = [_content(m) for m in messages or []]
         user = texts[-2] if len(texts) >= 2 else ""
@@ -328,7 +328,7 @@ def test_lone_surrogates_from_the_browser(fake_app):
     s = ChatSession(fake_app)
     ask_fn = next(d.get("id", i) for i, d in enumerate(s.client.config["dependencies"]) if d.get("api_name") == "ask")
     s.close()
-    for fn, data in ((s.fn, ["\ud800 lapas \udcff", [], None, 5, "hybrid"]), (ask_fn, ["\ud800 lapas \udcff", 5, "hybrid"])):
+    for fn, data in ((s.fn, ["\ud800 lapas \udcff", [], None, 5, "hybrid", [], "", ""]), (ask_fn, ["\ud800 lapas \udcff", 5, "hybrid"])):
         last = _raw_queue(fake_app, fn, data)
         assert last.get("msg") == "process_completed" and last.get("success") is True, last
         assert "lapas" in json.dumps(last["output"], ensure_ascii=False)
