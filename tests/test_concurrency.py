@@ -289,7 +289,7 @@ def test_non_finite_k_from_a_raw_client(fake_app):
     ask_fn = next(d.get("id", i) for i, d in enumerate(s.client.config["dependencies"]) if d.get("api_name") == "ask")
     s.close()
     for k in (float("nan"), float("inf"), float("-inf")):
-        last = _raw_queue(fake_app, ask_fn, ["kepala lapas", k, "hybrid"])
+        last = _raw_queue(fake_app, ask_fn, ["kepala lapas", k, "hybrid", "", "", ""])
         assert last.get("msg") == "process_completed" and last.get("success"), (k, last)
         result = last["output"]["data"][0]
         assert result["text"].strip() and "Traceback" not in result["text"]
@@ -328,7 +328,7 @@ def test_lone_surrogates_from_the_browser(fake_app):
     s = ChatSession(fake_app)
     ask_fn = next(d.get("id", i) for i, d in enumerate(s.client.config["dependencies"]) if d.get("api_name") == "ask")
     s.close()
-    for fn, data in ((s.fn, ["\ud800 lapas \udcff", [], None, 5, "hybrid", [], "", ""]), (ask_fn, ["\ud800 lapas \udcff", 5, "hybrid"])):
+    for fn, data in ((s.fn, ["\ud800 lapas \udcff", [], None, 5, "hybrid", [], "", ""]), (ask_fn, ["\ud800 lapas \udcff", 5, "hybrid", "", "", ""])):
         last = _raw_queue(fake_app, fn, data)
         assert last.get("msg") == "process_completed" and last.get("success") is True, last
         assert "lapas" in json.dumps(last["output"], ensure_ascii=False)
