@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from test_ui import ROOT, _norm, _open, _serve, browser, LAST_BOT_IS  # noqa: F401 - browser is a fixture
+from test_ui import ROOT, _ask, _open, _serve, browser  # noqa: F401 - browser is a fixture
 
 QUESTION = "Berapa warga binaan yang divaksin?"
 
@@ -17,14 +17,6 @@ def served_filters(assistant):
     app, url = _serve(assistant)
     yield app, url
     app.close()
-
-
-def _ask_expect(page, question: str, expected: str) -> None:
-    n = page.locator('#qa-chat [data-testid="bot"]').count() + 1
-    box = page.locator("#qa-input textarea")
-    box.fill(question)
-    box.press("Enter")
-    page.wait_for_function(LAST_BOT_IS, arg=[_norm(expected), n], timeout=60_000)
 
 
 def test_chat_filters_by_source_and_date(served_filters, assistant, browser):  # noqa: F811
@@ -42,7 +34,7 @@ def test_chat_filters_by_source_and_date(served_filters, assistant, browser):  #
         source.click()
         page.get_by_role("option", name="ANTARA").click()  # the index's outlets are offered
         page.locator("#qa-k").click()  # close the list
-        _ask_expect(page, QUESTION, "Hanya dari artikel: sumber ANTARA\n\n" + want.text)
+        _ask(page, QUESTION, "Hanya dari artikel: sumber ANTARA\n\n" + want.text)
         page.wait_for_selector("#qa-sources .qa-card", timeout=30_000)
         cards = page.locator("#qa-sources .qa-card")
         assert cards.count() >= 1
@@ -56,11 +48,11 @@ def test_chat_filters_by_source_and_date(served_filters, assistant, browser):  #
         page.locator("#qa-from textarea, #qa-from input").first.fill("2030")
         none = assistant.ask(QUESTION, k=5, mode="hybrid", filter={"source": "ANTARA", "date_from": "2030"})
         assert not none.found
-        _ask_expect(page, QUESTION, "Hanya dari artikel: sumber ANTARA · 2030-01-01..…\n\n" + none.text)
+        _ask(page, QUESTION, "Hanya dari artikel: sumber ANTARA · 2030-01-01..…\n\n" + none.text)
 
         # a wrong date is named, not a traceback
         page.locator("#qa-from textarea, #qa-from input").first.fill("2021-13")
-        _ask_expect(page, QUESTION, "From date '2021-13' is not a valid date")
+        _ask(page, QUESTION, "From date '2021-13' is not a valid date")
     finally:
         page.close()
 
