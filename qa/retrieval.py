@@ -95,8 +95,6 @@ class Pipeline:
             if where is not None:
                 raise ValueError("a filtered search runs on the store's own BM25, not a tuning variant")
             return index.search(q.tokens, depth)
-        if where is None:  # stores written before filters need not take the keyword
-            return self.store.lexical_search(q.tokens, q.lexical, depth)
         return self.store.lexical_search(q.tokens, q.lexical, depth, where=where)
 
     def embed(self, q: Query) -> np.ndarray:
@@ -108,16 +106,13 @@ class Pipeline:
         return self._vectors.get([text], lambda texts: self._encoder().encode_queries(texts))[0]
 
     def dense(self, vector: np.ndarray, depth: int, *, where: Optional[Filter] = None) -> Ranked:
-        if where is None:
-            return self.store.dense_search(vector, depth)
         return self.store.dense_search(vector, depth, where=where)
 
     def candidates(self, q: Query, mode: str, settings: Any, depth: int, *,
                    where: Optional[Filter] = None) -> Candidates:
         vector = self.embed(q) if mode in ("hybrid", "dense") else None
         if mode == "hybrid":
-            extra = {} if where is None else {"where": where}
-            fused = self.store.hybrid_search(q.tokens, q.lexical, vector, settings, depth, **extra)
+            fused = self.store.hybrid_search(q.tokens, q.lexical, vector, settings, depth, where=where)
             if fused is not None:
                 return Candidates([], [], vector, fused, q.tokens)
         lex = self.lexical(q, depth, where=where) if mode in ("hybrid", "bm25") else []
