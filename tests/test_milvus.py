@@ -611,3 +611,19 @@ def test_milvus_keeps_the_duplicate_groups_and_retrieval_folds_them(tmp_path, em
         assert a.store.duplicates(ORIGINAL) is None and a.manifest["counts"]["duplicate_groups"] == 0
     finally:
         a.close()
+
+
+@pytest.mark.slow
+def test_idle_grpc_client_is_not_sent_away(grpc_server, capfd):
+    """An idle client must not ping the server into GOAWAY "too_many_pings" (gRPC's default
+    server policy, milvus-lite's); a later client on the shared connection then failed in CI."""
+    first = MilvusCollections(grpc_server, "idle")
+    try:
+        first.client.list_collections()
+        time.sleep(170)  # with pymilvus' default pings (every 10 s) the GOAWAY came after ~140-150 s
+        second = MilvusCollections(grpc_server, "idle")
+        assert isinstance(second.client.list_collections(), list)
+        second.close()
+    finally:
+        first.close()
+    assert "too_many_pings" not in capfd.readouterr().err

@@ -142,8 +142,15 @@ class MilvusCollections:
             # milvus-lite's in-process server logs an ERROR for every query_iterator (it lacks
             # AllocTimestamp; pymilvus then uses a client-side timestamp, which is correct here).
             logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
+        kw: dict = {"token": token} if token else {}
+        if not is_local(uri):
+            # pymilvus pings every 10 s even with no call in flight; a server with gRPC's default
+            # policy (milvus-lite's, 5 min) answers an idle client with GOAWAY "too_many_pings" and
+            # a later client sharing that connection can fail to reconnect. Ping only during calls
+            # (pymilvus health-checks a connection idle for 30 s before reusing it).
+            kw["grpc_options"] = {"grpc.keepalive_time_ms": 60_000, "grpc.keepalive_permit_without_calls": False}
         try:
-            self.client = MilvusClient(uri=uri, token=token) if token else MilvusClient(uri=uri)
+            self.client = MilvusClient(uri=uri, **kw)
         except Exception as e:  # noqa: BLE001 - pymilvus raises many kinds
             raise MilvusStoreError(f"cannot connect to Milvus at {uri}: {e}") from None
         self.chunks = f"{prefix}_chunks"
