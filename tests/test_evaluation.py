@@ -21,8 +21,10 @@ from qa.evaluation import (MIN_QUESTIONS, QuestionFileError, SearchSpace, TooFew
                            draft_questions, evaluate, pool_assistant, read_questions, split_halves, tune,
                            write_questions)
 from qa.evaluation.metrics import fast_scores, metric_names, ranx_scores  # noqa: E402
-from qa.retrieval import Candidates  # noqa: E402
+from qa.retrieval import Candidates, describe  # noqa: E402
 from qa.stores import update_config  # noqa: E402
+from qa.config import Config  # noqa: E402
+from qa.evaluation.pipeline import retrieval_settings  # noqa: E402
 
 RETRIEVAL_FIXTURE = FIXTURES / "retrieval_questions.jsonl"
 SHARED_FIXTURE = FIXTURES / "eval_questions_shared.jsonl"
@@ -425,6 +427,22 @@ def test_tune_does_not_write_when_nothing_is_better(index_copy, cached_embedder,
                   write=False)
     assert not report.written and report.changes and "dry run" in report.reason
     assert (index_copy / "manifest.json").read_bytes() == before
+
+
+def test_tune_tries_adaptive_fusion(index_copy, cached_embedder, tuning_questions):
+    current = retrieval_settings(Config())
+    grid = SearchSpace().settings(current)
+    adaptive = [s for s in grid if s.get("fusion") == "adaptive"]
+    assert {(s["fusion_pool"], s["candidates"]) for s in adaptive} == {(p, c) for p in ("lexical", "union")
+                                                                       for c in (50, 100, 200)}
+    assert len(adaptive) == 2 * 3 * len(SearchSpace().bm25_params) and "adaptive union" in describe(adaptive[-1])
+    assert not [s for s in SearchSpace(fusions=("convex",)).settings(current) if s.get("fusion") == "adaptive"]
+    update_config(index_copy, mode="dense")
+    only = SearchSpace(modes=("hybrid",), fusions=("adaptive",), candidates=(100,), bm25_params=((1.5, 0.75),))
+    report = tune(Assistant.load(index_copy, embedder=cached_embedder), tuning_questions, space=only)
+    assert report.after["fusion"] == "adaptive" and report.after["mode"] == "hybrid" and report.written
+    assert report.after_heldout["mrr@10"] >= report.before_heldout["mrr@10"]
+    assert Assistant.load(index_copy).config.fusion == "adaptive"
 
 
 def test_tune_chunk_sizes_rebuilds_only_when_a_size_wins(index_copy, cached_embedder, tuning_questions):

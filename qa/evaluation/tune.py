@@ -41,14 +41,16 @@ EPS = 1e-9
 class SearchSpace:
     """The settings ``tune`` tries (the current setting is always tried too).
 
-    ``hybrid`` settings are every fusion (convex with each dense weight, RRF with each constant)
-    at each candidate depth, for each BM25 ``(k1, b)``; ``bm25`` alone for each ``(k1, b)``;
+    ``hybrid`` settings are every fusion of ``fusions`` (convex with each dense weight and pool, RRF
+    with each constant, adaptive -- the packaged or configured query-adaptive model -- with each
+    pool) at each candidate depth, for each BM25 ``(k1, b)``; ``bm25`` alone for each ``(k1, b)``;
     ``dense`` alone once.
     """
 
     modes: tuple[str, ...] = ("bm25", "dense", "hybrid")
     dense_weights: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
     fusion_pools: tuple[str, ...] = ("lexical", "union")
+    fusions: tuple[str, ...] = ("convex", "rrf", "adaptive")
     rrf_ks: tuple[int, ...] = (10, 30, 60)
     candidates: tuple[int, ...] = (50, 100, 200)
     bm25_params: tuple[tuple[float, float], ...] = tuple((k1, b) for k1 in (0.9, 1.2, 1.5, 2.0)
@@ -63,12 +65,14 @@ class SearchSpace:
                 out.append({**base, "mode": "bm25"})
             if "hybrid" in self.modes:
                 for c in self.candidates:
-                    for w in self.dense_weights:
-                        for pool in self.fusion_pools:
-                            out.append({**base, "mode": "hybrid", "fusion": "convex", "fusion_pool": pool,
-                                        "dense_weight": w, "candidates": c})
-                    for rk in self.rrf_ks:
-                        out.append({**base, "mode": "hybrid", "fusion": "rrf", "rrf_k": rk, "candidates": c})
+                    hybrid = {**base, "mode": "hybrid", "candidates": c}
+                    if "convex" in self.fusions:
+                        out += [{**hybrid, "fusion": "convex", "fusion_pool": pool, "dense_weight": w}
+                                for w in self.dense_weights for pool in self.fusion_pools]
+                    if "rrf" in self.fusions:
+                        out += [{**hybrid, "fusion": "rrf", "rrf_k": rk} for rk in self.rrf_ks]
+                    if "adaptive" in self.fusions:
+                        out += [{**hybrid, "fusion": "adaptive", "fusion_pool": pool} for pool in self.fusion_pools]
         if "dense" in self.modes:
             out.append({**current, "mode": "dense"})
         seen, unique = set(), []
@@ -86,8 +90,8 @@ def _effective(s: dict[str, Any]) -> dict[str, Any]:
         return {"mode": "dense"}
     if s["mode"] == "bm25":
         return {"mode": "bm25", "bm25_k1": s["bm25_k1"], "bm25_b": s["bm25_b"]}
-    keep = ["mode", "fusion", "candidates", "bm25_k1", "bm25_b",
-            *(("dense_weight", "fusion_pool") if s["fusion"] == "convex" else ("rrf_k",))]
+    own = {"convex": ("dense_weight", "fusion_pool"), "rrf": ("rrf_k",), "adaptive": ("fusion_pool",)}[s["fusion"]]
+    keep = ["mode", "fusion", "candidates", "bm25_k1", "bm25_b", *own]
     return {k: s[k] for k in keep}
 
 
