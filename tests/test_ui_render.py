@@ -111,6 +111,11 @@ def test_word_prefixes_grow_to_the_whole_text():
     parts = list(word_prefixes(text))
     assert parts[-1] == text and len(parts) == 5
     assert all(b.startswith(a) and len(b) > len(a) for a, b in zip(parts, parts[1:]))
+    long = " ".join(f"kata{i}" for i in range(40)) + " [1]."
+    few = list(word_prefixes(long, 6))
+    assert len(few) == 6 and few[-1] == long and all(b.startswith(a) and len(b) > len(a) for a, b in zip(few, few[1:]))
+    assert all(p.endswith(" ") for p in few[:-1])  # cut at word boundaries
+    assert list(word_prefixes(text, 6)) == parts  # fewer words than steps: a word at a time
 
 
 # -- the sources panel -------------------------------------------------------------------------

@@ -31,7 +31,8 @@ DEFAULT_EXAMPLES = (
     "Berapa dosis vaksin yang diterima Kanwil Kemenkumham Banten?",
     "Why did the ASN cluster in Banten happen?",
 )
-STREAM_DELAY = 0.012  # seconds between streamed words
+STREAM_STEPS = 6  # an extractive answer is ready whole: it streams in this many pieces ...
+STREAM_DELAY = 0.02  # ... this far apart (a word at a time held a queue worker ~1 s per answer)
 _LAUNCH_STYLES = "css" in inspect.signature(gr.Blocks.launch).parameters  # Gradio 6: css/theme go to launch()
 
 
@@ -160,7 +161,7 @@ class ChatHandlers:
         if shown or answer.checks or answer.notice:  # generated (and checked) or fallen back: show it whole
             messages[-1] = {"role": "assistant", "content": answer_markdown(answer, note)}
         else:
-            for part in word_prefixes((note + "\n\n" if note else "") + answer.text):
+            for part in word_prefixes((note + "\n\n" if note else "") + answer.text, STREAM_STEPS):
                 messages[-1] = {"role": "assistant", "content": chat_markdown(part)}
                 yield gr.skip(), messages, gr.skip(), chat
                 time.sleep(STREAM_DELAY)

@@ -63,10 +63,14 @@ def answer_markdown(answer: Answer, note: Optional[str] = None) -> str:
     return md + f"\n\n*{chat_markdown(phrase(answer.lang, 'answered_by'))}: {chat_markdown(answer.answerer_label)}*"
 
 
-def word_prefixes(text: str) -> Iterator[str]:
-    """Growing prefixes of ``text``, a word at a time (how an extractive answer streams in)."""
-    for m in re.finditer(r"\S+\s*", text):
-        yield text[:m.end()]
+def word_prefixes(text: str, steps: Optional[int] = None) -> Iterator[str]:
+    """Growing prefixes of ``text`` ending at word boundaries (how an extractive answer streams in):
+    a word at a time, or with ``steps`` at most that many, evenly spread (the last is ``text``)."""
+    ends = [m.end() for m in re.finditer(r"\S+\s*", text)]
+    if steps is not None and len(ends) > steps > 0:
+        ends = [ends[round((i + 1) * len(ends) / steps) - 1] for i in range(steps)]
+    for end in ends:
+        yield text[:end]
 
 
 # -- the sources panel (HTML) ------------------------------------------------------------------
