@@ -7,6 +7,9 @@ import threading
 import pytest
 
 from qa.answer.reader import MODEL, Reader, windows
+from qa.config import Config
+
+THRESHOLD = Config().reader_threshold  # the answerer's default
 
 CASES = [  # question, passage, the answer's words
     ("Berapa sekolah dasar yang direnovasi tahun ini?",
@@ -40,12 +43,12 @@ def test_finds_the_span(reader, question, text, answer):
     assert span is not None
     assert text[span.start:span.end] == span.text  # offsets verbatim
     assert answer in span.text and len(span.text) <= len(answer) + 20
-    assert span.probability >= reader.threshold > span.null
+    assert span.probability >= THRESHOLD > span.null
 
 
 def test_unrelated_passage_is_not_confident(reader):
     span = reader.read(*UNRELATED)
-    assert span is None or span.probability < reader.threshold
+    assert span is None or span.probability < THRESHOLD
 
 
 def test_long_text_read_in_windows(reader):
