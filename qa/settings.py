@@ -168,7 +168,7 @@ class Config:
                                        "found no answer (calibrated on IDK-MRC, docs/answers.md)", lo=0.0, hi=1.0)
     selector: str = setting("answer", "", "sentence selector weights (JSON, `qa train-selector`); empty: packaged")
     reader: str = setting("answer", "", "span reader weights (`qa train-reader`); empty: packaged; off: patterns")
-    reader_threshold: float = setting("answer", 0.5, "span probability below which no lead is given", lo=0.0, hi=1.0)
+    reader_threshold: float = setting("answer", 0.1, "span probability below which no lead is given", lo=0.0, hi=1.0)
     answerer: str = setting("answer", "extractive", "extractive (quotes only, no LLM) or openai (an OpenAI-compatible "
                             "chat server: Ollama, llama.cpp server, vLLM, LM Studio)", choices=ANSWERERS, llm=True)
     llm_base_url: str = setting("answer", "", "the server's base URL, e.g. http://localhost:11434/v1 (Ollama); "

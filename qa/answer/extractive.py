@@ -102,7 +102,7 @@ class ExtractiveAnswerer:
                  selector: Optional[Selector] = None, threshold: Optional[float] = None, max_quotes: int = 2,
                  max_idf: float = 5.0, corpus_lang: Optional[str] = None, cache_size: int = 4096,
                  cosine_map: tuple[float, float] = (1.0, 0.0), reader: Optional[Callable[[], Any]] = None,
-                 reader_threshold: float = 0.5, reader_context: str = "sentence"):
+                 reader_threshold: float = 0.1, reader_context: str = "sentence"):
         self.analyzer = analyzer
         self.idf = idf
         self.encoder = encoder
