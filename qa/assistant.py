@@ -189,8 +189,18 @@ class Assistant:
                         self.analyzer, self.store.idf, embedder, sentences=self._stored_sentences,
                         query_vector=lambda text: pipeline.embed(pipeline.query(text)), selector=selector,
                         threshold=self.config.abstain_threshold, max_idf=self.store.max_idf,
-                        corpus_lang=self.corpus_lang, cosine_map=cos_map)
+                        corpus_lang=self.corpus_lang, cosine_map=cos_map, reader=self._reader_loader(),
+                        reader_threshold=self.config.reader_threshold)
         return self._answerer
+
+    def _reader_loader(self):
+        """The span reader's loader for the answerer (None with ``[answer] reader = "off"``)."""
+        if self.config.reader.strip().lower() == "off":
+            return None
+        from .answer.reader import Reader
+
+        path = self.config.reader or None
+        return lambda: Reader.load(path)
 
     @property
     def generator(self):

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 from .config import ANSWERERS, MODES, UNSUPPORTED
 from .cli_tools import (_cmd_adapt, _cmd_add, _cmd_eval, _cmd_questions, _cmd_remove, _cmd_train_fusion,
-                        _cmd_train_selector, _cmd_tune, _resolved)
+                        _cmd_train_reader, _cmd_train_selector, _cmd_tune, _resolved)
 from .errors import ConfigError, QAError
 
 log = logging.getLogger("qa")
@@ -209,6 +209,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
 
+    p = sub.add_parser("train-reader", help="train the answerer's span reader (qa/answer/models/READER.md)")
+    p.add_argument("--train", nargs="+", required=True, metavar="FILE", help="question files (qa_*.jsonl form)")
+    p.add_argument("--valid", nargs="*", default=[], metavar="FILE", help="report on, and set the threshold with, these")
+    p.add_argument("--layers", type=int, default=3, help="top layers trained (default: 3; the rest stay frozen)")
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--limit", type=int, default=None, help="train on a random sample of this many questions")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--out", default=None, help="weights to write (default: the packaged reader; card: same name, .md)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more")
+
     p = sub.add_parser("train-fusion", help="train the adaptive fusion model (a dense weight per question) on "
                                             "labelled questions over a pool (docs/retrieval-quality.md)")
     p.add_argument("--train", nargs="+", required=True, metavar="FILE", help="question files (qa_*.jsonl form)")
@@ -359,7 +370,8 @@ def _cmd_config(args: argparse.Namespace) -> int:
 
 COMMANDS = {"index": _cmd_index, "add": _cmd_add, "remove": _cmd_remove, "search": _cmd_search, "ask": _cmd_ask,
             "serve": _cmd_serve, "eval": _cmd_eval, "tune": _cmd_tune, "questions": _cmd_questions, "adapt": _cmd_adapt,
-            "config": _cmd_config, "train-selector": _cmd_train_selector, "train-fusion": _cmd_train_fusion}
+            "config": _cmd_config, "train-selector": _cmd_train_selector,
+            "train-reader": _cmd_train_reader, "train-fusion": _cmd_train_fusion}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -141,6 +141,19 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_reader(args: argparse.Namespace) -> int:
+    from .adaptation.reader import MODEL, card, train
+    if args.layers < 1 or args.layers > 12 or args.epochs < 1 or (args.limit is not None and args.limit < 1):
+        raise QAErrorArg("--layers must be in 1..12, --epochs and --limit at least 1")
+    out = Path(args.out or MODEL)
+    report = train(args.train, valid_files=args.valid, layers=args.layers, epochs=args.epochs, lr=args.lr,
+                   limit=args.limit, threads=args.threads, out=out)
+    text = card(report, "qa train-reader " + " ".join(sys.argv[2:]))
+    out.with_name(out.stem.upper() + ".md" if args.out is None else out.stem + ".md").write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
 def _cmd_train_selector(args: argparse.Namespace) -> int:
     from .adaptation.selector import card, train
     from .encoders import make_encoder

