@@ -53,6 +53,15 @@ def test_unrelated_passage_is_not_confident(reader):
     assert span is None or span.probability < THRESHOLD
 
 
+def test_lone_surrogates_are_read_not_refused(reader):
+    """Lone surrogates (as ``surrogateescape`` decoding leaves them) in the question or the text: the
+    tokenizer refuses them, so they are read as U+FFFD and the offsets still point into the text."""
+    text = "Kepala lapas \udcff adalah Dwi Hartono sejak 2020."
+    span = reader.read("Siapa kepala lapas \ud800?", text)
+    assert span is not None and text[span.start:span.end] == span.text == "Dwi Hartono"
+    reader.read("\ud800 lapas \udcff", "\ud800")  # no error
+
+
 def test_long_text_read_in_windows(reader):
     question, text, answer = CASES[0]
     filler = " ".join(["Warga berharap pembangunan jalan desa segera dilanjutkan tahun depan."] * 40)

@@ -20,6 +20,7 @@ at once (no state changes after loading; inference runs under ``torch.inference_
 from __future__ import annotations
 
 import json
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,8 +68,16 @@ def _require():
     return torch
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(s: str) -> str:
+    """``s`` with lone surrogates (which the tokenizer refuses) as U+FFFD: same length, same offsets."""
+    return _SURROGATE.sub("\ufffd", s)
+
+
 def encode_question(tokenizer, question: str) -> list[int]:
-    ids = tokenizer.encode(PREFIX + " ".join(question.split()), add_special_tokens=False).ids
+    ids = tokenizer.encode(PREFIX + " ".join(_text(question).split()), add_special_tokens=False).ids
     return ids[:MAX_QUESTION]
 
 
@@ -80,7 +89,7 @@ def windows(tokenizer, question: str, context: str, *, qids: Optional[list[int]]
     token span (CLS where the answer is not wholly inside)."""
     bos, eos = tokenizer.token_to_id("<s>"), tokenizer.token_to_id("</s>")
     q = encode_question(tokenizer, question) if qids is None else qids
-    enc = tokenizer.encode(context, add_special_tokens=False)
+    enc = tokenizer.encode(_text(context), add_special_tokens=False)
     ids, offs = enc.ids, enc.offsets
     room = max(16, max_len - len(q) - 4)
     out: list[Window] = []
