@@ -26,8 +26,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..answer.reader import (MAX_LEN, MODEL, Reader, Window, attention_bias, embed, load_base, pad_batch,
-                             run_layers, span_scores, windows)
+from ..answer.reader import (MAX_LEN, MODEL, Reader, Window, allowed_mask, attention_bias, embed, load_base,
+                             pad_batch, run_layers, span_scores, windows)
 from ..evaluation.metrics import exact_match, token_f1
 from ..evaluation.questions import QuestionFileError, json_object, jsonl_rows
 
@@ -74,17 +74,6 @@ def training_window(tokenizer, row: dict) -> Optional[Window]:
     if not g:
         return ws[0]
     return next((w for w in ws if w.start > 0), None)
-
-
-def allowed_mask(batch: Sequence[Window], n: int):
-    import torch
-    allowed = torch.zeros((len(batch), n), dtype=torch.bool)
-    for r, w in enumerate(batch):
-        allowed[r, 0] = True
-        for k, o in enumerate(w.offsets):
-            if o is not None:
-                allowed[r, k] = True
-    return allowed
 
 
 def lower_cache(bert, wins: list[Window], n_lower: int, cache_dir: Path, batch: int = 64):

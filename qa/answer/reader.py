@@ -20,6 +20,7 @@ at once (no state changes after loading; inference runs under ``torch.inference_
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 from dataclasses import dataclass
@@ -170,6 +171,18 @@ def pad_batch(seqs: Sequence[Sequence[int]], pad: int = 1):
     return ids, mask
 
 
+def allowed_mask(batch: Sequence[Window], n: int):
+    """(B, n) bool: the positions a span may use in each window, its CLS and its context tokens."""
+    import torch
+    allowed = torch.zeros((len(batch), n), dtype=torch.bool)
+    for r, w in enumerate(batch):
+        allowed[r, 0] = True
+        for k, o in enumerate(w.offsets):
+            if o is not None:
+                allowed[r, k] = True
+    return allowed
+
+
 def span_scores(start_logits, end_logits, allowed):
     """Log-probabilities of start and end over the allowed positions (CLS + context), per row."""
     import torch
@@ -267,14 +280,9 @@ class Reader:
             return best
         with torch.inference_mode():
             out, mask = self.logits([w.ids for _, w in wins])
-            allowed = mask.bool().clone()
-            for r, (_, w) in enumerate(wins):
-                for k, o in enumerate(w.offsets):
-                    if o is None and k > 0:
-                        allowed[r, k] = False
+            allowed = allowed_mask([w for _, w in wins], mask.shape[1])
             ls, le = span_scores(out[..., 0], out[..., 1], allowed)
         ls, le = ls.float().numpy(), le.float().numpy()
-        import math
         for r, (n, w) in enumerate(wins):
             nulls[n] = min(nulls[n], math.exp(ls[r, 0] + le[r, 0]))
             score, i, j = best_span(ls[r], le[r], w.offsets)
@@ -288,5 +296,5 @@ class Reader:
                 for n, b in enumerate(best)]
 
 
-__all__ = ["MAX_ANSWER", "MAX_LEN", "MODEL", "Reader", "Span", "Window", "attention_bias", "best_span", "embed",
-           "encode_question", "load_base", "pad_batch", "run_layers", "span_scores", "windows"]
+__all__ = ["MAX_ANSWER", "MAX_LEN", "MODEL", "Reader", "Span", "Window", "allowed_mask", "attention_bias",
+           "best_span", "embed", "encode_question", "load_base", "pad_batch", "run_layers", "span_scores", "windows"]
