@@ -1,15 +1,19 @@
-"""Calibrate the answerer's decline threshold on IDK-MRC valid, through the whole assistant.
+"""Calibrate when the answerer declines: fit the answerability model and its threshold, through the whole assistant.
 
-    python benchmarks/calibrate_abstention.py --questions ../shared/data/qa_idkmrc_valid.jsonl \
-        --pool ../shared/data/passages_dev_pool.jsonl [--index DIR] [--max-declined 0.15] [--json OUT]
+    python benchmarks/calibrate_abstention.py --pool ../shared/data/passages_dev_pool.jsonl \\
+        --questions ../shared/data/qa_{idkmrc,tydiqa_id,facqa}_valid.jsonl [--index DIR] \\
+        [--max-declined 0.15] [--fit qa/answer/models/answerability.json] [--json OUT]
 
-Each question is asked as a user would ask it: retrieval over the pool index (built, or reused,
-with the default settings), then the extractive answerer. With the threshold at 0 every answer
-carries the selector's best probability (``Answer.confidence``); the threshold is then chosen for
-the best abstention F1 (declined-and-unanswerable over declined, over unanswerable) among those
-that decline at most ``--max-declined`` of the answerable questions. Questions are split by
-passage into two halves: the threshold chosen on one half is reported on the other, and the
-figure for the whole set is given at the threshold chosen on all of it (the one to ship).
+Each question is asked as a user asks it: retrieval over the pool index (built, or reused, with the
+default settings), then the extractive answerer's assessment (:meth:`ExtractiveAnswerer.assess`):
+the selector's probability and the span reader's readings of the best candidate and its paragraph,
+as :mod:`qa.answer.answerability` features. A logistic regression over them is fitted on every
+question of every file (label: answerable); the decline threshold is the one with the best
+abstention F1 on the files that have unanswerable questions (IDK-MRC) among those declining at most
+``--max-declined`` of their answerable questions. For an honest figure the questions are split by
+passage into two halves: a model and threshold fitted on one half are reported on the other. The
+selector's own probability (the answerer without the reader) is reported beside it. ``--fit``
+writes the model fitted on all of it, with the threshold, as the answerer loads it.
 """
 from __future__ import annotations
 
@@ -21,66 +25,114 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def decisions(best_p, answerable, threshold):
-    from qa.answer.selector import abstention
-
-    m = abstention(best_p, answerable, threshold)
+def rounded(m: dict) -> dict:
     return {"threshold": round(m["threshold"], 4), **{k: round(m[k], 3) for k in ("precision", "recall", "f1")},
-            "declined_answerable": round(m["declined_answerable"], 3) if any(answerable) else None}
+            "declined_answerable": round(m["declined_answerable"], 3)}
+
+
+def collect(assistant, paths, limit=None):
+    """One record per question: file, passage half, answerable, selector probability, features."""
+    from qa.answer.answerability import features
+    from qa.evaluation import read_questions
+
+    answerer = assistant.answerer
+    recs = []
+    for path in paths:
+        for q in read_questions(path, limit=limit):
+            hits = assistant.retrieve(q.question, k=assistant.config.answer_k)
+            cands, sel_p, readings, _, _ = answerer.assess(q.question, hits)
+            spans = [r.span for r in readings] if readings is not None else []
+            key = q.articles[0] if q.articles else q.id
+            recs.append({"file": Path(path).name, "half": int(hashlib.md5(key.encode()).hexdigest(), 16) % 2,
+                         "answerable": bool(q.answerable), "selector": sel_p, "x": features(sel_p, spans).tolist()})
+    return recs
+
+
+def fit_and_choose(recs, max_declined):
+    """The model fitted on ``recs`` and the threshold chosen on their unanswerable-bearing files."""
+    from qa.answer.answerability import Answerability
+    from qa.answer.selector import best_threshold
+
+    model = Answerability.fit(np.array([r["x"] for r in recs]), np.array([r["answerable"] for r in recs], float))
+    idk = [r for r in recs if r["idk"]]
+    p = model.probability(np.array([r["x"] for r in idk]))
+    model.threshold = best_threshold(p, [r["answerable"] for r in idk], max_declined=max_declined)["threshold"]
+    return model
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--questions", required=True)
+    ap.add_argument("--questions", nargs="+", required=True)
     ap.add_argument("--pool", required=True)
     ap.add_argument("--index", default=None, help="pool index folder (default: index/eval-pool/<name>-<hash>)")
     ap.add_argument("--max-declined", type=float, default=0.15)
+    ap.add_argument("--limit", type=int, default=None, help="questions per file (default: all)")
+    ap.add_argument("--fit", default=None, help="write the fitted answerability model here")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    from qa.answer.selector import best_threshold
+    from qa.answer.selector import abstention, best_threshold
     from qa.evaluation.pool import pool_assistant
 
-    rows = [json.loads(line) for line in open(args.questions, encoding="utf-8") if line.strip()]
     assistant, _ = pool_assistant(args.pool, args.index)
-    assistant = type(assistant)(assistant.store, assistant.config.replace(abstain_threshold=0.0),
-                                embedder=assistant.embedder, index_dir=assistant.index_dir)
     t0 = time.time()
-    best_p, answerable, halves, contains = [], [], [], []
-    for r in rows:
-        ans = assistant.ask(r["question"])
-        best_p.append(ans.confidence)
-        answerable.append(not r.get("is_impossible"))
-        halves.append(int(hashlib.md5(r["context_id"].encode()).hexdigest(), 16) % 2)
-        golds = [a["text"].lower() for a in r.get("answers") or []]
-        contains.append(any(g in ans.text.lower() for g in golds))
+    recs = collect(assistant, args.questions, args.limit)
     seconds = time.time() - t0
-    out = {"questions": len(rows), "unanswerable": answerable.count(False), "seconds": round(seconds, 1)}
+    with_null = {r["file"] for r in recs if not r["answerable"]}
+    if not with_null:
+        raise SystemExit("no unanswerable questions in --questions: give IDK-MRC valid (or another set with some)")
+    for r in recs:
+        r["idk"] = r["file"] in with_null
+    out = {"questions": len(recs), "files": sorted({r["file"] for r in recs}), "seconds": round(seconds, 1),
+           "max_declined": args.max_declined, "halves": {}}
     for h in (0, 1):
-        pick = [i for i, x in enumerate(halves) if x == h]
-        other = [i for i, x in enumerate(halves) if x != h]
-        t = best_threshold([best_p[i] for i in pick], [answerable[i] for i in pick],
-                           max_declined=args.max_declined)["threshold"]
-        out[f"chosen on half {h}, on half {1 - h}"] = decisions([best_p[i] for i in other],
-                                                                [answerable[i] for i in other], t)
-    t = best_threshold(best_p, answerable, max_declined=args.max_declined)["threshold"]
-    out["chosen on all"] = decisions(best_p, answerable, t)
-    ok = [c and p >= t for c, p, a in zip(contains, best_p, answerable) if a]
-    out["answerable: answered with a gold answer at that threshold"] = round(sum(ok) / max(1, len(ok)), 3)
-    print(f"IDK-MRC valid through the assistant: {len(rows)} questions ({out['unanswerable']} unanswerable), "
-          f"{seconds:.0f} s ({1000 * seconds / max(1, len(rows)):.0f} ms per question)")
-    print("| threshold chosen on | reported on | threshold | precision | recall | F1 | answerable declined |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    for key in ("chosen on half 0, on half 1", "chosen on half 1, on half 0", "chosen on all"):
-        m = out[key]
-        a, b = (key.split(", on ") + ["all"])[:2] if "half" in key else ("all", "all")
-        print(f"| {a.replace('chosen on ', '')} | {b} | {m['threshold']} | {m['precision']} | {m['recall']} | "
-              f"{m['f1']} | {m['declined_answerable']} |")
-    print(f"answerable questions answered with a gold answer at {t}: "
-          f"{out['answerable: answered with a gold answer at that threshold']}")
+        mine = [r for r in recs if r["half"] == h]
+        other = [r for r in recs if r["half"] != h and r["idk"]]
+        model = fit_and_choose(mine, args.max_declined)
+        p = model.probability(np.array([r["x"] for r in other]))
+        sel_t = best_threshold([r["selector"] for r in mine if r["idk"]], [r["answerable"] for r in mine if r["idk"]],
+                               max_declined=args.max_declined)["threshold"]
+        ans = [r["answerable"] for r in other]
+        out["halves"][f"fitted on half {h}, reported on half {1 - h}"] = {
+            "selector and reader": rounded(abstention(p, ans, model.threshold)),
+            "selector alone": rounded(abstention([r["selector"] for r in other], ans, sel_t))}
+    model = fit_and_choose(recs, args.max_declined)
+    idk = [r for r in recs if r["idk"]]
+    out["all"] = rounded(abstention(model.probability(np.array([r["x"] for r in idk])),
+                                    [r["answerable"] for r in idk], model.threshold))
+    out["declined_answerable_per_file"] = {
+        f: round(float(np.mean(model.probability(np.array([r["x"] for r in recs if r["file"] == f and r["answerable"]]))
+                               < model.threshold)), 3) for f in out["files"]}
+    print(f"{len(recs)} questions through the assistant in {seconds:.0f} s ({1000 * seconds / max(1, len(recs)):.0f} ms each)")
+    print("| fitted on | reported on | model | threshold | precision | recall | F1 | answerable declined |")
+    print("|---|---|---|---:|---:|---:|---:|---:|")
+    for key, v in out["halves"].items():
+        a, b = key.replace("fitted on ", "").split(", reported on ")
+        for name, m in v.items():
+            print(f"| {a} | {b} | {name} | {m['threshold']} | {m['precision']} | {m['recall']} | {m['f1']} | "
+                  f"{m['declined_answerable']} |")
+    m = out["all"]
+    print(f"| all | all | selector and reader | {m['threshold']} | {m['precision']} | {m['recall']} | {m['f1']} | "
+          f"{m['declined_answerable']} |")
+    print("answerable declined per file:", out["declined_answerable_per_file"])
+    out["other_bounds"] = {}
+    for bound in (0.05, 0.10, 0.15, 0.20):
+        alt = fit_and_choose(recs, bound)
+        pi = alt.probability(np.array([r["x"] for r in idk]))
+        out["other_bounds"][str(bound)] = {**rounded(abstention(pi, [r["answerable"] for r in idk], alt.threshold)), **{
+            f: round(float(np.mean(alt.probability(np.array([r["x"] for r in recs if r["file"] == f and r["answerable"]]))
+                                   < alt.threshold)), 3) for f in out["files"]}}
+        print(f"at most {bound:.0%} declined:", out["other_bounds"][str(bound)])
+    if args.fit:
+        model.meta = {"data": out["files"], "questions": len(recs), "max_declined": args.max_declined,
+                      "pool": Path(args.pool).name, "figures": {k: v for k, v in out.items() if k != "seconds"},
+                      "reader": assistant.config.reader or "packaged", "selector": assistant.config.selector or "packaged"}
+        print("wrote", model.save(args.fit), "weights", np.round(model.weights, 3).tolist(), "threshold", model.threshold)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
 

@@ -10,8 +10,9 @@ Reader only, as ``qa eval`` measures it: each answerable question's gold passage
 the answerer's selector picks the best candidate (sentence or pair) as it would for the answer.
 For that candidate this records the SQuAD token F1 / EM of: the candidate itself (the answer with
 no lead), the question-kind patterns' lead (the answerer before the reader), and the reader's
-span read from the candidate (``sentence``) or from its paragraph (``paragraph``; a span outside
-the candidate counts as no lead), with the reader's probability and time. Then, per reading mode,
+span read from the candidate (``sentence``), from its paragraph (``paragraph``; the lead must lie in
+a candidate sentence) or the more probable of the two (``both``, what the answerer does), with the
+reader's probability and time (one batch of both). Then, per reading mode,
 at each threshold: [lead F1, lead EM (below it the answer is scored on its quote), share of answers
 with a lead, mean F1 of those leads]; the threshold with the best mean F1 over all sets, and the
 figures per set at it, also as ``qa eval`` counts them (0 where the answerer declines to answer).
@@ -62,6 +63,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
+    from qa.answer.leads import pattern_lead, read_best, reader_lead
     from qa.answer.reader import Reader
     from qa.answer.spans import question_type, strip_clitic
     from qa.evaluation import read_questions
@@ -76,35 +78,38 @@ def main(argv=None):
     else:
         answerer = pool_answerer(args.pool)
     reader = Reader.load(args.reader)
+    if answerer.answerability is None:  # built without a reader: give it the packaged decision model
+        from qa.answer.answerability import Answerability
+        answerer.answerability = Answerability.load()
+        answerer.threshold = answerer.answerability.threshold
     recs = []
     for path in args.questions:
         qs = [q for q in read_questions(path, limit=args.limit) if q.answerable and q.answers and q.context.strip()]
         for q in qs:
             hits = [gold_hit(q)]
             own = " ".join(strip_clitic(w) for w in q.question.split())
-            cands = answerer.candidates(hits, vectors=True)
-            confidence = answerer.score(own, cands, query=q.question)
+            answerer.reader_loader, answerer._reader = None, reader
+            cands, _, _, confidence, threshold = answerer.assess(q.question, hits)
             if not cands:
                 continue
             best = max(cands, key=lambda c: c.score)
             terms = set(answerer.content_terms(own))
             golds = list(q.answers)
-            rec = {"set": Path(path).name, "id": q.id, "declined": confidence < answerer.threshold,
+            rec = {"set": Path(path).name, "id": q.id, "declined": confidence < threshold,
                    "quote_f1": token_f1(best.text, golds),
                    "quote_em": exact_match(best.text, golds)}
-            pat = answerer._lead_span(question_type(q.question), best, terms)
+            pat = pattern_lead(answerer.analyzer, question_type(q.question), best, terms)
             rec["pattern_f1"] = token_f1(pat, golds) if pat else rec["quote_f1"]
             rec["pattern_em"] = exact_match(pat, golds) if pat else rec["quote_em"]
-            for mode in ("sentence", "paragraph"):
-                answerer.reader_context = mode
-                answerer.reader_threshold = 0.0
-                answerer.reader_loader, answerer._reader = None, reader
-                t0 = time.perf_counter()
-                lead, at, p = answerer._lead(q.question, None, best, terms)
-                ms = (time.perf_counter() - t0) * 1000
+            t0 = time.perf_counter()
+            readings = read_best(reader, q.question, best)  # [paragraph, sentence], one batch
+            ms = (time.perf_counter() - t0) * 1000
+            for mode, use in (("sentence", readings[1:]), ("paragraph", readings[:1]), ("both", readings)):
+                lead, at, quote = reader_lead(use, sorted(cands, key=lambda c: -c.score), 0.0)
+                p = max((r.span.probability for r in use if r.span is not None), default=0.0)
                 rec[mode] = {"lead": lead, "p": p, "ms": ms,
                              "f1": token_f1(lead, golds) if lead else None, "em": exact_match(lead, golds) if lead else None,
-                             "verbatim": (best.article.text[at:at + len(lead)] == lead) if lead else None}
+                             "verbatim": (quote.article.text[at:at + len(lead)] == lead) if lead else None}
             recs.append(rec)
     out = {"n": len(recs), "sets": sorted({r["set"] for r in recs})}
 
@@ -128,12 +133,12 @@ def main(argv=None):
                                                                    for r in rs])), 4) for k in ("f1", "em")],
                   "pattern_f1": round(float(np.mean([r["pattern_f1"] for r in rs])), 4),
                   "pattern_em": round(float(np.mean([r["pattern_em"] for r in rs])), 4)}
-        for mode in ("sentence", "paragraph"):
+        for mode in ("sentence", "paragraph", "both"):
             out[s][mode] = {str(t): [round(score(rs, mode, t), 4), round(score(rs, mode, t, "em"), 4),
                                      round(float(np.mean([led(r, mode, t) for r in rs])), 3),
                                      round(float(np.mean([r[mode]["f1"] for r in rs if led(r, mode, t)] or [0])), 4)]
                             for t in GRID}
-    for mode in ("sentence", "paragraph"):
+    for mode in ("sentence", "paragraph", "both"):
         curve = out["all"][mode]
         t = max(GRID, key=lambda t: curve[str(t)][0])
         ms = [r[mode]["ms"] for r in recs]

@@ -18,7 +18,6 @@ from typing import Any, Callable, Mapping, Optional
 from .errors import ConfigError
 
 log = logging.getLogger("qa")
-
 SECTIONS = ("index", "retrieval", "answer", "ui", "milvus")
 MODES = ("hybrid", "bm25", "dense")
 FUSIONS = ("convex", "rrf", "adaptive")
@@ -164,11 +163,12 @@ class Config:
                                     "fold into one, listing the other outlets (also_reported_by)")
     # [answer]: the answerer; the llm_* settings and answerer are never recorded in a manifest (docs/generation.md)
     answer_k: int = setting("answer", 5, "passages the answerer reads", lo=1, hi=100)
-    abstain_threshold: float = setting("answer", 0.74, "selector probability below which the answerer says it "
-                                       "found no answer (calibrated on IDK-MRC, docs/answers.md)", lo=0.0, hi=1.0)
+    abstain_threshold: float = setting("answer", 0.59, "P(answerable) (selector and span reader) below which the "
+                                       "answerer declines; calibrated on IDK-MRC, docs/answers.md (reader off: the "
+                                       "selector's own threshold)", lo=0.0, hi=1.0)
     selector: str = setting("answer", "", "sentence selector weights (JSON, `qa train-selector`); empty: packaged")
     reader: str = setting("answer", "", "span reader weights (`qa train-reader`); empty: packaged; off: patterns")
-    reader_threshold: float = setting("answer", 0.1, "span probability below which no lead is given", lo=0.0, hi=1.0)
+    reader_threshold: float = setting("answer", 0.05, "span probability below which no lead is given", lo=0.0, hi=1.0)
     answerer: str = setting("answer", "extractive", "extractive (quotes only, no LLM) or openai (an OpenAI-compatible "
                             "chat server: Ollama, llama.cpp server, vLLM, LM Studio)", choices=ANSWERERS, llm=True)
     llm_base_url: str = setting("answer", "", "the server's base URL, e.g. http://localhost:11434/v1 (Ollama); "

@@ -6,9 +6,11 @@ retrieved passages gets the learned selector's probability of holding the answer
 lexical support, the question's kind against the spans the sentence holds, ...). The best sentence
 (and a second one when it adds support) is quoted verbatim with its offsets; where a span clearly
 is the answer the answer leads with it: the trained span reader (:mod:`.reader`) reads the question
-with the best candidate and its span leads when its probability reaches the calibrated threshold
-(without torch / transformers, the question-kind patterns of :mod:`.spans` choose a number, a name,
-a date). Below the calibrated probability the answerer abstains and lists the closest articles instead.
+with the best candidate and its paragraph, and its span leads when its probability reaches the
+calibrated threshold (:mod:`.leads`; without torch / transformers, the question-kind patterns of
+:mod:`.spans` choose a number, a name, a date). The probability that the passages answer at all comes
+from the selector and the reader together (:mod:`.answerability`); below the calibrated threshold the
+answerer abstains and lists the closest articles instead.
 """
 from __future__ import annotations
 
@@ -25,12 +27,13 @@ from ..chunking import paragraphs, split_sentences
 from ..encoders.cache import VectorCache
 from ..synonyms import expand
 from ..types import Answer, Article, Citation, Hit
+from .answerability import Answerability
 from .base import abstain
 from .lang import detect_lang
+from .leads import MAX_QUOTE_CHARS, Reading, clip_quote, pattern_lead, read_best, reader_lead
 from .selector import FEATURES, Selector, log_len
 from .spans import QUESTION_WORDS, _matches, _spans, question_type, strip_clitic  # noqa: F401 (re-exported)
 
-MAX_QUOTE_CHARS = 320
 TITLE_SUPPORT = 0.5  # a question word found only in the article's title counts half
 SECOND_QUOTE = 0.6  # a second quote needs this share of the best candidate's probability (and new words)
 log = logging.getLogger("qa")
@@ -87,11 +90,13 @@ class ExtractiveAnswerer:
     (None: no cosine features, for tests of the lexical path only); ``cosine_map`` (scale, shift) puts
     its cosines on the range of the encoder the selector was trained with. ``sentences(hit)``: the vectors
     the index stored for a hit's sentences (None: embed them here). ``query_vector(text)``: the
-    retrieval pipeline's (cached) query embedding. ``threshold``: the selector probability below
-    which the answerer abstains. ``reader``: a loader of the span reader (``Reader.load``), called on
-    first use; None, or a loader that fails (torch missing): leads chosen by the question-kind patterns.
-    ``reader_threshold``: span probability below which there is no lead; ``reader_context``: the reader
-    reads the best candidate (``"sentence"``) or its ``"paragraph"`` (a span outside the candidate is dropped).
+    retrieval pipeline's (cached) query embedding. ``reader``: a loader of the span reader
+    (``Reader.load``), called on first use; None, or a loader that fails (torch missing): leads chosen
+    by the question-kind patterns. ``reader_threshold``: span probability below which there is no lead.
+    ``threshold``: the probability that the passages answer (``answerability``, default the packaged
+    model, over the selector's and the reader's outputs) below which the answerer abstains (None: the
+    model's calibrated threshold); without a reader the selector's own probability decides, against
+    the selector's calibrated threshold.
     """
 
     name = "extractive"
@@ -102,7 +107,7 @@ class ExtractiveAnswerer:
                  selector: Optional[Selector] = None, threshold: Optional[float] = None, max_quotes: int = 2,
                  max_idf: float = 5.0, corpus_lang: Optional[str] = None, cache_size: int = 4096,
                  cosine_map: tuple[float, float] = (1.0, 0.0), reader: Optional[Callable[[], Any]] = None,
-                 reader_threshold: float = 0.1, reader_context: str = "sentence"):
+                 reader_threshold: float = 0.05, answerability: Optional[Answerability] = None):
         self.analyzer = analyzer
         self.idf = idf
         self.encoder = encoder
@@ -110,7 +115,11 @@ class ExtractiveAnswerer:
         self.query_vector = query_vector or (
             (lambda text: encoder.encode_queries([text])[0]) if encoder is not None else None)
         self.selector = selector or Selector.load()
-        self.threshold = self.selector.threshold if threshold is None else threshold
+        self.answerability = answerability
+        if reader is not None and answerability is None:
+            self.answerability = Answerability.load()
+        self.threshold = (self.answerability.threshold if self.answerability is not None else
+                          self.selector.threshold) if threshold is None else threshold
         self.max_quotes = max_quotes
         self.max_idf = max_idf
         self.corpus_lang = corpus_lang
@@ -118,7 +127,6 @@ class ExtractiveAnswerer:
         self._cache = VectorCache(cache_size)  # sentences the index did not store
         self.reader_loader = reader
         self.reader_threshold = reader_threshold
-        self.reader_context = reader_context
         self._reader: Any = None
         self._reader_lock = threading.Lock()
 
@@ -278,34 +286,50 @@ class ExtractiveAnswerer:
         return self.selector.answerable(x, probs)
 
     # -- answer -----------------------------------------------------------------------------
+    def assess(self, question: str, hits: Sequence[Hit], *, query: Optional[str] = None
+               ) -> tuple[list[Candidate], float, Optional[list[Reading]], float, float]:
+        """(candidates best first, the selector's probability, the reader's readings of the best one
+        (None without a reader), P(answerable), the threshold it is compared with)."""
+        own = " ".join(strip_clitic(w) for w in question.split())
+        cands = self.candidates(hits, vectors=True)
+        selector_p = self.score(own, cands, query=query or question)
+        cands.sort(key=lambda c: -c.score)
+        reader = self.reader if cands else None
+        if reader is None or self.answerability is None:
+            return cands, selector_p, None, selector_p, self.selector.threshold
+        readings = read_best(reader, question, cands[0])
+        return cands, selector_p, readings, self.answerability(selector_p, [r.span for r in readings]), self.threshold
+
     def answer(self, question: str, hits: Sequence[Hit], *, lang: Optional[str] = None, query: Optional[str] = None) -> Answer:
         lang = lang or detect_lang(question)
         q = query or question
         own = " ".join(strip_clitic(w) for w in question.split())
-        cands = self.candidates(hits, vectors=True)
-        confidence = self.score(own, cands, query=q)
-        cands.sort(key=lambda c: -c.score)
-        if not cands or confidence < self.threshold:
+        cands, _, readings, confidence, threshold = self.assess(question, hits, query=q)
+        if not cands or confidence < threshold:
             return abstain(question, hits, lang=lang, query=q, confidence=confidence, answerer=self.name)
-        best = cands[0]
-        chosen = [best]
         terms = set(self.content_terms(own))
+        if readings is not None:
+            lead, lead_at, best = reader_lead(readings, cands, self.reader_threshold)
+        else:
+            best = cands[0]
+            lead = pattern_lead(self.analyzer, question_type(question), best, terms)
+            lead_at = best.article.text.find(lead, best.start, best.end) if lead else -1
+            lead = lead if lead_at >= 0 else None
+        chosen = [best]
         covered = terms & set(self.analyzer.tokens(best.text))
-        for c in cands[1:]:
+        for c in cands:
             if len(chosen) >= self.max_quotes:
                 break
             if any(c.article.id == o.article.id and c.start < o.end and o.start < c.end for o in chosen):
                 continue
             adds = (terms & set(self.analyzer.tokens(c.text))) - covered
-            if c.score >= SECOND_QUOTE * best.score and adds:
+            if c.score >= SECOND_QUOTE * cands[0].score and adds:
                 chosen.append(c)
                 covered |= adds
-        kind = question_type(question)
         citations: list[Citation] = []
         parts: list[str] = []
-        lead, lead_at, _ = self._lead(question, kind, best, terms)
         for n, c in enumerate(chosen, start=1):
-            qs, qe = self._clip(c, (lead_at, lead_at + len(lead)) if lead and c is best else None, terms)
+            qs, qe = clip_quote(c, (lead_at, lead_at + len(lead)) if lead and c is best else None, terms)
             art, cs, ce, ps, pe = most_complete(c.article, qs, qe, c.passage_start, c.passage_end, hits)
             citations.append(Citation(n=n, article=art, quote=art.text[cs:ce], start=cs, end=ce,
                                       score=round(c.score, 4), passage_start=ps, passage_end=pe))
@@ -336,65 +360,3 @@ class ExtractiveAnswerer:
                         self.reader_loader = None
         return self._reader
 
-    def _lead(self, question: str, kind: Optional[str], c: Candidate,
-              terms: set[str]) -> tuple[Optional[str], int, float]:
-        """(lead, offset in the article, reader probability): the reader's confident span; no reader: the patterns'."""
-        text = c.article.text
-        reader = self.reader
-        if reader is None:
-            lead = self._lead_span(kind, c, terms)
-            at = text.find(lead, c.start, c.end) if lead else -1
-            return (lead, at, 1.0) if at >= 0 else (None, -1, 0.0)
-        lo, hi = (c.passage_start, max(c.passage_end, c.end)) if self.reader_context == "paragraph" else (c.start, c.end)
-        span = reader.read(question, text[lo:hi])
-        if span is None or span.probability < self.reader_threshold:
-            return None, -1, span.probability if span else 0.0
-        s, e = lo + span.start, lo + span.end
-        while e > s and (text[e - 1] in " ,;:" or (text[e - 1] == "." and e - s > 1 and not text[e - 2].isupper())):
-            e -= 1
-        if s >= e or s < c.start or e > c.end:
-            return None, -1, span.probability
-        return text[s:e], s, span.probability
-
-    def _lead_span(self, kind: Optional[str], c: Candidate, terms: set[str]) -> Optional[str]:
-        if kind not in ("number", "person", "date"):
-            return None
-        text = c.text
-        spans = _spans(kind, text)
-        spans = [(s, e) for s, e in spans if not (set(self.analyzer.tokens(text[s:e])) <= terms)]
-        if not spans:
-            return None
-        # nearest to the question's words in the sentence
-        pos = [m.start() for t in terms for m in re.finditer(re.escape(t), text.lower())]
-        if pos:
-            spans.sort(key=lambda se: min(abs(se[0] - p) for p in pos))
-        s, e = spans[0]
-        return text[s:e].strip(" ,.;:") or None
-
-    def _clip(self, c: Candidate, lead: Optional[tuple[int, int]], terms: set[str]) -> tuple[int, int]:
-        """Offsets of the quote: the whole sentence, or a window of it around the answer (``lead``:
-        the lead's offsets in the article, always inside the window)."""
-        if c.end - c.start <= MAX_QUOTE_CHARS:
-            return c.start, c.end
-        text = c.article.text
-        low = text[c.start:c.end].lower()
-        anchor = lead[0] - c.start if lead else -1
-        if anchor < 0:
-            hits = [low.find(t) for t in terms if low.find(t) >= 0]
-            anchor = min(hits) if hits else 0
-        s = max(0, anchor - MAX_QUOTE_CHARS // 2)
-        e = min(len(low), s + MAX_QUOTE_CHARS)
-        s = max(0, e - MAX_QUOTE_CHARS)
-        # to word boundaries
-        while s > 0 and not low[s - 1].isspace():
-            s += 1
-        while e < len(low) and not low[e].isspace() and e > s:
-            e -= 1
-        qs, qe = c.start + s, c.start + e
-        while qs < qe and text[qs].isspace():
-            qs += 1
-        while qe > qs and text[qe - 1] in " ,;":
-            qe -= 1
-        if lead:  # the lead stays inside its quote
-            qs, qe = min(qs, lead[0]), max(qe, lead[1])
-        return qs, qe

@@ -29,6 +29,7 @@ from ..chunking import split_sentences
 from ..synonyms import expand
 from ..types import Citation, Hit, SentenceCheck
 from .extractive import QUESTION_WORDS, Candidate, ExtractiveAnswerer, _matches
+from .leads import clip_quote
 from .lang import detect_lang, phrase
 
 LEXICAL_MIN = 0.6
@@ -304,7 +305,7 @@ class CitationChecker:
         citations = []
         for p, n in sorted(numbers.items(), key=lambda kv: kv[1]):
             cand, score, terms = quotes[p]
-            qs, qe = self.x._clip(cand, None, terms)
+            qs, qe = clip_quote(cand, None, terms)
             citations.append(Citation(n=n, article=cand.article, quote=cand.article.text[qs:qe], start=qs, end=qe,
                                       score=round(score, 4), passage_start=cand.passage_start,
                                       passage_end=cand.passage_end))

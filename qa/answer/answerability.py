@@ -1,0 +1,127 @@
+"""Whether the retrieved passages answer the question at all: the selector and the span reader together.
+
+The selector's question-level probability (:meth:`~qa.answer.selector.Selector.answerable`) judges
+the candidate sentences from the outside (cosine, shared words, answer type); the span reader has
+read the question and the best sentences together and says how probable its best span is and how
+probable "no answer here" is. A logistic regression over both (:data:`FEATURES`, standardised) gives
+``P(answerable)``, the answer's ``confidence``; the answerer declines below ``[answer]
+abstain_threshold``. The weights are calibrated on labelled valid questions asked through the whole
+assistant (``benchmarks/calibrate_abstention.py --fit``; IDK-MRC valid with TyDi and FacQA valid
+for answerable questions of other styles), and ship as JSON (``models/answerability.json``), card
+in ``models/ANSWERABILITY.md``. Without the reader the selector's own probability is the confidence,
+compared with the selector file's calibrated threshold.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+
+FEATURES = ("selector_logit", "span_logp", "null_logp", "best_span_logp", "best_null_logp")
+PACKAGED = Path(__file__).with_name("models") / "answerability.json"
+FORMAT = "qa-answerability/1"
+EPS = 1e-6
+
+
+def _logit(p: float) -> float:
+    p = min(max(float(p), EPS), 1 - EPS)
+    return math.log(p / (1 - p))
+
+
+def _logp(p: float) -> float:
+    return math.log(min(max(float(p), EPS), 1.0))
+
+
+def features(selector_p: float, spans: Sequence[Optional[object]]) -> np.ndarray:
+    """:data:`FEATURES` from the selector's probability and the reader's spans of the candidates it
+    read, best candidate first (None: a candidate with nothing to read). ``span_logp`` / ``null_logp``:
+    the most probable span over all of them, and the least "no answer"; ``best_*``: the best candidate's."""
+    read = [s for s in spans if s is not None]
+    first = spans[0] if spans else None
+    return np.array([_logit(selector_p),
+                     _logp(max((s.probability for s in read), default=0.0)),
+                     _logp(min((s.null for s in read), default=1.0)),
+                     _logp(first.probability if first is not None else 0.0),
+                     _logp(first.null if first is not None else 1.0)])
+
+
+@dataclass
+class Answerability:
+    """Logistic regression over :data:`FEATURES`; ``threshold``: the calibrated decline threshold."""
+
+    weights: np.ndarray
+    bias: float
+    mean: np.ndarray
+    scale: np.ndarray
+    threshold: float = 0.5
+    meta: dict = field(default_factory=dict)
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        """P(answerable) of each row of ``x`` (n, len(FEATURES)), or of the one row ``x``."""
+        x = np.asarray(x, dtype=np.float64)
+        z = ((x - self.mean) / self.scale) @ self.weights + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+
+    def __call__(self, selector_p: float, spans: Sequence[Optional[object]]) -> float:
+        return float(self.probability(features(selector_p, spans)))
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, *, l2: float = 1.0) -> "Answerability":
+        """Fitted on feature rows ``x`` and labels ``y`` (1: answerable), deterministically."""
+        from .selector import fit
+
+        s = fit(x, y, l2=l2)
+        return cls(s.weights, s.bias, s.mean, s.scale)
+
+    # -- persistence (JSON, no pickle) -----------------------------------------------------------
+    def to_dict(self) -> dict:
+        def r(a):
+            return [round(float(v), 6) for v in a]
+
+        return {"format": FORMAT, "features": list(FEATURES), "weights": r(self.weights),
+                "bias": round(float(self.bias), 6), "mean": r(self.mean), "scale": r(self.scale),
+                "threshold": round(float(self.threshold), 4), "meta": self.meta}
+
+    def save(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(p.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        tmp.replace(p)
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "Answerability":
+        """The model in ``path`` (default: the packaged one); ConfigError naming the problem."""
+        p = Path(path) if path else PACKAGED
+        try:
+            d = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"answerability file not found: {p}") from None
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"{p}: not a readable answerability JSON file ({str(e)[:120]})") from None
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ConfigError(f"{p}: field 'format' must be {FORMAT!r} (written by "
+                              "benchmarks/calibrate_abstention.py --fit)")
+        if d.get("features") != list(FEATURES):
+            raise ConfigError(f"{p}: field 'features' must be {list(FEATURES)}; got {d.get('features')}")
+        try:
+            arrs = [np.asarray(d[k], dtype=np.float64) for k in ("weights", "mean", "scale")]
+            bias, threshold = float(d["bias"]), float(d.get("threshold", 0.5))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"{p}: field {e} is missing or not numeric") from None
+        if any(a.shape != (len(FEATURES),) for a in arrs) or not np.all(arrs[2] > 0):
+            raise ConfigError(f"{p}: 'weights', 'mean' and 'scale' must hold {len(FEATURES)} numbers "
+                              "(scale positive)")
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"{p}: field 'threshold' must be in 0..1; got {threshold}")
+        return cls(arrs[0], bias, arrs[1], arrs[2], threshold, d.get("meta") or {})
+
+
+__all__ = ["Answerability", "FEATURES", "FORMAT", "PACKAGED", "features"]

@@ -1,0 +1,107 @@
+"""The answer's lead (the shortest span that answers) and the quote window around it.
+
+With the span reader (:mod:`.reader`): it reads the best candidate's paragraph and the candidate
+itself in one batch (:func:`read_best`); the more probable of the two spans leads when its
+probability reaches ``[answer] reader_threshold`` (:func:`reader_lead`), and the quote becomes the
+candidate sentence that holds it (the paragraph's span may sit in a neighbouring sentence). Both
+readings also go into the decline decision (:mod:`.answerability`). Without the reader (torch missing,
+``reader = "off"``) the question-kind patterns of :mod:`.spans` pick a number, a name or a date next
+to the question's words (:func:`pattern_lead`).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+from .spans import _spans
+
+MAX_QUOTE_CHARS = 320
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One span the reader found: ``span`` (offsets into the text read) and where that text starts
+    in the article (``offset``); ``span`` None: nothing to read."""
+
+    span: Any
+    offset: int
+
+
+def read_best(reader, question: str, best) -> list[Reading]:
+    """The reader's best span of ``best``'s paragraph and of ``best`` itself (that order)."""
+    text = best.article.text
+    views = [(best.passage_start, max(best.passage_end, best.end)), (best.start, best.end)]
+    spans = reader.read_many(question, [text[lo:hi] for lo, hi in views])
+    return [Reading(s, lo) for s, (lo, _) in zip(spans, views)]
+
+
+def reader_lead(readings: Sequence[Reading], cands: Sequence, threshold: float) -> tuple[Optional[str], int, Any]:
+    """(lead, offset in the article, the candidate to quote first) from the most probable reading;
+    (None, -1, cands[0]) when it is below ``threshold`` or no candidate sentence holds it."""
+    best = cands[0]
+    got = [r for r in readings if r.span is not None]
+    if not got:
+        return None, -1, best
+    r = max(got, key=lambda r: r.span.probability)
+    if r.span.probability < threshold:
+        return None, -1, best
+    text = best.article.text
+    s, e = r.offset + r.span.start, r.offset + r.span.end
+    while e > s and (text[e - 1] in " ,;:" or (text[e - 1] == "." and e - s > 1 and not text[e - 2].isupper())):
+        e -= 1
+    while s < e and text[s].isspace():
+        s += 1
+    if s >= e:
+        return None, -1, best
+    holders = [c for c in cands if c.article.id == best.article.id and c.start <= s and e <= c.end]
+    if not holders:
+        return None, -1, best
+    quote = best if best in holders else max(holders, key=lambda c: (not c.pair, c.score))
+    return text[s:e], s, quote
+
+
+def pattern_lead(analyzer, kind: Optional[str], c, terms: set[str]) -> Optional[str]:
+    """A span of the question's kind (number, person, date) in ``c``, nearest to the question's words."""
+    if kind not in ("number", "person", "date"):
+        return None
+    text = c.text
+    spans = [(s, e) for s, e in _spans(kind, text) if not (set(analyzer.tokens(text[s:e])) <= terms)]
+    if not spans:
+        return None
+    pos = [m.start() for t in terms for m in re.finditer(re.escape(t), text.lower())]
+    if pos:
+        spans.sort(key=lambda se: min(abs(se[0] - p) for p in pos))
+    s, e = spans[0]
+    return text[s:e].strip(" ,.;:") or None
+
+
+def clip_quote(c, lead: Optional[tuple[int, int]], terms: set[str]) -> tuple[int, int]:
+    """Offsets of the quote: the whole candidate, or a window of it around the answer (``lead``:
+    the lead's offsets in the article, always inside the window)."""
+    if c.end - c.start <= MAX_QUOTE_CHARS:
+        return c.start, c.end
+    text = c.article.text
+    low = text[c.start:c.end].lower()
+    anchor = lead[0] - c.start if lead else -1
+    if anchor < 0:
+        hits = [low.find(t) for t in terms if low.find(t) >= 0]
+        anchor = min(hits) if hits else 0
+    s = max(0, anchor - MAX_QUOTE_CHARS // 2)
+    e = min(len(low), s + MAX_QUOTE_CHARS)
+    s = max(0, e - MAX_QUOTE_CHARS)
+    while s > 0 and not low[s - 1].isspace():  # to word boundaries
+        s += 1
+    while e < len(low) and not low[e].isspace() and e > s:
+        e -= 1
+    qs, qe = c.start + s, c.start + e
+    while qs < qe and text[qs].isspace():
+        qs += 1
+    while qe > qs and text[qe - 1] in " ,;":
+        qe -= 1
+    if lead:  # the lead stays inside its quote
+        qs, qe = min(qs, lead[0]), max(qe, lead[1])
+    return qs, qe
+
+
+__all__ = ["MAX_QUOTE_CHARS", "Reading", "clip_quote", "pattern_lead", "read_best", "reader_lead"]

@@ -1,0 +1,91 @@
+"""The decline decision from the selector and the span reader together (qa/answer/answerability.py),
+and the lead read from the best candidate's paragraph (qa/answer/leads.py): the shipped model on the
+real reader, the real encoder and the seed index."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace as NS
+
+import numpy as np
+import pytest
+
+from qa.answer.answerability import FEATURES, PACKAGED, Answerability, features
+from qa.answer.leads import Reading, reader_lead
+from qa.config import Config
+from qa.errors import ConfigError
+
+
+def test_packaged_model_is_small_readable_json_and_the_default_threshold():
+    d = json.loads(PACKAGED.read_text(encoding="utf-8"))
+    assert d["features"] == list(FEATURES) and PACKAGED.stat().st_size < 10_000
+    m = Answerability.load()
+    assert Config().abstain_threshold == pytest.approx(m.threshold, abs=0.005)
+    assert m.meta.get("questions", 0) > 1000 and "qa_idkmrc_valid.jsonl" in m.meta["data"]
+    assert (PACKAGED.parent / "ANSWERABILITY.md").is_file()
+
+
+def test_more_probable_span_and_less_probable_null_mean_more_answerable():
+    m = Answerability.load()
+    sure = m(0.8, [NS(probability=0.9, null=0.01), NS(probability=0.9, null=0.01)])
+    unsure = m(0.8, [NS(probability=0.9, null=0.8), NS(probability=0.9, null=0.8)])
+    assert unsure < sure
+    assert m(0.2, [NS(probability=0.5, null=0.1)] * 2) < m(0.95, [NS(probability=0.5, null=0.1)] * 2)
+    assert np.isfinite(features(0.0, [None, None])).all()  # nothing read: still a number
+
+
+def test_fit_separates_and_bad_files_name_the_problem(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, len(FEATURES)))
+    y = (x[:, 0] - x[:, 2] + 0.3 * rng.normal(size=400) > 0).astype(float)
+    m = Answerability.fit(x, y)
+    assert ((m.probability(x) > 0.5) == (y > 0)).mean() > 0.9
+    p = m.save(tmp_path / "a.json")
+    assert np.allclose(Answerability.load(p).probability(x), m.probability(x), atol=1e-4)
+    d = json.loads(p.read_text())
+    for bad, field in (({**d, "format": "x"}, "format"), ({**d, "features": ["a"]}, "features"),
+                       ({**d, "weights": [1, 2]}, "weights"), ({**d, "threshold": 2}, "threshold")):
+        p.write_text(json.dumps(bad))
+        with pytest.raises(ConfigError, match=field):
+            Answerability.load(p)
+    with pytest.raises(ConfigError, match="not found"):
+        Answerability.load(tmp_path / "none.json")
+
+
+def _cand(text, start, end, score, pair=False):
+    return NS(article=NS(id="a", text=text), start=start, end=end, score=score, pair=pair,
+              passage_start=0, passage_end=len(text))
+
+
+def test_lead_from_the_paragraph_moves_the_quote_to_the_sentence_holding_it():
+    text = "Vaksinasi digelar di Lapas Amuntai. Sebanyak 350 dosis disiapkan untuk warga binaan."
+    best, other = _cand(text, 0, 35, 0.9), _cand(text, 36, len(text), 0.4)
+    para = Reading(NS(start=45, end=48, probability=0.7, null=0.01), 0)
+    sent = Reading(NS(start=0, end=9, probability=0.2, null=0.1), 0)
+    lead, at, quote = reader_lead([para, sent], [best, other], 0.05)
+    assert lead == "350" and text[at:at + 3] == "350" and quote is other
+    assert reader_lead([para, sent], [best, other], 0.8) == (None, -1, best)  # not confident: no lead
+    lone = Reading(NS(start=45, end=48, probability=0.7, null=0.01), 0)
+    assert reader_lead([lone], [best], 0.05) == (None, -1, best)  # no candidate holds it
+
+
+def test_confidence_is_the_models_probability_and_decides(assistant):
+    a = assistant.answerer
+    q = "Berapa vaksin yang dialokasikan untuk relawan Tagana?"
+    hits = assistant.retrieve(q, 5)
+    cands, sel_p, readings, p, threshold = a.assess(q, hits)
+    assert readings is not None and len(readings) == 2 and threshold == a.threshold
+    assert p == pytest.approx(a.answerability(sel_p, [r.span for r in readings]))
+    ans = assistant.ask(q)
+    assert ans.found and ans.confidence == pytest.approx(p, abs=1e-3)
+    strict = type(assistant)(assistant.store, assistant.config.replace(abstain_threshold=min(1.0, p + 0.01)),
+                             embedder=assistant.embedder, index_dir=assistant.index_dir)
+    declined = strict.ask(q)
+    assert not declined.found and declined.hits  # declining still shows the closest articles
+
+
+def test_without_the_reader_the_selector_decides_at_its_own_threshold(assistant):
+    off = type(assistant)(assistant.store, assistant.config.replace(reader="off"),
+                          embedder=assistant.embedder, index_dir=assistant.index_dir)
+    q = "Berapa vaksin yang dialokasikan untuk relawan Tagana?"
+    cands, sel_p, readings, p, threshold = off.answerer.assess(q, off.retrieve(q, 5))
+    assert readings is None and p == sel_p and threshold == off.answerer.selector.threshold
