@@ -10,7 +10,8 @@ the selector's probability and the span reader's readings of the best candidate 
 as :mod:`qa.answer.answerability` features. A logistic regression over them is fitted on every
 question of every file (label: answerable); the decline threshold is the one with the best
 abstention F1 on the files that have unanswerable questions (IDK-MRC) among those declining at most
-``--max-declined`` of their answerable questions. For an honest figure the questions are split by
+``--max-declined`` of their answerable questions, with every question whose selector probability is
+below ``--selector-floor`` declined as well. For an honest figure the questions are split by
 passage into two halves: a model and threshold fitted on one half are reported on the other. The
 selector's own probability (the answerer without the reader) is reported beside it. ``--fit``
 writes the model fitted on all of it, with the threshold, as the answerer loads it.
@@ -54,15 +55,22 @@ def collect(assistant, paths, limit=None):
     return recs
 
 
-def fit_and_choose(recs, max_declined):
+def decided(model, rs):
+    """The model's probability where the selector clears its floor, else 0 (declined either way)."""
+    p = model.probability(np.array([r["x"] for r in rs]))
+    return np.where(np.array([r["selector"] for r in rs]) >= model.selector_floor, p, 0.0)
+
+
+def fit_and_choose(recs, max_declined, floor):
     """The model fitted on ``recs`` and the threshold chosen on their unanswerable-bearing files."""
     from qa.answer.answerability import Answerability
     from qa.answer.selector import best_threshold
 
     model = Answerability.fit(np.array([r["x"] for r in recs]), np.array([r["answerable"] for r in recs], float))
+    model.selector_floor = floor
     idk = [r for r in recs if r["idk"]]
-    p = model.probability(np.array([r["x"] for r in idk]))
-    model.threshold = best_threshold(p, [r["answerable"] for r in idk], max_declined=max_declined)["threshold"]
+    model.threshold = best_threshold(decided(model, idk), [r["answerable"] for r in idk],
+                                     max_declined=max_declined)["threshold"]
     return model
 
 
@@ -72,6 +80,8 @@ def main(argv=None):
     ap.add_argument("--pool", required=True)
     ap.add_argument("--index", default=None, help="pool index folder (default: index/eval-pool/<name>-<hash>)")
     ap.add_argument("--max-declined", type=float, default=0.15)
+    ap.add_argument("--selector-floor", type=float, default=0.7,
+                    help="decline below this selector probability whatever the model says (default 0.7)")
     ap.add_argument("--limit", type=int, default=None, help="questions per file (default: all)")
     ap.add_argument("--fit", default=None, help="write the fitted answerability model here")
     ap.add_argument("--json", default=None)
@@ -93,20 +103,20 @@ def main(argv=None):
     for h in (0, 1):
         mine = [r for r in recs if r["half"] == h]
         other = [r for r in recs if r["half"] != h and r["idk"]]
-        model = fit_and_choose(mine, args.max_declined)
-        p = model.probability(np.array([r["x"] for r in other]))
+        model = fit_and_choose(mine, args.max_declined, args.selector_floor)
+        p = decided(model, other)
         sel_t = best_threshold([r["selector"] for r in mine if r["idk"]], [r["answerable"] for r in mine if r["idk"]],
                                max_declined=args.max_declined)["threshold"]
         ans = [r["answerable"] for r in other]
         out["halves"][f"fitted on half {h}, reported on half {1 - h}"] = {
             "selector and reader": rounded(abstention(p, ans, model.threshold)),
             "selector alone": rounded(abstention([r["selector"] for r in other], ans, sel_t))}
-    model = fit_and_choose(recs, args.max_declined)
+    model = fit_and_choose(recs, args.max_declined, args.selector_floor)
     idk = [r for r in recs if r["idk"]]
-    out["all"] = rounded(abstention(model.probability(np.array([r["x"] for r in idk])),
+    out["all"] = rounded(abstention(decided(model, idk),
                                     [r["answerable"] for r in idk], model.threshold))
     out["declined_answerable_per_file"] = {
-        f: round(float(np.mean(model.probability(np.array([r["x"] for r in recs if r["file"] == f and r["answerable"]]))
+        f: round(float(np.mean(decided(model, [r for r in recs if r["file"] == f and r["answerable"]])
                                < model.threshold)), 3) for f in out["files"]}
     print(f"{len(recs)} questions through the assistant in {seconds:.0f} s ({1000 * seconds / max(1, len(recs)):.0f} ms each)")
     print("| fitted on | reported on | model | threshold | precision | recall | F1 | answerable declined |")
@@ -122,10 +132,10 @@ def main(argv=None):
     print("answerable declined per file:", out["declined_answerable_per_file"])
     out["other_bounds"] = {}
     for bound in (0.05, 0.10, 0.15, 0.20):
-        alt = fit_and_choose(recs, bound)
-        pi = alt.probability(np.array([r["x"] for r in idk]))
+        alt = fit_and_choose(recs, bound, args.selector_floor)
+        pi = decided(alt, idk)
         out["other_bounds"][str(bound)] = {**rounded(abstention(pi, [r["answerable"] for r in idk], alt.threshold)), **{
-            f: round(float(np.mean(alt.probability(np.array([r["x"] for r in recs if r["file"] == f and r["answerable"]]))
+            f: round(float(np.mean(decided(alt, [r for r in recs if r["file"] == f and r["answerable"]])
                                    < alt.threshold)), 3) for f in out["files"]}}
         print(f"at most {bound:.0%} declined:", out["other_bounds"][str(bound)])
     if args.fit:

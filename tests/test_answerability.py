@@ -43,7 +43,8 @@ def test_fit_separates_and_bad_files_name_the_problem(tmp_path):
     assert np.allclose(Answerability.load(p).probability(x), m.probability(x), atol=1e-4)
     d = json.loads(p.read_text())
     for bad, field in (({**d, "format": "x"}, "format"), ({**d, "features": ["a"]}, "features"),
-                       ({**d, "weights": [1, 2]}, "weights"), ({**d, "threshold": 2}, "threshold")):
+                       ({**d, "weights": [1, 2]}, "weights"), ({**d, "threshold": 2}, "threshold"),
+                       ({**d, "selector_floor": -1}, "selector_floor")):
         p.write_text(json.dumps(bad))
         with pytest.raises(ConfigError, match=field):
             Answerability.load(p)
@@ -81,6 +82,23 @@ def test_confidence_is_the_models_probability_and_decides(assistant):
                              embedder=assistant.embedder, index_dir=assistant.index_dir)
     declined = strict.ask(q)
     assert not declined.found and declined.hits  # declining still shows the closest articles
+
+
+def test_below_the_selector_floor_the_reader_cannot_vouch(assistant):
+    from dataclasses import replace
+
+    a = assistant.answerer
+    q = "Berapa vaksin yang dialokasikan untuk relawan Tagana?"
+    hits = assistant.retrieve(q, 5)
+    _, sel_p, _, p, threshold = a.assess(q, hits)
+    assert a.answerability.selector_floor > 0 and sel_p >= a.answerability.selector_floor and p >= threshold
+    packaged = a.answerability
+    try:
+        a.answerability = replace(packaged, selector_floor=min(1.0, sel_p + 0.01))
+        _, _, _, p2, threshold2 = a.assess(q, hits)
+        assert p2 == pytest.approx(p) and threshold2 > 1.0 and not a.answer(q, hits).found
+    finally:
+        a.answerability = packaged
 
 
 def test_without_the_reader_the_selector_decides_at_its_own_threshold(assistant):

@@ -5,7 +5,10 @@ the candidate sentences from the outside (cosine, shared words, answer type); th
 read the question and the best sentences together and says how probable its best span is and how
 probable "no answer here" is. A logistic regression over both (:data:`FEATURES`, standardised) gives
 ``P(answerable)``, the answer's ``confidence``; the answerer declines below ``[answer]
-abstain_threshold``. The weights are calibrated on labelled valid questions asked through the whole
+abstain_threshold``, and also whenever the selector's own probability is below ``selector_floor``:
+the reader has only learnt "no answer" from questions written against the passage it reads
+(IDK-MRC), and on a passage about something else it still finds a confident span, so a question
+about what the articles never mention must not pass on the reader's word alone. The weights are calibrated on labelled valid questions asked through the whole
 assistant (``benchmarks/calibrate_abstention.py --fit``; IDK-MRC valid with TyDi and FacQA valid
 for answerable questions of other styles), and ship as JSON (``models/answerability.json``), card
 in ``models/ANSWERABILITY.md``. Without the reader the selector's own probability is the confidence,
@@ -61,6 +64,7 @@ class Answerability:
     scale: np.ndarray
     threshold: float = 0.5
     meta: dict = field(default_factory=dict)
+    selector_floor: float = 0.0  # below this selector probability the answerer declines, whatever the model says
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         """P(answerable) of each row of ``x`` (n, len(FEATURES)), or of the one row ``x``."""
@@ -86,7 +90,8 @@ class Answerability:
 
         return {"format": FORMAT, "features": list(FEATURES), "weights": r(self.weights),
                 "bias": round(float(self.bias), 6), "mean": r(self.mean), "scale": r(self.scale),
-                "threshold": round(float(self.threshold), 4), "meta": self.meta}
+                "threshold": round(float(self.threshold), 4), "selector_floor": round(float(self.selector_floor), 4),
+                "meta": self.meta}
 
     def save(self, path: str | Path) -> Path:
         p = Path(path)
@@ -114,14 +119,16 @@ class Answerability:
         try:
             arrs = [np.asarray(d[k], dtype=np.float64) for k in ("weights", "mean", "scale")]
             bias, threshold = float(d["bias"]), float(d.get("threshold", 0.5))
+            floor = float(d.get("selector_floor", 0.0))
         except (KeyError, TypeError, ValueError) as e:
             raise ConfigError(f"{p}: field {e} is missing or not numeric") from None
         if any(a.shape != (len(FEATURES),) for a in arrs) or not np.all(arrs[2] > 0):
             raise ConfigError(f"{p}: 'weights', 'mean' and 'scale' must hold {len(FEATURES)} numbers "
                               "(scale positive)")
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"{p}: field 'threshold' must be in 0..1; got {threshold}")
-        return cls(arrs[0], bias, arrs[1], arrs[2], threshold, d.get("meta") or {})
+        for name, v in (("threshold", threshold), ("selector_floor", floor)):
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"{p}: field '{name}' must be in 0..1; got {v}")
+        return cls(arrs[0], bias, arrs[1], arrs[2], threshold, d.get("meta") or {}, floor)
 
 
 __all__ = ["Answerability", "FEATURES", "FORMAT", "PACKAGED", "features"]
