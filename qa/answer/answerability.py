@@ -16,7 +16,6 @@ compared with the selector file's calibrated threshold.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from .selector import fit, linear_dict, logistic, read_json, read_linear, save_json
 
 FEATURES = ("selector_logit", "span_logp", "null_logp", "best_span_logp", "best_null_logp")
 PACKAGED = Path(__file__).with_name("models") / "answerability.json"
@@ -68,9 +68,7 @@ class Answerability:
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         """P(answerable) of each row of ``x`` (n, len(FEATURES)), or of the one row ``x``."""
-        x = np.asarray(x, dtype=np.float64)
-        z = ((x - self.mean) / self.scale) @ self.weights + self.bias
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+        return logistic(x, self.weights, self.bias, self.mean, self.scale)
 
     def __call__(self, selector_p: float, spans: Sequence[Optional[object]]) -> float:
         return float(self.probability(features(selector_p, spans)))
@@ -78,57 +76,37 @@ class Answerability:
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, *, l2: float = 1.0) -> "Answerability":
         """Fitted on feature rows ``x`` and labels ``y`` (1: answerable), deterministically."""
-        from .selector import fit
-
         s = fit(x, y, l2=l2)
         return cls(s.weights, s.bias, s.mean, s.scale)
 
     # -- persistence (JSON, no pickle) -----------------------------------------------------------
     def to_dict(self) -> dict:
-        def r(a):
-            return [round(float(v), 6) for v in a]
-
-        return {"format": FORMAT, "features": list(FEATURES), "weights": r(self.weights),
-                "bias": round(float(self.bias), 6), "mean": r(self.mean), "scale": r(self.scale),
+        return {"format": FORMAT, "features": list(FEATURES),
+                **linear_dict(self.weights, self.bias, self.mean, self.scale),
                 "threshold": round(float(self.threshold), 4), "selector_floor": round(float(self.selector_floor), 4),
                 "meta": self.meta}
 
     def save(self, path: str | Path) -> Path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(p)
-        return p
+        return save_json(self.to_dict(), path)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Answerability":
         """The model in ``path`` (default: the packaged one); ConfigError naming the problem."""
         p = Path(path) if path else PACKAGED
-        try:
-            d = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"answerability file not found: {p}") from None
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"{p}: not a readable answerability JSON file ({str(e)[:120]})") from None
+        d = read_json(p, "answerability")
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ConfigError(f"{p}: field 'format' must be {FORMAT!r} (written by "
                               "benchmarks/calibrate_abstention.py --fit)")
         if d.get("features") != list(FEATURES):
             raise ConfigError(f"{p}: field 'features' must be {list(FEATURES)}; got {d.get('features')}")
+        weights, bias, mean, scale, threshold = read_linear(p, d, len(FEATURES))
         try:
-            arrs = [np.asarray(d[k], dtype=np.float64) for k in ("weights", "mean", "scale")]
-            bias, threshold = float(d["bias"]), float(d.get("threshold", 0.5))
             floor = float(d.get("selector_floor", 0.0))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ConfigError(f"{p}: field {e} is missing or not numeric") from None
-        if any(a.shape != (len(FEATURES),) for a in arrs) or not np.all(arrs[2] > 0):
-            raise ConfigError(f"{p}: 'weights', 'mean' and 'scale' must hold {len(FEATURES)} numbers "
-                              "(scale positive)")
-        for name, v in (("threshold", threshold), ("selector_floor", floor)):
-            if not 0.0 <= v <= 1.0:
-                raise ConfigError(f"{p}: field '{name}' must be in 0..1; got {v}")
-        return cls(arrs[0], bias, arrs[1], arrs[2], threshold, d.get("meta") or {}, floor)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{p}: field 'selector_floor' is not numeric") from None
+        if not 0.0 <= floor <= 1.0:
+            raise ConfigError(f"{p}: field 'selector_floor' must be in 0..1; got {floor}")
+        return cls(weights, bias, mean, scale, threshold, d.get("meta") or {}, floor)
 
 
 __all__ = ["Answerability", "FEATURES", "FORMAT", "PACKAGED", "features"]

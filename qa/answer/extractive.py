@@ -15,6 +15,7 @@ answerer abstains and lists the closest articles instead.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from dataclasses import dataclass
@@ -289,7 +290,7 @@ class ExtractiveAnswerer:
     def assess(self, question: str, hits: Sequence[Hit], *, query: Optional[str] = None
                ) -> tuple[list[Candidate], float, Optional[list[Reading]], float, float]:
         """(candidates best first, the selector's probability, the reader's readings of the best one
-        (None without a reader), P(answerable), the threshold it is compared with: above 1 when the
+        (None without a reader), P(answerable), the threshold it is compared with: infinite when the
         selector's probability is below the model's ``selector_floor``)."""
         own = " ".join(strip_clitic(w) for w in question.split())
         cands = self.candidates(hits, vectors=True)
@@ -300,8 +301,8 @@ class ExtractiveAnswerer:
             return cands, selector_p, None, selector_p, self.selector.threshold
         readings = read_best(reader, question, cands[0])
         p = self.answerability(selector_p, [r.span for r in readings])
-        # below the selector floor nothing passes (threshold above any probability)
-        return cands, selector_p, readings, p, self.threshold if selector_p >= self.answerability.selector_floor else 1.01
+        # below the selector floor nothing passes (a threshold above any probability)
+        return cands, selector_p, readings, p, self.threshold if selector_p >= self.answerability.selector_floor else math.inf
 
     def answer(self, question: str, hits: Sequence[Hit], *, lang: Optional[str] = None, query: Optional[str] = None) -> Answer:
         lang = lang or detect_lang(question)

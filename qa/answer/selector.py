@@ -59,8 +59,7 @@ class Selector:
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         """P(answer) of each row of ``x`` (n, len(FEATURES))."""
-        z = ((np.asarray(x, dtype=np.float64) - self.mean) / self.scale) @ self.weights + self.bias
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+        return logistic(x, self.weights, self.bias, self.mean, self.scale)
 
     def answerable(self, x: np.ndarray, p: np.ndarray) -> float:
         """P(the candidates answer the question), from their feature rows ``x`` and probabilities ``p``;
@@ -73,8 +72,7 @@ class Selector:
 
     # -- persistence (JSON, no pickle) -----------------------------------------------------------
     def _linear(self) -> dict:
-        return {"weights": [round(float(w), 6) for w in self.weights], "bias": round(float(self.bias), 6),
-                "mean": [round(float(v), 6) for v in self.mean], "scale": [round(float(v), 6) for v in self.scale]}
+        return linear_dict(self.weights, self.bias, self.mean, self.scale)
 
     def to_dict(self) -> dict:
         out = {"format": FORMAT, "features": list(FEATURES), **self._linear(),
@@ -84,38 +82,19 @@ class Selector:
         return {**out, "meta": self.meta or {}}
 
     def save(self, path: str | Path) -> Path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-        tmp.replace(p)
-        return p
+        return save_json(self.to_dict(), path)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Selector":
         """The selector in ``path`` (default: the packaged one); ConfigError naming the problem."""
         p = Path(path) if path else PACKAGED
-        try:
-            d = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"selector file not found: {p}") from None
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"{p}: not a readable selector JSON file ({str(e)[:120]})") from None
+        d = read_json(p, "selector")
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ConfigError(f"{p}: field 'format' must be {FORMAT!r} (written by `qa train-selector`)")
         if d.get("features") != list(FEATURES):
             raise ConfigError(f"{p}: field 'features' lists {d.get('features')}, this version computes "
                               f"{list(FEATURES)}; retrain with `qa train-selector`")
-        try:
-            arrs = [np.asarray(d[k], dtype=np.float64) for k in ("weights", "mean", "scale")]
-            bias, threshold = float(d["bias"]), float(d.get("threshold", 0.5))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ConfigError(f"{p}: field {e} is missing or not numeric") from None
-        if any(a.shape != (len(FEATURES),) for a in arrs) or not np.all(arrs[2] > 0):
-            raise ConfigError(f"{p}: 'weights', 'mean' and 'scale' must hold {len(FEATURES)} numbers "
-                              "(scale positive)")
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"{p}: field 'threshold' must be in 0..1; got {threshold}")
+        weights, bias, mean, scale, threshold = read_linear(p, d, len(FEATURES))
         question = None
         q = d.get("question")
         if q is not None:
@@ -129,8 +108,57 @@ class Selector:
             except (KeyError, TypeError, ValueError) as e:
                 raise ConfigError(f"{p}: field 'question' must hold features {list(Q_FEATURES)} and "
                                   f"{len(Q_FEATURES)} weights, means and scales ({e})") from None
-        return cls(arrs[0], bias, arrs[1], arrs[2], threshold, str(d.get("encoder", "")), d.get("meta") or {},
-                   question)
+        return cls(weights, bias, mean, scale, threshold, str(d.get("encoder", "")), d.get("meta") or {}, question)
+
+
+# -- a linear model's arithmetic and JSON form, shared with the answerability model ----------------
+def logistic(x: np.ndarray, weights: np.ndarray, bias: float, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Logistic regression on standardised rows of ``x``."""
+    z = ((np.asarray(x, dtype=np.float64) - mean) / scale) @ weights + bias
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+
+
+def linear_dict(weights: np.ndarray, bias: float, mean: np.ndarray, scale: np.ndarray) -> dict:
+    """The JSON fields of a linear model (rounded to 6 decimals)."""
+    def r(a):
+        return [round(float(v), 6) for v in a]
+
+    return {"weights": r(weights), "bias": round(float(bias), 6), "mean": r(mean), "scale": r(scale)}
+
+
+def read_json(p: Path, what: str):
+    """The JSON in file ``p`` (a ``what`` model file); ConfigError when missing or unreadable."""
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file not found: {p}") from None
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{p}: not a readable {what} JSON file ({str(e)[:120]})") from None
+
+
+def read_linear(p: Path, d: dict, n: int) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, float]:
+    """(weights, bias, mean, scale, threshold) of a linear model of ``n`` features read from ``d``
+    (the JSON of file ``p``); ConfigError naming the field that is missing or wrong."""
+    try:
+        arrs = [np.asarray(d[k], dtype=np.float64) for k in ("weights", "mean", "scale")]
+        bias, threshold = float(d["bias"]), float(d.get("threshold", 0.5))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigError(f"{p}: field {e} is missing or not numeric") from None
+    if any(a.shape != (n,) for a in arrs) or not np.all(arrs[2] > 0):
+        raise ConfigError(f"{p}: 'weights', 'mean' and 'scale' must hold {n} numbers (scale positive)")
+    if not 0.0 <= threshold <= 1.0:
+        raise ConfigError(f"{p}: field 'threshold' must be in 0..1; got {threshold}")
+    return arrs[0], bias, arrs[1], arrs[2], threshold
+
+
+def save_json(obj: dict, path: str | Path) -> Path:
+    """``obj`` as indented UTF-8 JSON at ``path``, written to a temporary file and renamed into place."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(p)
+    return p
 
 
 def pair_cosines(vectors, *, pairs: int = 2000, seed: int = 0) -> np.ndarray:
