@@ -147,7 +147,7 @@ def _cmd_train_reader(args: argparse.Namespace) -> int:
         raise QAErrorArg("--layers must be in 1..12, --epochs and --limit at least 1")
     out = Path(args.out or MODEL)
     report = train(args.train, valid_files=args.valid, layers=args.layers, epochs=args.epochs, lr=args.lr,
-                   limit=args.limit, threads=args.threads, out=out)
+                   limit=args.limit, threads=args.threads, out=out, init=args.init)
     text = card(report, "qa train-reader " + " ".join(sys.argv[2:]))
     out.with_name(out.stem.upper() + ".md" if args.out is None else out.stem + ".md").write_text(text, encoding="utf-8")
     print(text)

@@ -39,6 +39,11 @@ MANIFEST_SECTIONS = ("index", "retrieval", "answer", "milvus")
 #: the sections an existing index's manifest contributes to ``qa index``: a rebuild keeps what ``qa tune``
 #: wrote, while build settings come from defaults < qa.toml < CLI
 BUILD_MANIFEST_SECTIONS = ("retrieval",)
+#: defaults that older versions wrote into index manifests, for settings whose meaning moved with the
+#: model behind them (``abstain_threshold``: an answer score, then the selector's probability, now
+#: P(answerable) from the selector and the reader); a manifest holding exactly one of them gets
+#: today's default (a value chosen by hand or by ``qa tune`` is anything else and stays)
+FORMER_DEFAULTS: Mapping[str, tuple[Any, ...]] = {"abstain_threshold": (0.54, 0.74, 0.59)}
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,19 @@ class ResolvedConfig:
             width = max(len(f"{n} = {toml_value(v)}") for n, (v, _) in items.items())
             lines += [f"{n} = {toml_value(v)}".ljust(width) + f"  # {src}" for n, (v, src) in items.items()]
         return "\n".join(lines)
+
+
+def upgrade_manifest_config(config: Mapping[str, Any], where: str = "index manifest") -> dict[str, Any]:
+    """The ``"config"`` of an index manifest without the settings that only hold an older default
+    (:data:`FORMER_DEFAULTS`): those take today's default, with a log line saying so."""
+    out = dict(config)
+    for name, olds in FORMER_DEFAULTS.items():
+        v, now = out.get(name), getattr(Config, name)
+        if isinstance(v, (int, float)) and v != now and any(abs(v - o) < 1e-9 for o in olds):
+            log.info("%s: %s = %s was the default of an older version (for another model); using today's "
+                     "default %s (set it in qa.toml to keep another value)", where, name, v, now)
+            del out[name]
+    return out
 
 
 def resolve_config(*, manifest: Optional[Mapping[str, Any]] = None, toml_path: Optional[str | Path] = None,
@@ -134,6 +152,6 @@ def _merge(values: dict[str, Any], sources: dict[str, str], layer: Mapping[str, 
         sources[name] = source
 
 
-__all__ = ["Config", "ResolvedConfig", "resolve_config", "load_config", "find_toml", "read_toml", "sectioned_toml",
+__all__ = ["Config", "ResolvedConfig", "resolve_config", "upgrade_manifest_config", "FORMER_DEFAULTS", "load_config", "find_toml", "read_toml", "sectioned_toml",
            "settings_doc", "SECTIONS", "SECTION_KEYS", "BUILD_KEYS", "GENERATION_KEYS", "MANIFEST_KEYS",
            "MANIFEST_SECTIONS", "BUILD_MANIFEST_SECTIONS", "MODES", "ANSWERERS", "UNSUPPORTED", "DEFAULT_MODEL"]

@@ -250,3 +250,30 @@ def test_readme_configuration_block_is_sectioned_and_shows_the_defaults(tmp_path
     assert not caplog.records and set(shown) >= {"model", "mode", "dense_weight", "host", "port", "share", "store"}
     assert Config.from_dict(shown) == Config()  # every value shown is the default
     assert "qa config --show" in section and "qa config --show" in readme.split("## Command line", 1)[1]
+
+
+def test_an_older_default_in_a_manifest_gives_way_to_todays(seed_index, tmp_path, caplog):
+    """An index built by an older version recorded that version's abstain_threshold, calibrated for
+    another model; it is read as today's default (logged), while a value set by hand stays."""
+    import shutil
+
+    from qa import Assistant
+    from qa.config import FORMER_DEFAULTS
+    from qa.stores import resolve_settings
+
+    d = tmp_path / "index"
+    shutil.copytree(seed_index, d)
+    manifest = json.loads((d / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["config"]["abstain_threshold"] == Config().abstain_threshold
+    for value, expected, source in [(0.74, Config().abstain_threshold, "default"), (0.8, 0.8, "manifest")]:
+        assert (value in FORMER_DEFAULTS["abstain_threshold"]) == (source == "default")
+        manifest["config"]["abstain_threshold"] = value
+        (d / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="qa"):
+            resolved = resolve_settings(d)
+            loaded = Assistant.load(d, verify=False)
+        assert resolved.config.abstain_threshold == expected and resolved.source("abstain_threshold") == source
+        assert loaded.config.abstain_threshold == expected
+        assert ("older version" in caplog.text) == (source == "default")
+        loaded.close()

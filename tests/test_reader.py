@@ -135,3 +135,33 @@ def test_reader_that_cannot_load_falls_back_to_patterns(assistant):
     hits = assistant.retrieve("Berapa vaksin yang dialokasikan untuk relawan Tagana?", 5)
     ans = patterns.answer("Berapa vaksin yang dialokasikan untuk relawan Tagana?", hits)
     assert patterns.reader is None and ans.text.startswith("350")
+
+
+def test_training_goes_on_from_given_weights(tmp_path):
+    """`qa train-reader --init W` starts from W's layers and head: with a zero learning rate the
+    written weights are W's (a fresh head would not be); W trained with other --layers is refused."""
+    import json
+
+    from safetensors.numpy import load_file
+
+    from qa.adaptation.reader import train
+
+    rows = [{"question": f"Berapa petugas yang divaksin di lapas {n}?",
+             "context": f"Sebanyak {100 + n} petugas divaksin di lapas {n} pada Rabu pagi.",
+             "answers": [{"text": f"{100 + n} petugas", "start": 8}]} for n in range(6)]
+    rows.append({"question": "Siapa gubernur Mars?", "context": "Vaksinasi berjalan lancar.", "is_impossible": True})
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    kw = dict(layers=1, epochs=1, batch=4, cache_dir=tmp_path / "cache", threads=1)
+    first = tmp_path / "a.safetensors"
+    train([data], out=first, lr=1e-3, **kw)
+    again = tmp_path / "b.safetensors"
+    report = train([data], out=again, lr=0.0, init=first, **kw)
+    assert report["init"] == "a.safetensors" and report["rows"] == len(rows)
+    a, b = load_file(str(first)), load_file(str(again))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    fresh = tmp_path / "c.safetensors"
+    train([data], out=fresh, lr=0.0, **kw)
+    assert not (load_file(str(fresh))["head.weight"] == a["head.weight"]).all()
+    with pytest.raises(ValueError, match="--layers is 2"):
+        train([data], out=tmp_path / "d.safetensors", lr=0.0, init=first, **{**kw, "layers": 2})

@@ -117,8 +117,10 @@ def batches(lengths: Sequence[int], size: int, rng: random.Random) -> list[list[
 def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path] = (), layers: int = 3,
           epochs: int = 2, lr: float = 2e-4, batch: int = 32, limit: Optional[int] = None, seed: int = 0,
           min_f1: float = 0.5, cache_dir: str | Path = "/tmp/qa-reader-cache", threads: Optional[int] = None,
-          out: str | Path = MODEL) -> dict[str, Any]:
-    """Train, write ``out`` and return the report (settings, times, validation figures)."""
+          out: str | Path = MODEL, init: Optional[str | Path] = None) -> dict[str, Any]:
+    """Train, write ``out`` and return the report (settings, times, validation figures).
+    ``init``: a reader's weights to start from (same ``layers``; training goes on from them) instead
+    of the base's upper layers and a fresh head."""
     import torch
     if threads:
         torch.set_num_threads(threads)
@@ -138,6 +140,12 @@ def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path
     head = torch.nn.Linear(bert.config.hidden_size, 2)
     torch.nn.init.normal_(head.weight, std=0.02)
     torch.nn.init.zeros_(head.bias)
+    if init is not None:
+        start = Reader.load(init)
+        if start.layers != layers:
+            raise ValueError(f"--init {init} trained its top {start.layers} layers; --layers is {layers}")
+        upper.load_state_dict(start.bert.encoder.layer[n_lower:].state_dict())
+        head.load_state_dict(start.head.state_dict())
     upper.train()
     params = list(upper.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
@@ -183,6 +191,7 @@ def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path
         "layers": layers, "epochs": epochs, "lr": lr, "batch": batch, "max_len": MAX_LEN, "seed": seed,
         "train_files": [Path(p).name for p in train_files], "rows": len(rows), "windows": len(wins),
         "null_windows": sum(w.start == 0 for w in wins), "limit": limit,
+        "init": None if init is None else Path(init).name,
         "seconds": {"lower_cache": round(t_lower, 1), "train": round(t_train, 1)},
         "final_loss": round(float(np.mean(losses[-100:])), 4) if losses else None,
         "threads": torch.get_num_threads()}
@@ -268,7 +277,8 @@ def card(report: dict[str, Any], command: str) -> str:
              + f", one window each ({report['null_windows']} without an answer: start = end = CLS), "
              f"at most {report['max_len']} tokens",
              f"- settings: {report['epochs']} epochs, AdamW lr {report['lr']} (5 % warm-up, linear decay), batch "
-             f"{report['batch']} windows of similar length, seed {report['seed']}, {report['threads']} CPU threads",
+             f"{report['batch']} windows of similar length, seed {report['seed']}, {report['threads']} CPU threads"
+             + (f", starting from the weights of {report['init']}" if report.get("init") else ""),
              f"- time: lower layers cached once in {sec['lower_cache']:.0f} s, training {sec['train']:.0f} s, "
              f"validation {sec.get('valid', 0):.0f} s; total {sec['total'] / 60:.1f} min; final loss "
              f"{report['final_loss']}",

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from ...analyzer import Analyzer
-from ...config import Config
+from ...config import Config, upgrade_manifest_config
 from ...encoders.identity import PACKAGED_MODELS, model_identity
 from ...errors import ConfigError, IndexCorruptError, IndexNotFoundError, ModelMismatchError, QAError
 from .files import DATA_FILES, FORMAT_VERSION, MANIFEST, atomic_write_json, lists_all_files
@@ -37,6 +37,8 @@ def read_manifest(index_dir: str | os.PathLike) -> dict[str, Any]:
     problem = _manifest_problem(manifest)
     if problem:
         raise IndexCorruptError(f"{path} is damaged ({problem}); rebuild with `qa index`")
+    if isinstance(manifest.get("config"), dict):
+        manifest["config"] = upgrade_manifest_config(manifest["config"], str(path))
     return manifest
 
 
