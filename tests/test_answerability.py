@@ -107,3 +107,27 @@ def test_without_the_reader_the_selector_decides_at_its_own_threshold(assistant)
     q = "Berapa vaksin yang dialokasikan untuk relawan Tagana?"
     cands, sel_p, readings, p, threshold = off.answerer.assess(q, off.retrieve(q, 5))
     assert readings is None and p == sel_p and threshold == off.answerer.selector.threshold
+
+
+def test_a_long_quote_keeps_the_window_with_the_question_words():
+    """A candidate longer than a quote, without a lead: the window kept holds the most of the
+    question's words (not the first one met), so the answer next to them stays quoted."""
+    from qa.answer.leads import MAX_QUOTE_CHARS, clip_quote
+
+    first = ("Pada rapat virtual ini Kakanwil menyampaikan hal penting terkait PPKM Darurat kepada seluruh "
+             "Kepala UPT di lingkungan Kanwil, terutama UPT yang berlokasi di tiga wilayah yang termasuk "
+             "dalam daerah yang melaksanakan PPKM Darurat dan wilayah sekitarnya. ")
+    second = ("Pada peraturan tersebut diatur bahwa kegiatan perkantoran di daerah PPKM Darurat dilaksanakan "
+              "dengan WFH 100%, kecuali pada sektor esensial dan vital.")
+    text = first + "Lalu rapat ditutup dengan doa bersama para peserta. " * 2 + second
+    assert len(text) > MAX_QUOTE_CHARS
+    c = NS(article=NS(text=text), start=0, end=len(text))
+    terms = {"sektor", "kecuali", "aturan", "wfh", "daerah", "ppkm", "darurat"}
+    s, e = clip_quote(c, None, terms)
+    assert e - s <= MAX_QUOTE_CHARS and "sektor esensial dan vital" in text[s:e]
+    assert text[s:e] == text[s:e].strip() and (s == 0 or text[s - 1].isspace())
+    # with a lead, the window is around it, wherever the words are
+    at = text.index("tiga wilayah")
+    s, e = clip_quote(c, (at, at + len("tiga wilayah")), terms)
+    assert s <= at and at + len("tiga wilayah") <= e and e - s <= MAX_QUOTE_CHARS
+    assert clip_quote(NS(article=NS(text=second), start=0, end=len(second)), None, terms) == (0, len(second))

@@ -78,16 +78,16 @@ def pattern_lead(analyzer, kind: Optional[str], c, terms: set[str]) -> Optional[
 
 def clip_quote(c, lead: Optional[tuple[int, int]], terms: set[str]) -> tuple[int, int]:
     """Offsets of the quote: the whole candidate, or a window of it around the answer (``lead``:
-    the lead's offsets in the article, always inside the window)."""
+    the lead's offsets in the article, always inside the window); without a lead, the window that
+    holds the most of the question's words (``terms``), the earliest of equals."""
     if c.end - c.start <= MAX_QUOTE_CHARS:
         return c.start, c.end
     text = c.article.text
     low = text[c.start:c.end].lower()
-    anchor = lead[0] - c.start if lead else -1
-    if anchor < 0:
-        hits = [low.find(t) for t in terms if low.find(t) >= 0]
-        anchor = min(hits) if hits else 0
-    s = max(0, anchor - MAX_QUOTE_CHARS // 2)
+    if lead and lead[0] >= c.start:
+        s = max(0, lead[0] - c.start - MAX_QUOTE_CHARS // 2)
+    else:
+        s = _densest_window(low, terms)
     e = min(len(low), s + MAX_QUOTE_CHARS)
     s = max(0, e - MAX_QUOTE_CHARS)
     while s > 0 and not low[s - 1].isspace():  # to word boundaries
@@ -102,6 +102,22 @@ def clip_quote(c, lead: Optional[tuple[int, int]], terms: set[str]) -> tuple[int
     if lead:  # the lead stays inside its quote
         qs, qe = min(qs, lead[0]), max(qe, lead[1])
     return qs, qe
+
+
+def _densest_window(low: str, terms: set[str]) -> int:
+    """Start of the ``MAX_QUOTE_CHARS`` window of ``low`` holding the most distinct ``terms``, those
+    words centred in it (an answer sits next to the question's words, before or after them); the
+    windows tried centre each term occurrence; 0 when none occurs."""
+    found = [(m.start(), m.end(), t) for t in terms if t for m in re.finditer(re.escape(t), low)]
+    best, best_key = 0, (0, 0.0)
+    for a0, _, _ in found:
+        s = min(max(0, a0 - MAX_QUOTE_CHARS // 2), max(0, len(low) - MAX_QUOTE_CHARS))
+        inside = [(a, b, t) for a, b, t in found if s <= a and b <= s + MAX_QUOTE_CHARS]
+        mid = (min(a for a, _, _ in inside) + max(b for _, b, _ in inside)) / 2
+        key = (len({t for _, _, t in inside}), -abs(mid - (s + MAX_QUOTE_CHARS / 2)))
+        if key > best_key:
+            best, best_key = s, key
+    return best
 
 
 __all__ = ["MAX_QUOTE_CHARS", "Reading", "clip_quote", "pattern_lead", "read_best", "reader_lead"]
