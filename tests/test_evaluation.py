@@ -333,6 +333,10 @@ def test_reader_only_tells_reader_errors_from_retriever_errors(reader_only_setup
     assert ro.retrieved_contains_gold == mean([float(bool(r.answer["contains_gold"])) for r in measured]) < 1.0
     assert ro.retrieved_lead_f1 == pytest.approx(mean([r.answer["f1"] for r in measured]))
     assert ro.retrieved_lead_f1 < ro.lead_f1
+    answered = [r for r in measured if r.answer["found"]]
+    assert ro.lead_f1_answered == ro.lead_f1  # the reader answered both
+    assert ro.retrieved_lead_f1_answered == (pytest.approx(mean([r.answer["f1"] for r in answered])) if answered
+                                             else None)
     answerable = [by_id[i] for i in ("ro-kasus", "ro-tagana", "ro-nopassage")]
     assert a.lead_em == pytest.approx(mean([r.answer["em"] for r in answerable]))
     assert a.lead_f1 == pytest.approx(mean([r.answer["f1"] for r in answerable]))
@@ -345,6 +349,7 @@ def test_reader_only_tells_reader_errors_from_retriever_errors(reader_only_setup
     table = report.tables()
     assert "| lead span exact match (SQuAD EM) |" in table and "| lead span token F1 (SQuAD F1) |" in table
     assert "Reader only" in table and "1 without one skipped" in table and "| answered (did not abstain) |" in table
+    assert "| lead span token F1 where answered |" in table
     assert "else its first quote" in table  # the definition of the scored span
     data = json.loads(report.write_json(tmp_path / "r.json").read_text(encoding="utf-8"))
     assert data["answers"]["reader_only"]["n"] == 2 and data["answers"]["reader_only"]["lead_f1"] == ro.lead_f1

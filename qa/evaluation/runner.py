@@ -71,9 +71,10 @@ class ReaderOnlyScores:
     """The answerer given only the gold passage (``Question.context``) as its one hit: reader errors
     without retriever errors. Over the ``n`` answerable questions with gold answers and a context:
     ``contains_gold``, ``lead_em`` and ``lead_f1`` as in :class:`AnswerScores`, and
-    ``answered_share`` (share it did not abstain on). ``skipped``: answerable questions with gold
-    answers but no context (not measured). ``retrieved_*``: the retrieved setting's figures on the
-    same ``n`` questions, for a like-for-like comparison.
+    ``answered_share`` (share it did not abstain on); ``lead_f1_answered``: the lead F1 over the
+    questions it answered (span errors apart from declines). ``skipped``: answerable questions with
+    gold answers but no context (not measured). ``retrieved_*``: the retrieved setting's figures on
+    the same ``n`` questions, for a like-for-like comparison.
     """
 
     n: int = 0
@@ -82,10 +83,12 @@ class ReaderOnlyScores:
     lead_em: Optional[float] = None
     lead_f1: Optional[float] = None
     answered_share: Optional[float] = None
+    lead_f1_answered: Optional[float] = None
     retrieved_contains_gold: Optional[float] = None
     retrieved_lead_em: Optional[float] = None
     retrieved_lead_f1: Optional[float] = None
     retrieved_answered_share: Optional[float] = None
+    retrieved_lead_f1_answered: Optional[float] = None
 
 
 @dataclass
@@ -160,7 +163,9 @@ class EvalReport:
                           f"{_f(r.retrieved_contains_gold)} |",
                           f"| lead span exact match (SQuAD EM) | {_f(r.lead_em)} | {_f(r.retrieved_lead_em)} |",
                           f"| lead span token F1 (SQuAD F1) | {_f(r.lead_f1)} | {_f(r.retrieved_lead_f1)} |",
-                          f"| answered (did not abstain) | {_f(r.answered_share)} | {_f(r.retrieved_answered_share)} |"]
+                          f"| answered (did not abstain) | {_f(r.answered_share)} | {_f(r.retrieved_answered_share)} |",
+                          f"| lead span token F1 where answered | {_f(r.lead_f1_answered)} | "
+                          f"{_f(r.retrieved_lead_f1_answered)} |"]
             lines += ["", "Lead span: the answer's lead (a count, a name, a date) when it has one, else its first "
                           "quote, else \"\" when it abstained."]
         lines += ["", "| stage | median ms | p95 ms |", "|---|---:|---:|"]
@@ -378,10 +383,12 @@ def _reader_only_scores(questions: Sequence[Question], results: Sequence[Questio
         contains_gold=_mean([float(bool(ro["contains_gold"])) for ro, _ in measured]),
         lead_em=_mean([ro["em"] for ro, _ in measured]), lead_f1=_mean([ro["f1"] for ro, _ in measured]),
         answered_share=_mean([float(ro["found"]) for ro, _ in measured]),
+        lead_f1_answered=_mean([ro["f1"] for ro, _ in measured if ro["found"]]),
         retrieved_contains_gold=_mean([float(bool(ret.get("contains_gold"))) for _, ret in measured]),
         retrieved_lead_em=_mean([ret["em"] for _, ret in measured]),
         retrieved_lead_f1=_mean([ret["f1"] for _, ret in measured]),
-        retrieved_answered_share=_mean([float(bool(ret.get("found"))) for _, ret in measured]))
+        retrieved_answered_share=_mean([float(bool(ret.get("found"))) for _, ret in measured]),
+        retrieved_lead_f1_answered=_mean([ret["f1"] for _, ret in measured if ret.get("found")]))
 
 
 __all__ = ["AnswerScores", "EvalReport", "QuestionResult", "ReaderOnlyScores", "RetrieverScores", "evaluate",
