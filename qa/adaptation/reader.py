@@ -27,7 +27,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..answer.reader import (MAX_LEN, MODEL, Reader, Window, allowed_mask, attention_bias, embed, load_base,
-                             pad_batch, run_layers, span_scores, windows)
+                             pad_batch, read_weights, run_layers, span_scores, windows)
 from ..evaluation.metrics import exact_match, token_f1
 from ..evaluation.questions import QuestionFileError, json_object, jsonl_rows
 
@@ -141,11 +141,11 @@ def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path
     torch.nn.init.normal_(head.weight, std=0.02)
     torch.nn.init.zeros_(head.bias)
     if init is not None:
-        start = Reader.load(init)
-        if start.layers != layers:
-            raise ValueError(f"--init {init} trained its top {start.layers} layers; --layers is {layers}")
-        upper.load_state_dict(start.bert.encoder.layer[n_lower:].state_dict())
-        head.load_state_dict(start.head.state_dict())
+        meta, upper_state, head_state = read_weights(Path(init))  # weights only: no second base model
+        if int(meta.get("layers", -1)) != layers:
+            raise ValueError(f"--init {init} trained its top {meta.get('layers')} layers; --layers is {layers}")
+        upper.load_state_dict(upper_state, strict=True)
+        head.load_state_dict(head_state)
     upper.train()
     params = list(upper.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)

@@ -213,6 +213,18 @@ def best_span(ls: Sequence[float], le: Sequence[float], offsets: Sequence[Option
     return best
 
 
+def read_weights(path: Path) -> tuple[dict, dict, dict]:
+    """(metadata, the trained upper layers' state, the head's state) of a reader file."""
+    from safetensors import safe_open
+    if not path.is_file():
+        raise FileNotFoundError(f"no reader weights at {path} (train them: qa train-reader)")
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads((f.metadata() or {}).get("reader", "{}"))
+        weights = {k: f.get_tensor(k).float() for k in f.keys()}
+    upper = {k[len("upper."):]: v for k, v in weights.items() if k.startswith("upper.")}
+    return meta, upper, {"weight": weights["head.weight"], "bias": weights["head.bias"]}
+
+
 class Reader:
     """The loaded reader: ``read(question, text)`` -> :class:`Span` or None."""
 
@@ -238,20 +250,14 @@ class Reader:
     @classmethod
     def _load(cls, path: Path) -> "Reader":
         torch = _require()
-        from safetensors import safe_open
-        if not path.is_file():
-            raise FileNotFoundError(f"no reader weights at {path} (train them: qa train-reader)")
-        with safe_open(str(path), framework="pt") as f:
-            meta = json.loads((f.metadata() or {}).get("reader", "{}"))
-            weights = {k: f.get_tensor(k).float() for k in f.keys()}
+        meta, upper, head_state = read_weights(path)
         layers = int(meta["layers"])
         bert, tok = load_base()
         head = torch.nn.Linear(bert.config.hidden_size, 2)
         n_lower = bert.config.num_hidden_layers - layers
-        upper = {k[len("upper."):]: v for k, v in weights.items() if k.startswith("upper.")}
         mods = torch.nn.ModuleList(bert.encoder.layer[n_lower:])
         mods.load_state_dict(upper, strict=True)
-        head.load_state_dict({"weight": weights["head.weight"], "bias": weights["head.bias"]})
+        head.load_state_dict(head_state)
         head.eval()
         return cls(bert, tok, head, layers, meta)
 
@@ -297,4 +303,4 @@ class Reader:
 
 
 __all__ = ["MAX_ANSWER", "MAX_LEN", "MODEL", "Reader", "Span", "Window", "allowed_mask", "attention_bias",
-           "best_span", "embed", "encode_question", "load_base", "pad_batch", "run_layers", "span_scores", "windows"]
+           "best_span", "embed", "encode_question", "load_base", "read_weights", "pad_batch", "run_layers", "span_scores", "windows"]
