@@ -218,7 +218,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="train on a random sample of this many questions")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--out", default=None, help="weights to write (default: the packaged reader; card: same name, .md)")
-    p.add_argument("--init", default=None, help="reader weights to go on training from (same --layers)")
+    p.add_argument("--init", default=None, help="reader weights to go on training from (trained with --layers or fewer: the layers under its own start from the base)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
 
     p = sub.add_parser("train-fusion", help="train the adaptive fusion model (a dense weight per question) on "

@@ -139,7 +139,8 @@ def test_reader_that_cannot_load_falls_back_to_patterns(assistant):
 
 def test_training_goes_on_from_given_weights(tmp_path):
     """`qa train-reader --init W` starts from W's layers and head: with a zero learning rate the
-    written weights are W's (a fresh head would not be); W trained with other --layers is refused."""
+    written weights are W's (a fresh head would not be); a W of fewer layers goes on top of the base's,
+    one of more layers is refused."""
     import json
 
     from safetensors.numpy import load_file
@@ -163,5 +164,14 @@ def test_training_goes_on_from_given_weights(tmp_path):
     fresh = tmp_path / "c.safetensors"
     train([data], out=fresh, lr=0.0, **kw)
     assert not (load_file(str(fresh))["head.weight"] == a["head.weight"]).all()
-    with pytest.raises(ValueError, match="--layers is 2"):
-        train([data], out=tmp_path / "d.safetensors", lr=0.0, init=first, **{**kw, "layers": 2})
+    # more layers on top of W: W's layer is the top one, the one under it is the base's
+    deeper = tmp_path / "d.safetensors"
+    report = train([data], out=deeper, lr=0.0, init=first, **{**kw, "layers": 2})
+    d = load_file(str(deeper))
+    assert report["layers"] == 2 and d["head.weight"].tolist() == a["head.weight"].tolist()
+    assert all((d["upper.1." + k[len("upper.0."):]] == a[k]).all() for k in a if k.startswith("upper.0."))
+    train([data], out=tmp_path / "e.safetensors", lr=0.0, **{**kw, "layers": 2})
+    base_layer = load_file(str(tmp_path / "e.safetensors"))
+    assert all((d[k] == v).all() for k, v in base_layer.items() if k.startswith("upper.0."))
+    with pytest.raises(ValueError, match="--layers is 1"):  # fewer layers than W trained: refused
+        train([data], out=tmp_path / "f.safetensors", lr=0.0, init=deeper, **kw)

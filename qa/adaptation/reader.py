@@ -119,8 +119,9 @@ def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path
           min_f1: float = 0.5, cache_dir: str | Path = "/tmp/qa-reader-cache", threads: Optional[int] = None,
           out: str | Path = MODEL, init: Optional[str | Path] = None) -> dict[str, Any]:
     """Train, write ``out`` and return the report (settings, times, validation figures).
-    ``init``: a reader's weights to start from (same ``layers``; training goes on from them) instead
-    of the base's upper layers and a fresh head."""
+    ``init``: a reader's weights to start from instead of the base's upper layers and a fresh head:
+    its trained layers become the top ones and its head the head; it may have trained fewer than
+    ``layers`` layers (the layers under its own then start from the base's)."""
     import torch
     if threads:
         torch.set_num_threads(threads)
@@ -142,9 +143,12 @@ def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path
     torch.nn.init.zeros_(head.bias)
     if init is not None:
         meta, upper_state, head_state = read_weights(Path(init))  # weights only: no second base model
-        if int(meta.get("layers", -1)) != layers:
-            raise ValueError(f"--init {init} trained its top {meta.get('layers')} layers; --layers is {layers}")
-        upper.load_state_dict(upper_state, strict=True)
+        had = int(meta.get("layers", -1))
+        if not 1 <= had <= layers:
+            raise ValueError(f"--init {init} trained its top {meta.get('layers')} layers; --layers is {layers} "
+                             f"(allowed: --layers {max(had, 1)} or more)")
+        # its layers go on top; the ones below them (when --layers is larger) start from the base
+        torch.nn.ModuleList(upper[layers - had:]).load_state_dict(upper_state, strict=True)
         head.load_state_dict(head_state)
     upper.train()
     params = list(upper.parameters()) + list(head.parameters())
