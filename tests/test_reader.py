@@ -6,7 +6,7 @@ import sys
 import threading
 import pytest
 
-from qa.answer.reader import MODEL, Reader, windows
+from qa.answer.reader import MODEL, Reader, similar_lengths, windows
 from qa.config import Config
 
 THRESHOLD = Config().reader_threshold  # the answerer's default
@@ -73,8 +73,9 @@ def test_long_text_read_in_windows(reader):
 
 def test_read_many_matches_read_and_threads_agree(reader):
     texts = [t for _, t, _ in CASES]
+    texts.append(" ".join(texts * 4))  # a paragraph-long one: batched apart from the short ones
     one = [reader.read(CASES[0][0], t) for t in texts]
-    many = reader.read_many(CASES[0][0], texts)  # one batch (padded): the same spans and probabilities
+    many = reader.read_many(CASES[0][0], texts)  # batches (padded): the same spans and probabilities
     assert [(s.start, s.end) for s in many] == [(s.start, s.end) for s in one]
     assert [s.probability for s in many] == pytest.approx([s.probability for s in one], abs=1e-4)
     results: dict[int, list] = {}
@@ -90,6 +91,11 @@ def test_read_many_matches_read_and_threads_agree(reader):
     first = [(s.start, s.end) for s in results[0]]
     assert all([(s.start, s.end) for s in results[n]] == first for n in range(4))
     assert Reader.load() is reader  # loaded once per process
+
+
+def test_windows_batched_by_similar_length():
+    assert similar_lengths([10, 100, 11, 12, 200, 13]) == [[0, 2, 3], [5], [1], [4]]
+    assert similar_lengths([]) == [] and similar_lengths([7]) == [[0]]
 
 
 def test_missing_torch_names_what_to_install(monkeypatch):

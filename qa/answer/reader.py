@@ -159,6 +159,18 @@ def embed(bert, ids):
     return bert.embeddings(input_ids=ids, token_type_ids=torch.zeros_like(ids))
 
 
+def similar_lengths(lengths: Sequence[int], ratio: float = 1.25) -> list[list[int]]:
+    """Indices of ``lengths`` in batches whose longest is at most ``ratio`` times their shortest."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and lengths[i] <= ratio * lengths[groups[-1][0]]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
 def pad_batch(seqs: Sequence[Sequence[int]], pad: int = 1):
     """Right-padded (B, L) id tensor and its 0/1 mask."""
     import torch
@@ -275,7 +287,8 @@ class Reader:
         return self.read_many(question, [text])[0]
 
     def read_many(self, question: str, texts: Sequence[str]) -> list[Optional[Span]]:
-        """:meth:`read` of several texts for one question, in one batch."""
+        """:meth:`read` of several texts for one question (batched where their windows are of
+        similar length: padding a sentence to its paragraph's length would cost as much as the paragraph)."""
         import torch
         qids = encode_question(self.tokenizer, question)
         wins: list[tuple[int, Window]] = [(n, w) for n, t in enumerate(texts)
@@ -284,14 +297,18 @@ class Reader:
         nulls = [1.0] * len(texts)
         if not wins:
             return best
+        rows: dict[int, tuple] = {}
         with torch.inference_mode():
-            out, mask = self.logits([w.ids for _, w in wins])
-            allowed = allowed_mask([w for _, w in wins], mask.shape[1])
-            ls, le = span_scores(out[..., 0], out[..., 1], allowed)
-        ls, le = ls.float().numpy(), le.float().numpy()
+            for group in similar_lengths([len(w.ids) for _, w in wins]):
+                out, mask = self.logits([wins[r][1].ids for r in group])
+                allowed = allowed_mask([wins[r][1] for r in group], mask.shape[1])
+                ls, le = span_scores(out[..., 0], out[..., 1], allowed)
+                ls, le = ls.float().numpy(), le.float().numpy()
+                rows.update((r, (ls[g], le[g])) for g, r in enumerate(group))
         for r, (n, w) in enumerate(wins):
-            nulls[n] = min(nulls[n], math.exp(ls[r, 0] + le[r, 0]))
-            score, i, j = best_span(ls[r], le[r], w.offsets)
+            lsr, ler = rows[r]
+            nulls[n] = min(nulls[n], math.exp(lsr[0] + ler[0]))
+            score, i, j = best_span(lsr, ler, w.offsets)
             if score == float("-inf"):
                 continue
             p = math.exp(score)
@@ -303,4 +320,5 @@ class Reader:
 
 
 __all__ = ["MAX_ANSWER", "MAX_LEN", "MODEL", "Reader", "Span", "Window", "allowed_mask", "attention_bias",
-           "best_span", "embed", "encode_question", "load_base", "read_weights", "pad_batch", "run_layers", "span_scores", "windows"]
+           "best_span", "embed", "encode_question", "load_base", "read_weights", "pad_batch", "run_layers", "similar_lengths",
+           "span_scores", "windows"]
