@@ -131,3 +131,23 @@ def test_a_long_quote_keeps_the_window_with_the_question_words():
     s, e = clip_quote(c, (at, at + len("tiga wilayah")), terms)
     assert s <= at and at + len("tiga wilayah") <= e and e - s <= MAX_QUOTE_CHARS
     assert clip_quote(NS(article=NS(text=second), start=0, end=len(second)), None, terms) == (0, len(second))
+
+
+def test_a_long_quote_goes_where_the_reader_looked_even_without_a_lead(assistant):
+    """No lead (the reader's span below ``reader_threshold``), a candidate longer than a quote: the
+    window keeps the reader's span, not the one holding the most question words."""
+    from qa.answer.leads import MAX_QUOTE_CHARS, clip_quote, reader_lead
+
+    shy = type(assistant)(assistant.store, assistant.config.replace(reader_threshold=0.99, abstain_threshold=0.0),
+                          embedder=assistant.embedder, index_dir=assistant.index_dir)
+    q = "Who monitors employees or clients isolated in UPT rooms?"
+    a = shy.answerer
+    cands, _, readings, _, _ = a.assess(q, shy.retrieve(q, 5))
+    best = cands[0]
+    span, at, _ = reader_lead(readings, cands, 0.0)
+    assert best.end - best.start > MAX_QUOTE_CHARS and best.start <= at and at + len(span) <= best.end
+    s, e = clip_quote(best, None, set(a.content_terms(q)))
+    assert not (s <= at and at + len(span) <= e)  # the question words' window would miss it
+    ans = shy.ask(q)
+    assert ans.found and ans.lead is None and span in ans.citations[0].quote
+    assert len(ans.citations[0].quote) <= MAX_QUOTE_CHARS + len(span)

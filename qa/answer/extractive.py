@@ -312,13 +312,18 @@ class ExtractiveAnswerer:
         if not cands or confidence < threshold:
             return abstain(question, hits, lang=lang, query=q, confidence=confidence, answerer=self.name)
         terms = set(self.content_terms(own))
+        focus = None  # where a long quote's window goes: the lead, else the reader's unconfident span
         if readings is not None:
             lead, lead_at, best = reader_lead(readings, cands, self.reader_threshold)
+            hint, hint_at, _ = (lead, lead_at, best) if lead else reader_lead(readings, cands, 0.0)
+            if hint and best.start <= hint_at and hint_at + len(hint) <= best.end:
+                focus = (hint_at, hint_at + len(hint))
         else:
             best = cands[0]
             lead = pattern_lead(self.analyzer, question_type(question), best, terms)
             lead_at = best.article.text.find(lead, best.start, best.end) if lead else -1
             lead = lead if lead_at >= 0 else None
+            focus = (lead_at, lead_at + len(lead)) if lead else None
         chosen = [best]
         covered = terms & set(self.analyzer.tokens(best.text))
         for c in cands:
@@ -333,7 +338,7 @@ class ExtractiveAnswerer:
         citations: list[Citation] = []
         parts: list[str] = []
         for n, c in enumerate(chosen, start=1):
-            qs, qe = clip_quote(c, (lead_at, lead_at + len(lead)) if lead and c is best else None, terms)
+            qs, qe = clip_quote(c, focus if c is best else None, terms)
             art, cs, ce, ps, pe = most_complete(c.article, qs, qe, c.passage_start, c.passage_end, hits)
             citations.append(Citation(n=n, article=art, quote=art.text[cs:ce], start=cs, end=ce,
                                       score=round(c.score, 4), passage_start=ps, passage_end=pe))

@@ -78,8 +78,9 @@ def pattern_lead(analyzer, kind: Optional[str], c, terms: set[str]) -> Optional[
 
 def clip_quote(c, lead: Optional[tuple[int, int]], terms: set[str]) -> tuple[int, int]:
     """Offsets of the quote: the whole candidate, or a window of it around the answer (``lead``:
-    the lead's offsets in the article, always inside the window); without a lead, the window that
-    holds the most of the question's words (``terms``), the earliest of equals."""
+    offsets in the article of the lead, or of the reader's span that was not confident enough to
+    lead; always inside the window); without one, the window that holds the most of the question's
+    words (``terms``), the earliest of equals."""
     if c.end - c.start <= MAX_QUOTE_CHARS:
         return c.start, c.end
     text = c.article.text
