@@ -218,7 +218,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="train on a random sample of this many questions")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--out", default=None, help="weights to write (default: the packaged reader; card: same name, .md)")
-    p.add_argument("--init", default=None, help="reader weights to go on training from (trained with --layers or fewer: the layers under its own start from the base)")
+    p.add_argument("--cache-dir", default="/tmp/qa-reader-cache", help="the frozen layers' outputs, kept between runs")
+    p.add_argument("--init", default=None, help="weights to go on from (of --layers or fewer; the rest from the base)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
 
     p = sub.add_parser("train-fusion", help="train the adaptive fusion model (a dense weight per question) on "
@@ -377,6 +378,7 @@ COMMANDS = {"index": _cmd_index, "add": _cmd_add, "remove": _cmd_remove, "search
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as given (model cards record it)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     for noisy in ("faiss", "faiss.loader", "sentence_transformers", "httpx", "transformers", "pymilvus", "milvus_lite",
                    "bm25s"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Optional
@@ -141,14 +142,20 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command(args: argparse.Namespace) -> str:
+    """The command line that ran, as a card records it: ``qa`` and its arguments as given."""
+    return shlex.join(["qa", *getattr(args, "argv", [args.command])])
+
+
 def _cmd_train_reader(args: argparse.Namespace) -> int:
     from .adaptation.reader import MODEL, card, train
     if args.layers < 1 or args.layers > 12 or args.epochs < 1 or (args.limit is not None and args.limit < 1):
         raise QAErrorArg("--layers must be in 1..12, --epochs and --limit at least 1")
     out = Path(args.out or MODEL)
     report = train(args.train, valid_files=args.valid, layers=args.layers, epochs=args.epochs, lr=args.lr,
-                   limit=args.limit, threads=args.threads, out=out, init=args.init)
-    text = card(report, "qa train-reader " + " ".join(sys.argv[2:]))
+                   limit=args.limit, threads=args.threads, out=out, init=args.init, progress=True,
+                   cache_dir=args.cache_dir)
+    text = card(report, _command(args))
     out.with_name(out.stem.upper() + ".md" if args.out is None else out.stem + ".md").write_text(text, encoding="utf-8")
     print(text)
     return 0
@@ -172,7 +179,7 @@ def _cmd_train_selector(args: argparse.Namespace) -> int:
                              max_declined=args.max_declined, holdout=args.holdout, seed=args.seed,
                              cache=args.cache, progress=not args.no_progress)
     out = selector.save(args.out)
-    command = "qa train-selector " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "qa train-selector"
+    command = _command(args)
     out.with_suffix(".md").write_text(card(selector, report, command), encoding="utf-8")
     print(card(selector, report, command))
     print(f"wrote {out} and its card {out.with_suffix('.md')}; use it with [answer] selector = \"{out}\" and "
@@ -232,7 +239,7 @@ def _cmd_train_fusion(args: argparse.Namespace) -> int:
     model, report = train_fusion(assistant, args.train, valid_files=args.valid, duplicates=corpus.duplicates,
                                  limit=args.limit, seed=args.seed, l2=args.l2)
     out = model.save(args.out)
-    command = "qa train-fusion " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "qa train-fusion"
+    command = _command(args)
     text = card(model, report, command)
     out.with_suffix(".md").write_text(text, encoding="utf-8")
     print(text)

@@ -181,3 +181,23 @@ def test_training_goes_on_from_given_weights(tmp_path):
     assert all((d[k] == v).all() for k, v in base_layer.items() if k.startswith("upper.0."))
     with pytest.raises(ValueError, match="--layers is 1"):  # fewer layers than W trained: refused
         train([data], out=tmp_path / "f.safetensors", lr=0.0, init=deeper, **kw)
+
+
+def test_train_reader_command_shows_progress_and_writes_the_card(tmp_path, capsys):
+    """`qa train-reader` (the command): progress bars for the cached lower layers and the training
+    steps on stderr, the weights and their card beside them."""
+    import json
+
+    from qa.cli import main
+
+    rows = [{"question": f"Berapa petugas yang divaksin di lapas {n}?",
+             "context": f"Sebanyak {100 + n} petugas divaksin di lapas {n} pada Rabu pagi.",
+             "answers": [{"text": f"{100 + n} petugas", "start": 8}]} for n in range(4)]
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
+    out = tmp_path / "mine.safetensors"
+    assert main(["train-reader", "--train", str(data), "--layers", "1", "--epochs", "1", "--threads", "1",
+                 "--out", str(out), "--cache-dir", str(tmp_path / "cache")]) == 0
+    err = capsys.readouterr().err
+    assert "reader: lower 11 layers" in err and "reader: training 1 layers" in err and "4/4" in err
+    assert out.is_file() and "qa train-reader --train" in (tmp_path / "mine.md").read_text(encoding="utf-8")

@@ -76,7 +76,15 @@ def training_window(tokenizer, row: dict) -> Optional[Window]:
     return next((w for w in ws if w.start > 0), None)
 
 
-def lower_cache(bert, wins: list[Window], n_lower: int, cache_dir: Path, batch: int = 64):
+def _bar(total: int, desc: str, progress: bool):
+    """A progress bar (tqdm on stderr), or None."""
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="window")
+
+
+def lower_cache(bert, wins: list[Window], n_lower: int, cache_dir: Path, batch: int = 64, progress: bool = False):
     """float16 outputs of the lower layers for each window, computed once (and kept on disk)."""
     import torch
     key = hashlib.sha256(json.dumps([n_lower, [w.ids for w in wins]]).encode()).hexdigest()[:16]
@@ -90,6 +98,7 @@ def lower_cache(bert, wins: list[Window], n_lower: int, cache_dir: Path, batch: 
     out = np.zeros((int(starts[-1]), bert.config.hidden_size), dtype=np.float16)
     order = sorted(range(len(wins)), key=lambda i: lengths[i])
     t0 = time.perf_counter()
+    bar = _bar(len(order), f"reader: lower {n_lower} layers", progress)
     with torch.inference_mode():
         for b in range(0, len(order), batch):
             idx = order[b:b + batch]
@@ -98,8 +107,12 @@ def lower_cache(bert, wins: list[Window], n_lower: int, cache_dir: Path, batch: 
             h = h.half().numpy()
             for r, i in enumerate(idx):
                 out[starts[i]:starts[i + 1]] = h[r, :lengths[i]]
+            if bar is not None:
+                bar.update(len(idx))
             if (b // batch) % 20 == 0:
                 log.info("lower layers: %d/%d windows, %.0fs", b + len(idx), len(order), time.perf_counter() - t0)
+    if bar is not None:
+        bar.close()
     tmp = f.with_suffix(".tmp.npy")
     np.save(tmp, out)
     tmp.rename(f)
@@ -117,11 +130,12 @@ def batches(lengths: Sequence[int], size: int, rng: random.Random) -> list[list[
 def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path] = (), layers: int = 3,
           epochs: int = 2, lr: float = 2e-4, batch: int = 32, limit: Optional[int] = None, seed: int = 0,
           min_f1: float = 0.5, cache_dir: str | Path = "/tmp/qa-reader-cache", threads: Optional[int] = None,
-          out: str | Path = MODEL, init: Optional[str | Path] = None) -> dict[str, Any]:
+          out: str | Path = MODEL, init: Optional[str | Path] = None, progress: bool = False) -> dict[str, Any]:
     """Train, write ``out`` and return the report (settings, times, validation figures).
     ``init``: a reader's weights to start from instead of the base's upper layers and a fresh head:
     its trained layers become the top ones and its head the head; it may have trained fewer than
-    ``layers`` layers (the layers under its own then start from the base's)."""
+    ``layers`` layers (the layers under its own then start from the base's). ``progress``: bars on
+    stderr for the lower layers' cache and the training steps."""
     import torch
     if threads:
         torch.set_num_threads(threads)
@@ -135,7 +149,7 @@ def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path
     log.info("reader: %d training windows from %d rows (%d without an answer)", len(wins), len(rows),
              sum(w.start == 0 for w in wins))
     t0 = time.perf_counter()
-    cache, starts = lower_cache(bert, wins, n_lower, Path(cache_dir))
+    cache, starts = lower_cache(bert, wins, n_lower, Path(cache_dir), progress=progress)
     t_lower = time.perf_counter() - t0
     upper = bert.encoder.layer[n_lower:]
     head = torch.nn.Linear(bert.config.hidden_size, 2)
@@ -162,6 +176,7 @@ def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path
     t0 = time.perf_counter()
     step = 0
     losses: list[float] = []
+    bar = _bar(epochs * len(wins), f"reader: training {layers} layers", progress)
     for epoch in range(epochs):
         for idx in batches(lengths, batch, rng):
             n = max(lengths[i] for i in idx)
@@ -185,10 +200,15 @@ def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path
             opt.zero_grad()
             losses.append(float(loss.detach()))
             step += 1
+            if bar is not None:
+                bar.update(len(idx))
+                bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses[-50:]):.3f}", refresh=False)
             if step % 50 == 0:
                 log.info("epoch %d step %d/%d loss %.3f, %.0fs", epoch + 1, step, steps,
                          float(np.mean(losses[-50:])), time.perf_counter() - t0)
     t_train = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
     upper.eval()
     head.eval()
     report: dict[str, Any] = {
