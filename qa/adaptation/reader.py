@@ -77,11 +77,9 @@ def training_window(tokenizer, row: dict) -> Optional[Window]:
 
 
 def _bar(total: int, desc: str, progress: bool):
-    """A progress bar (tqdm on stderr), or None."""
-    if not progress:
-        return None
+    """A progress bar over windows (tqdm on stderr; a silent one when not ``progress``)."""
     from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="window")
+    return tqdm(total=total, desc=desc, unit="window", disable=not progress)
 
 
 def lower_cache(bert, wins: list[Window], n_lower: int, cache_dir: Path, batch: int = 64, progress: bool = False):
@@ -107,12 +105,10 @@ def lower_cache(bert, wins: list[Window], n_lower: int, cache_dir: Path, batch: 
             h = h.half().numpy()
             for r, i in enumerate(idx):
                 out[starts[i]:starts[i + 1]] = h[r, :lengths[i]]
-            if bar is not None:
-                bar.update(len(idx))
+            bar.update(len(idx))
             if (b // batch) % 20 == 0:
                 log.info("lower layers: %d/%d windows, %.0fs", b + len(idx), len(order), time.perf_counter() - t0)
-    if bar is not None:
-        bar.close()
+    bar.close()
     tmp = f.with_suffix(".tmp.npy")
     np.save(tmp, out)
     tmp.rename(f)
@@ -200,15 +196,13 @@ def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path
             opt.zero_grad()
             losses.append(float(loss.detach()))
             step += 1
-            if bar is not None:
-                bar.update(len(idx))
-                bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses[-50:]):.3f}", refresh=False)
+            bar.update(len(idx))
+            bar.set_postfix(epoch=epoch + 1, loss=f"{np.mean(losses[-50:]):.3f}", refresh=False)
             if step % 50 == 0:
                 log.info("epoch %d step %d/%d loss %.3f, %.0fs", epoch + 1, step, steps,
                          float(np.mean(losses[-50:])), time.perf_counter() - t0)
     t_train = time.perf_counter() - t0
-    if bar is not None:
-        bar.close()
+    bar.close()
     upper.eval()
     head.eval()
     report: dict[str, Any] = {
