@@ -151,6 +151,42 @@ def test_chat_answers_with_sources_and_follow_ups(served, assistant, browser, mo
         page.close()
 
 
+def test_question_sent_while_an_answer_streams_is_answered_after_it(served, assistant, browser, monkeypatch):
+    """Enter pressed while the previous answer is still being made queues the question (Gradio's
+    default for submit drops it silently, which also made the chat test flaky)."""
+    import threading
+    import time
+
+    first, second = QUESTION, "Kapan vaksinasi dilakukan?"
+    expected = assistant.conversation()
+    want_first = expected.ask(first, k=5, mode="hybrid").text
+    want_second = expected.ask(second, k=5, mode="hybrid").text
+    started = threading.Event()
+    real = type(assistant).ask_stream
+
+    def slow(*a, **kw):  # the real answer, a second late: time for the second Enter to arrive
+        started.set()
+        time.sleep(1.0)
+        yield from real(assistant, *a, **kw)
+
+    monkeypatch.setattr(assistant, "ask_stream", slow)
+    page = _open(browser, url=served[1])
+    try:
+        box = page.locator("#qa-input textarea")
+        box.fill(first)
+        box.press("Enter")
+        assert started.wait(30)
+        box.fill(second)
+        box.press("Enter")  # while the first answer is still being made
+        page.wait_for_function(LAST_BOT_IS, arg=[_norm(want_second), 2], timeout=60_000)
+        bots = page.locator('#qa-chat [data-testid="bot"]')
+        assert _norm(bots.nth(0).inner_text()) == _norm(want_first)
+        users = page.locator('#qa-chat [data-testid="user"]')
+        assert [_norm(users.nth(i).inner_text()) for i in range(2)] == [first, second]
+    finally:
+        page.close()
+
+
 XSS_ARTICLE = {
     "id": "uji-xss",
     "title": "Pelantikan <script>window.__pwned=1</script> Kepala Dinas Perikanan Kota Contoh",

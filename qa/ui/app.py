@@ -236,10 +236,13 @@ def build_app(assistant: Assistant | LiveAssistant, *, examples: Optional[Sequen
 
         io = dict(inputs=[box, chatbot, conv, k, mode, source, date_from, date_to],
                   outputs=[box, chatbot, sources, conv])
-        box.submit(h.respond, **io, **_kw(box.submit, show_progress="hidden", **private))
+        # a question sent while an answer is still streaming is asked after it, never dropped
+        # (Gradio's default for submit, "once", ignores it silently)
+        queued = dict(show_progress="hidden", trigger_mode="always_last", **private)
+        box.submit(h.respond, **io, **_kw(box.submit, **queued))
         if hasattr(chatbot, "example_select"):
             chatbot.example_select(_pick_example, None, box, **_kw(chatbot.example_select, **private)).then(
-                h.respond, **io, **_kw(box.submit, show_progress="hidden", **private))
+                h.respond, **io, **_kw(box.submit, **queued))
         new.click(h.reset, None, [chatbot, sources, conv, box], **_kw(new.click, **private))
         chatbot.clear(h.reset, None, [chatbot, sources, conv, box], **_kw(chatbot.clear, **private))
         gr.api(h.api_ask, api_name="ask")
