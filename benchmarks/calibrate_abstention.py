@@ -48,7 +48,7 @@ def collect(assistant, paths, limit=None):
         for q in read_questions(path, limit=limit):
             hits = assistant.retrieve(q.question, k=assistant.config.answer_k)
             cands, sel_p, readings, _, _ = answerer.assess(q.question, hits)
-            spans = [r.span for r in readings] if readings is not None else []
+            spans = [r.span for r in readings if r.cand is None] if readings is not None else []
             key = q.articles[0] if q.articles else q.id
             recs.append({"file": Path(path).name, "half": int(hashlib.md5(key.encode()).hexdigest(), 16) % 2,
                          "answerable": bool(q.answerable), "selector": sel_p, "x": features(sel_p, spans).tolist()})

@@ -190,7 +190,8 @@ class Assistant:
                         query_vector=lambda text: pipeline.embed(pipeline.query(text)), selector=selector,
                         threshold=self.config.abstain_threshold, max_idf=self.store.max_idf,
                         corpus_lang=self.corpus_lang, cosine_map=cos_map, reader=self._reader_loader(),
-                        reader_threshold=self.config.reader_threshold)
+                        reader_threshold=self.config.reader_threshold,
+                        reader_paragraphs=self.config.reader_paragraphs)
         return self._answerer
 
     def _reader_loader(self):

@@ -169,6 +169,8 @@ class Config:
     selector: str = setting("answer", "", "sentence selector weights (JSON, `qa train-selector`); empty: packaged")
     reader: str = setting("answer", "", "span reader weights (`qa train-reader`); empty: packaged; off: patterns")
     reader_threshold: float = setting("answer", 0.05, "span probability below which no lead is given", lo=0.0, hi=1.0)
+    reader_paragraphs: int = setting("answer", 2, "paragraphs the span reader reads; the paragraph chooser picks "
+                                     "the one to answer from (1: the selector's best only)", lo=1, hi=8)
     answerer: str = setting("answer", "extractive", "extractive (quotes only, no LLM) or openai (an OpenAI-compatible "
                             "chat server: Ollama, llama.cpp server, vLLM, LM Studio)", choices=ANSWERERS, llm=True)
     llm_base_url: str = setting("answer", "", "the server's base URL, e.g. http://localhost:11434/v1 (Ollama); "
@@ -374,10 +376,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 def sectioned_toml(settings: Mapping[str, Any]) -> str:
     """``settings`` (flat) written as TOML sections, in the order of :data:`SECTIONS`."""
     parts = []
-    for s in SECTIONS:
-        names = [n for n in SECTION_KEYS[s] if n in settings]
-        if names:
-            parts.append(f"[{s}]\n" + "\n".join(f"{n} = {toml_value(settings[n])}" for n in names))
+    for s, names in ((s, [n for n in SECTION_KEYS[s] if n in settings]) for s in SECTIONS):
+        parts += [f"[{s}]\n" + "\n".join(f"{n} = {toml_value(settings[n])}" for n in names)] if names else []
     return "\n\n".join(parts)
 
 

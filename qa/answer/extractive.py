@@ -29,9 +29,10 @@ from ..encoders.cache import VectorCache
 from ..synonyms import expand
 from ..types import Answer, Article, Citation, Hit
 from .answerability import Answerability
+from .chooser import Chooser, choose_paragraph
 from .base import abstain
 from .lang import detect_lang
-from .leads import MAX_QUOTE_CHARS, Reading, clip_quote, pattern_lead, read_best, reader_lead
+from .leads import MAX_QUOTE_CHARS, Reading, clip_quote, pattern_lead, pick_others, read_best, reader_lead
 from .selector import FEATURES, Selector, log_len
 from .spans import QUESTION_WORDS, _matches, _spans, question_type, strip_clitic  # noqa: F401 (re-exported)
 
@@ -94,7 +95,9 @@ class ExtractiveAnswerer:
     retrieval pipeline's (cached) query embedding. ``reader``: a loader of the span reader
     (``Reader.load``), called on first use; None, or a loader that fails (torch missing): leads chosen
     by the question-kind patterns. ``reader_threshold``: span probability below which there is no lead.
-    ``threshold``: the probability that the passages answer (``answerability``, default the packaged
+    ``reader_paragraphs``: paragraphs the reader reads, the best candidate's and those of the next
+    best candidates in other paragraphs; ``chooser`` (default the packaged one) picks the one to answer
+    from (:mod:`.chooser`). ``threshold``: the probability that the passages answer (``answerability``, default the packaged
     model, over the selector's and the reader's outputs) below which the answerer abstains (None: the
     model's calibrated threshold); without a reader the selector's own probability decides, against
     the selector's calibrated threshold.
@@ -108,7 +111,8 @@ class ExtractiveAnswerer:
                  selector: Optional[Selector] = None, threshold: Optional[float] = None, max_quotes: int = 2,
                  max_idf: float = 5.0, corpus_lang: Optional[str] = None, cache_size: int = 4096,
                  cosine_map: tuple[float, float] = (1.0, 0.0), reader: Optional[Callable[[], Any]] = None,
-                 reader_threshold: float = 0.05, answerability: Optional[Answerability] = None):
+                 reader_threshold: float = 0.05, answerability: Optional[Answerability] = None,
+                 reader_paragraphs: int = 1, chooser: Optional[Chooser] = None):
         self.analyzer = analyzer
         self.idf = idf
         self.encoder = encoder
@@ -128,6 +132,10 @@ class ExtractiveAnswerer:
         self._cache = VectorCache(cache_size)  # sentences the index did not store
         self.reader_loader = reader
         self.reader_threshold = reader_threshold
+        if not isinstance(reader_paragraphs, int) or isinstance(reader_paragraphs, bool) or reader_paragraphs < 1:
+            raise ValueError(f"reader_paragraphs must be a positive integer; got {reader_paragraphs!r}")
+        self.reader_paragraphs = reader_paragraphs
+        self.chooser = chooser or (Chooser.load() if reader is not None and reader_paragraphs > 1 else None)
         self._reader: Any = None
         self._reader_lock = threading.Lock()
 
@@ -289,8 +297,10 @@ class ExtractiveAnswerer:
     # -- answer -----------------------------------------------------------------------------
     def assess(self, question: str, hits: Sequence[Hit], *, query: Optional[str] = None
                ) -> tuple[list[Candidate], float, Optional[list[Reading]], float, float]:
-        """(candidates best first, the selector's probability, the reader's readings of the best one
-        (None without a reader), P(answerable), the threshold it is compared with: infinite when the
+        """(candidates best first, the selector's probability, the reader's readings (None without a
+        reader): of the best candidate's paragraph and of it, then of the best candidates of the next
+        ``reader_paragraphs - 1`` paragraphs (``Reading.cand`` set; read with a chooser only),
+        P(answerable) from the first two, the threshold it is compared with: infinite when the
         selector's probability is below the model's ``selector_floor``)."""
         own = " ".join(strip_clitic(w) for w in question.split())
         cands = self.candidates(hits, vectors=True)
@@ -299,8 +309,9 @@ class ExtractiveAnswerer:
         reader = self.reader if cands else None
         if reader is None or self.answerability is None:
             return cands, selector_p, None, selector_p, self.selector.threshold
-        readings = read_best(reader, question, cands[0])
-        p = self.answerability(selector_p, [r.span for r in readings])
+        others = pick_others(cands, self.reader_paragraphs - 1) if self.chooser is not None else []
+        readings = read_best(reader, question, cands[0], others)
+        p = self.answerability(selector_p, [r.span for r in readings if r.cand is None])
         # below the selector floor nothing passes (a threshold above any probability)
         return cands, selector_p, readings, p, self.threshold if selector_p >= self.answerability.selector_floor else math.inf
 
@@ -314,6 +325,7 @@ class ExtractiveAnswerer:
         terms = set(self.content_terms(own))
         focus = None  # where a long quote's window goes: the lead, else the reader's unconfident span
         if readings is not None:
+            cands, readings = choose_paragraph(self.chooser, cands, readings)
             lead, lead_at, best = reader_lead(readings, cands, self.reader_threshold)
             hint, hint_at, _ = (lead, lead_at, best) if lead else reader_lead(readings, cands, 0.0)
             if hint and best.start <= hint_at and hint_at + len(hint) <= best.end:

@@ -22,25 +22,44 @@ MAX_QUOTE_CHARS = 320
 @dataclass(frozen=True)
 class Reading:
     """One span the reader found: ``span`` (offsets into the text read) and where that text starts
-    in the article (``offset``); ``span`` None: nothing to read."""
+    in the article (``offset``); ``span`` None: nothing to read. ``cand``: the other candidate that
+    was read (None: the best candidate or its paragraph)."""
 
     span: Any
     offset: int
+    cand: Any = None
 
 
-def read_best(reader, question: str, best) -> list[Reading]:
-    """The reader's best span of ``best``'s paragraph and of ``best`` itself (that order)."""
+def read_best(reader, question: str, best, others: Sequence = ()) -> list[Reading]:
+    """The reader's best span of ``best``'s paragraph and of ``best`` itself (that order), then of
+    each of ``others`` alone (:func:`pick_others`; ``Reading.cand`` set), in one batch."""
     text = best.article.text
     views = [(best.passage_start, max(best.passage_end, best.end)), (best.start, best.end)]
-    spans = reader.read_many(question, [text[lo:hi] for lo, hi in views])
-    return [Reading(s, lo) for s, (lo, _) in zip(spans, views)]
+    spans = reader.read_many(question, [text[lo:hi] for lo, hi in views] +
+                             [c.article.text[c.start:c.end] for c in others])
+    return ([Reading(s, lo) for s, (lo, _) in zip(spans, views)] +
+            [Reading(s, c.start, c) for s, c in zip(spans[len(views):], others)])
+
+
+def pick_others(cands: Sequence, n: int) -> list:
+    """Up to ``n`` candidates after ``cands[0]``, best first, each the best of a paragraph not seen yet."""
+    seen = {(cands[0].article.id, cands[0].passage_start)} if cands else set()
+    picked = []
+    for c in cands[1:]:
+        if len(picked) >= n:
+            break
+        if (c.article.id, c.passage_start) not in seen:
+            seen.add((c.article.id, c.passage_start))
+            picked.append(c)
+    return picked
 
 
 def reader_lead(readings: Sequence[Reading], cands: Sequence, threshold: float) -> tuple[Optional[str], int, Any]:
     """(lead, offset in the article, the candidate to quote first) from the most probable reading;
-    (None, -1, cands[0]) when it is below ``threshold`` or no candidate sentence holds it."""
+    (None, -1, cands[0]) when it is below ``threshold`` or no candidate sentence holds it. The
+    readings are of ``cands[0]``'s article (:func:`read_best`; those of other candidates are left out)."""
     best = cands[0]
-    got = [r for r in readings if r.span is not None]
+    got = [r for r in readings if r.span is not None and r.cand is None]
     if not got:
         return None, -1, best
     r = max(got, key=lambda r: r.span.probability)
@@ -121,4 +140,4 @@ def _densest_window(low: str, terms: set[str]) -> int:
     return best
 
 
-__all__ = ["MAX_QUOTE_CHARS", "Reading", "clip_quote", "pattern_lead", "read_best", "reader_lead"]
+__all__ = ["MAX_QUOTE_CHARS", "Reading", "clip_quote", "pattern_lead", "pick_others", "read_best", "reader_lead"]

@@ -139,11 +139,19 @@ def read_json(p: Path, what: str):
 def read_linear(p: Path, d: dict, n: int) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, float]:
     """(weights, bias, mean, scale, threshold) of a linear model of ``n`` features read from ``d``
     (the JSON of file ``p``); ConfigError naming the field that is missing or wrong."""
-    try:
-        arrs = [np.asarray(d[k], dtype=np.float64) for k in ("weights", "mean", "scale")]
-        bias, threshold = float(d["bias"]), float(d.get("threshold", 0.5))
-    except (KeyError, TypeError, ValueError) as e:
-        raise ConfigError(f"{p}: field {e} is missing or not numeric") from None
+    def num(k: str, default=None):
+        if k not in d and default is None:
+            raise ConfigError(f"{p}: field '{k}' is missing")
+        try:
+            return np.asarray(d.get(k, default), dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{p}: field '{k}' is not numeric") from None
+
+    arrs = [num(k) for k in ("weights", "mean", "scale")]
+    bias, threshold = num("bias"), num("threshold", 0.5)
+    if bias.shape or threshold.shape:
+        raise ConfigError(f"{p}: fields 'bias' and 'threshold' must be single numbers")
+    bias, threshold = float(bias), float(threshold)
     if any(a.shape != (n,) for a in arrs) or not np.all(arrs[2] > 0):
         raise ConfigError(f"{p}: 'weights', 'mean' and 'scale' must hold {n} numbers (scale positive)")
     if not 0.0 <= threshold <= 1.0:

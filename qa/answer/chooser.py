@@ -1,0 +1,124 @@
+"""Which paragraph to answer from: the selector's best one, or one the reader found a better answer in.
+
+The selector rates sentences from the outside (cosine, shared words, answer type); on news, where
+several articles tell nearly the same story, its best sentence is often in a paragraph without the
+answer while the paragraph of its second or third best holds it (FacQA valid: the best candidate's
+paragraph holds a gold answer for 76 % of answerable questions, one of the best four paragraphs for
+92 %). The span reader also reads the best candidate of each of the next paragraphs (the candidate alone:
+as good for the choice as its whole paragraph, at a fraction of the cost), and a logistic
+regression over the selector's and the reader's outputs for each (:data:`FEATURES`) gives the
+probability that the paragraph holds the answer; the answer comes from the most probable one.
+
+The reader alone is no judge between paragraphs (its span probability is normalised within the
+text read: the most probable span over four paragraphs holds the answer less often than the
+selector's choice), which is why the model weighs both. Weights are fitted on labelled valid
+questions asked through the whole assistant (``benchmarks/fit_chooser.py --fit``) and ship as
+JSON (``models/chooser.json``, card ``models/CHOOSER.md``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+from .leads import Reading
+from .selector import fit, linear_dict, logistic, read_json, read_linear, save_json
+
+FEATURES = ("selector_logp", "selector_gap", "span_logp", "null_logp", "span_gap", "null_gap", "is_first",
+            "hit_rank")
+PACKAGED = Path(__file__).with_name("models") / "chooser.json"
+FORMAT = "qa-paragraph-chooser/1"
+EPS = 1e-6
+
+
+def _logp(p: float) -> float:
+    return math.log(min(max(float(p), EPS), 1.0))
+
+
+def features(scores: Sequence[float], spans: Sequence[Optional[object]], hit_ranks: Sequence[int]) -> np.ndarray:
+    """(len(scores), len(FEATURES)): for each paragraph read, best first, the selector's probability
+    of its best candidate (``scores``), the reader's span there (None: nothing read) and the rank of
+    the retrieved passage it is in; gaps are against the best of all paragraphs."""
+    sel = np.array([_logp(s) for s in scores])
+    span = np.array([_logp(s.probability) if s is not None else _logp(0.0) for s in spans])
+    null = np.array([_logp(s.null) if s is not None else 0.0 for s in spans])
+    x = np.zeros((len(scores), len(FEATURES)))
+    if not len(scores):
+        return x
+    x[:, 0], x[:, 1] = sel, sel - sel.max()
+    x[:, 2], x[:, 3] = span, null
+    x[:, 4], x[:, 5] = span - span.max(), null - null.min()
+    x[0, 6] = 1.0
+    x[:, 7] = [1.0 / max(int(r), 1) for r in hit_ranks]
+    return x
+
+
+@dataclass
+class Chooser:
+    """Logistic regression over :data:`FEATURES`: P(the paragraph holds the answer)."""
+
+    weights: np.ndarray
+    bias: float
+    mean: np.ndarray
+    scale: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+    def probability(self, x: np.ndarray) -> np.ndarray:
+        return np.atleast_1d(logistic(x, self.weights, self.bias, self.mean, self.scale))
+
+    def choose(self, x: np.ndarray) -> int:
+        """The row of ``x`` (paragraphs, best-by-selector first) to answer from; 0 on ties."""
+        if len(x) <= 1:
+            return 0
+        p = self.probability(x)
+        return int(np.argmax(p))
+
+    @classmethod
+    def fit(cls, x: np.ndarray, y: np.ndarray, *, l2: float = 1.0) -> "Chooser":
+        """Fitted on paragraph rows ``x`` and labels ``y`` (1: holds a gold answer), deterministically."""
+        s = fit(x, y, l2=l2)
+        return cls(s.weights, s.bias, s.mean, s.scale)
+
+    def to_dict(self) -> dict:
+        return {"format": FORMAT, "features": list(FEATURES),
+                **linear_dict(self.weights, self.bias, self.mean, self.scale), "threshold": 0.5, "meta": self.meta}
+
+    def save(self, path: str | Path) -> Path:
+        return save_json(self.to_dict(), path)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> "Chooser":
+        """The model in ``path`` (default: the packaged one); ConfigError naming the problem."""
+        p = Path(path) if path else PACKAGED
+        d = read_json(p, "paragraph chooser")
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ConfigError(f"{p}: field 'format' must be {FORMAT!r} (written by benchmarks/fit_chooser.py --fit)")
+        if d.get("features") != list(FEATURES):
+            raise ConfigError(f"{p}: field 'features' must be {list(FEATURES)}; got {d.get('features')}")
+        weights, bias, mean, scale, _ = read_linear(p, d, len(FEATURES))
+        return cls(weights, bias, mean, scale, d.get("meta") or {})
+
+
+def choose_paragraph(chooser: Chooser, cands: list, readings: list) -> tuple[list, list]:
+    """The candidates (best first) and readings to answer from. ``readings``: :func:`~.leads.read_best`'s,
+    with the other candidates it read (:func:`~.leads.pick_others`). As they are, without those
+    readings, or, when ``chooser`` prefers the paragraph of another candidate, that candidate first
+    with its reading."""
+    own = [r for r in readings if r.cand is None]
+    others = [r for r in readings if r.cand is not None]
+    if not cands or not own or not others:
+        return cands, own
+    chosen = [cands[0]] + [r.cand for r in others]
+    x = features([c.score for c in chosen], [own[0].span] + [r.span for r in others], [c.hit_rank for c in chosen])
+    i = chooser.choose(x)
+    if i == 0:
+        return cands, own
+    c = chosen[i]
+    return [c] + [d for d in cands if d is not c], [Reading(others[i - 1].span, others[i - 1].offset)]
+
+
+__all__ = ["Chooser", "choose_paragraph", "FEATURES", "FORMAT", "PACKAGED", "features"]

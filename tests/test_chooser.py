@@ -1,0 +1,121 @@
+"""The paragraph chooser (qa/answer/chooser.py): which of the top paragraphs the answer comes from.
+The shipped model, its file checks, the reading it triggers (a recording fake reader for the
+bookkeeping), and the real reader and encoder on articles written for this test."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace as NS
+
+import numpy as np
+import pytest
+
+from qa.answer.chooser import FEATURES, PACKAGED, Chooser, choose_paragraph, features
+from qa.answer.leads import pick_others, read_best, reader_lead
+from qa.config import Config
+from qa.errors import ConfigError
+
+
+def test_packaged_model_is_small_readable_json_with_its_card():
+    d = json.loads(PACKAGED.read_text(encoding="utf-8"))
+    assert d["features"] == list(FEATURES) and PACKAGED.stat().st_size < 10_000
+    m = Chooser.load()
+    assert m.meta.get("questions", 0) > 1000 and "qa_facqa_valid.jsonl" in m.meta["fitted_on"]
+    assert m.meta["paragraphs"] == Config().reader_paragraphs
+    assert (PACKAGED.parent / "CHOOSER.md").is_file()
+
+
+def test_features_are_finite_and_relative_to_the_best():
+    x = features([0.9, 0.5, 0.2], [NS(probability=0.3, null=0.2), None, NS(probability=0.9, null=0.01)], [1, 3, 2])
+    assert x.shape == (3, len(FEATURES)) and np.isfinite(x).all()
+    col = {f: i for i, f in enumerate(FEATURES)}
+    assert x[:, col["selector_gap"]].max() == 0 and x[:, col["span_gap"]].max() == 0
+    assert x[2, col["span_gap"]] == 0 and x[1, col["span_gap"]] < x[0, col["span_gap"]] < 0
+    assert list(x[:, col["is_first"]]) == [1, 0, 0] and list(x[:, col["hit_rank"]]) == [1, 1 / 3, 1 / 2]
+    assert features([], [], []).shape == (0, len(FEATURES))
+
+
+def test_fit_save_load_and_bad_files_name_the_problem(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, len(FEATURES)))
+    y = (x[:, 2] - x[:, 0] > 0).astype(float)
+    m = Chooser.fit(x, y)
+    assert ((m.probability(x) > 0.5) == (y > 0)).mean() > 0.9
+    p = m.save(tmp_path / "c.json")
+    back = Chooser.load(p)
+    assert np.allclose(back.probability(x), m.probability(x), atol=1e-4)
+    assert back.choose(x[:3]) == int(np.argmax(m.probability(x[:3]))) and back.choose(x[:1]) == 0
+    d = json.loads(p.read_text())
+    for bad, field in (({**d, "format": "x"}, "format"), ({**d, "features": ["a"]}, "features"),
+                       ({**d, "weights": [1]}, "weights"), ({**d, "bias": "x"}, "bias")):
+        p.write_text(json.dumps(bad))
+        with pytest.raises(ConfigError, match=field):
+            Chooser.load(p)
+    with pytest.raises(ConfigError, match="not found"):
+        Chooser.load(tmp_path / "none.json")
+
+
+class RecordingReader:
+    """Reads nothing: returns the span it is told for each text, and records what it was given."""
+
+    def __init__(self, spans):
+        self.spans, self.calls = spans, []
+
+    def read_many(self, question, texts):
+        self.calls.append(list(texts))
+        return [self.spans.get(t) for t in texts]
+
+
+def _cand(article, start, end, score, rank, ps, pe):
+    return NS(article=article, start=start, end=end, score=score, hit_rank=rank, passage_start=ps, passage_end=pe)
+
+
+def _span_first_chooser():
+    """A chooser that follows the reader's span probability alone."""
+    w = np.zeros(len(FEATURES))
+    w[FEATURES.index("span_logp")] = 1.0
+    return Chooser(w, 0.0, np.zeros(len(FEATURES)), np.ones(len(FEATURES)))
+
+
+def test_one_candidate_per_paragraph_read_in_one_batch_and_the_chosen_one_moves_first():
+    a = NS(id="a", text="Satu dua tiga. Empat lima enam.\n\nTujuh delapan sembilan.")
+    b = NS(id="b", text="Kepala lapas adalah Dwi Hartono.")
+    best = _cand(a, 0, 14, 0.9, 1, 0, 31)
+    same_para = _cand(a, 15, 31, 0.8, 1, 0, 31)  # its paragraph is read already: skipped
+    other = _cand(b, 0, len(b.text), 0.6, 2, 0, len(b.text))
+    third = _cand(a, 33, len(a.text), 0.5, 1, 33, len(a.text))
+    cands = [best, same_para, other, third]
+    assert pick_others(cands, 2) == [other, third] and pick_others(cands, 1) == [other]
+    reader = RecordingReader({a.text[:14]: NS(start=0, end=4, probability=0.2, null=0.3),
+                              b.text: NS(start=20, end=31, probability=0.9, null=0.01),
+                              a.text[33:]: NS(start=0, end=5, probability=0.1, null=0.5)})
+    readings = read_best(reader, "Siapa kepala lapas?", best, pick_others(cands, 2))
+    assert reader.calls == [[a.text[:31], a.text[:14], b.text, a.text[33:]]]  # paragraph, sentence, others
+    assert [r.cand for r in readings] == [None, None, other, third]
+    got, mine = choose_paragraph(_span_first_chooser(), cands, readings)
+    assert got[0] is other and sorted(map(id, got)) == sorted(map(id, cands)) and len(got) == 4
+    assert len(mine) == 1 and mine[0].span.start == 20 and mine[0].offset == 0 and mine[0].cand is None
+    # the reader's own lead then comes from the chosen candidate
+    assert reader_lead(mine, got, 0.05)[0] == "Dwi Hartono"
+    # kept: the best one stays first and only its own readings go on
+    w = np.zeros(len(FEATURES))
+    w[FEATURES.index("is_first")] = 1.0
+    keep = Chooser(w, 0.0, np.zeros(len(FEATURES)), np.ones(len(FEATURES)))
+    got, mine = choose_paragraph(keep, cands, readings)
+    assert got == cands and mine == readings[:2]
+    assert choose_paragraph(keep, cands, readings[:2]) == (cands, readings[:2])  # nothing else read
+
+
+def test_real_reader_answers_from_the_paragraph_that_holds_the_answer(assistant):
+    """A question of the seed fixture: the selector's best sentence is about Banten's governor; the
+    next paragraph read names the head of the correctional division."""
+    q = "What is the nickname of Banten's head of the correctional division?"
+    answers = {}
+    for n in (1, 2):
+        a = type(assistant)(assistant.store, assistant.config.replace(reader_paragraphs=n),
+                            embedder=assistant.embedder, index_dir=assistant.index_dir)
+        assert (a.answerer.chooser is not None) == (n > 1)
+        answers[n] = a.ask(q)
+    assert "Nirhono" not in answers[1].text
+    assert answers[2].found and answers[2].lead and "Nirhono" in answers[2].lead
+    cite = answers[2].citations[0]
+    assert "Nirhono" in cite.quote and cite.article.text[cite.start:cite.end] == cite.quote
