@@ -37,8 +37,9 @@ def rounded(m: dict) -> dict:
             "declined_answerable": round(m["declined_answerable"], 3)}
 
 
-def collect(assistant, paths, limit=None):
-    """One record per question: file, passage half, answerable, selector probability, features."""
+def collect(assistant, paths, limit=None, base=False):
+    """One record per question: file, passage half, answerable, selector probability, features
+    (``base``: without the other paragraphs' reading)."""
     from qa.answer.answerability import features
     from qa.evaluation import read_questions
 
@@ -49,9 +50,10 @@ def collect(assistant, paths, limit=None):
             hits = assistant.retrieve(q.question, k=assistant.config.answer_k)
             cands, sel_p, readings, _, _ = answerer.assess(q.question, hits)
             spans = [r.span for r in readings if r.cand is None] if readings is not None else []
+            others = [r.span for r in readings if r.cand is not None] if readings is not None else []
             key = q.articles[0] if q.articles else q.id
             recs.append({"file": Path(path).name, "half": int(hashlib.md5(key.encode()).hexdigest(), 16) % 2,
-                         "answerable": bool(q.answerable), "selector": sel_p, "x": features(sel_p, spans).tolist()})
+                         "answerable": bool(q.answerable), "selector": sel_p, "x": features(sel_p, spans, None if base else others).tolist()})
     return recs
 
 
@@ -82,6 +84,8 @@ def main(argv=None):
     ap.add_argument("--max-declined", type=float, default=0.15)
     ap.add_argument("--selector-floor", type=float, default=0.7,
                     help="decline below this selector probability whatever the model says (default 0.7)")
+    ap.add_argument("--features", choices=("others", "base"), default="others",
+                    help="others (default): also the other paragraphs' 'no answer' (OTHER_FEATURES); base: FEATURES")
     ap.add_argument("--limit", type=int, default=None, help="questions per file (default: all)")
     ap.add_argument("--fit", default=None, help="write the fitted answerability model here")
     ap.add_argument("--json", default=None)
@@ -91,7 +95,7 @@ def main(argv=None):
 
     assistant, _ = pool_assistant(args.pool, args.index)
     t0 = time.time()
-    recs = collect(assistant, args.questions, args.limit)
+    recs = collect(assistant, args.questions, args.limit, base=args.features == "base")
     seconds = time.time() - t0
     with_null = {r["file"] for r in recs if not r["answerable"]}
     if not with_null:

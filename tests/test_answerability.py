@@ -9,7 +9,7 @@ from types import SimpleNamespace as NS
 import numpy as np
 import pytest
 
-from qa.answer.answerability import FEATURES, PACKAGED, Answerability, features
+from qa.answer.answerability import FEATURES, OTHER_FEATURES, PACKAGED, Answerability, features
 from qa.answer.leads import Reading, reader_lead
 from qa.config import Config
 from qa.errors import ConfigError
@@ -17,8 +17,9 @@ from qa.errors import ConfigError
 
 def test_packaged_model_is_small_readable_json_and_the_default_threshold():
     d = json.loads(PACKAGED.read_text(encoding="utf-8"))
-    assert d["features"] == list(FEATURES) and PACKAGED.stat().st_size < 10_000
+    assert d["features"] == list(OTHER_FEATURES) and PACKAGED.stat().st_size < 10_000
     m = Answerability.load()
+    assert m.names == OTHER_FEATURES
     assert Config().abstain_threshold == pytest.approx(m.threshold, abs=0.005)
     assert m.meta.get("questions", 0) > 1000 and "qa_idkmrc_valid.jsonl" in m.meta["data"]
     assert (PACKAGED.parent / "ANSWERABILITY.md").is_file()
@@ -31,6 +32,24 @@ def test_more_probable_span_and_less_probable_null_mean_more_answerable():
     assert unsure < sure
     assert m(0.2, [NS(probability=0.5, null=0.1)] * 2) < m(0.95, [NS(probability=0.5, null=0.1)] * 2)
     assert np.isfinite(features(0.0, [None, None])).all()  # nothing read: still a number
+    assert np.isfinite(features(0.0, [None, None], [None])).all()
+
+
+def test_the_other_paragraphs_reading_counts_and_a_model_without_it_still_loads(tmp_path):
+    m = Answerability.load()
+    own = [NS(probability=0.4, null=0.3), NS(probability=0.4, null=0.3)]
+    found = m(0.8, own, [NS(probability=0.8, null=0.01)])
+    nothing = m(0.8, own, [NS(probability=0.1, null=0.9)])
+    assert found > nothing
+    # no other paragraph read (reader_paragraphs = 1): as if it were as sure as the best candidate's
+    assert m(0.8, own, []) == pytest.approx(m(0.8, own, [NS(probability=0.4, null=0.3)]))
+    x = features(0.8, own)
+    assert x.shape == (len(FEATURES),) and features(0.8, own, []).shape == (len(OTHER_FEATURES),)
+    rng = np.random.default_rng(1)
+    older = Answerability.fit(rng.normal(size=(200, len(FEATURES))), (rng.random(200) > 0.5).astype(float))
+    assert older.names == FEATURES
+    loaded = Answerability.load(older.save(tmp_path / "five.json"))
+    assert loaded.names == FEATURES and loaded(0.8, own, [NS(probability=0.8, null=0.01)]) == pytest.approx(loaded(0.8, own))
 
 
 def test_fit_separates_and_bad_files_name_the_problem(tmp_path):
@@ -75,9 +94,10 @@ def test_confidence_is_the_models_probability_and_decides(assistant):
     hits = assistant.retrieve(q, 5)
     cands, sel_p, readings, p, threshold = a.assess(q, hits)
     own = [r.span for r in readings if r.cand is None]  # the best candidate's paragraph, and it
+    others = [r.span for r in readings if r.cand is not None]
     assert readings is not None and len(own) == 2 and threshold == a.threshold
     assert len(readings) <= 2 + a.reader_paragraphs - 1  # and the best candidates of other paragraphs
-    assert p == pytest.approx(a.answerability(sel_p, own))
+    assert p == pytest.approx(a.answerability(sel_p, own, others))
     ans = assistant.ask(q)
     assert ans.found and ans.confidence == pytest.approx(p, abs=1e-3)
     strict = type(assistant)(assistant.store, assistant.config.replace(abstain_threshold=min(1.0, p + 0.01)),

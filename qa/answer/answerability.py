@@ -3,7 +3,9 @@
 The selector's question-level probability (:meth:`~qa.answer.selector.Selector.answerable`) judges
 the candidate sentences from the outside (cosine, shared words, answer type); the span reader has
 read the question and the best sentences together and says how probable its best span is and how
-probable "no answer here" is. A logistic regression over both (:data:`FEATURES`, standardised) gives
+probable "no answer here" is (and, when the paragraph chooser read the best candidates of other
+paragraphs, how probable "no answer" is there: :data:`OTHER_FEATURES`). A logistic regression over
+both (:data:`FEATURES` or :data:`OTHER_FEATURES`, standardised) gives
 ``P(answerable)``, the answer's ``confidence``; the answerer declines below ``[answer]
 abstain_threshold``, and also whenever the selector's own probability is below ``selector_floor``:
 the reader has only learnt "no answer" from questions written against the passage it reads
@@ -27,6 +29,9 @@ from ..errors import ConfigError
 from .selector import fit, linear_dict, logistic, read_json, read_linear, save_json
 
 FEATURES = ("selector_logit", "span_logp", "null_logp", "best_span_logp", "best_null_logp")
+#: a model may add this one: the lowest "no answer" over the other paragraphs' readings (the paragraph
+#: chooser's, ``[answer] reader_paragraphs`` > 1), the own readings' when there are none
+OTHER_FEATURES = FEATURES + ("other_null_logp",)
 PACKAGED = Path(__file__).with_name("models") / "answerability.json"
 FORMAT = "qa-answerability/1"
 EPS = 1e-6
@@ -41,22 +46,29 @@ def _logp(p: float) -> float:
     return math.log(min(max(float(p), EPS), 1.0))
 
 
-def features(selector_p: float, spans: Sequence[Optional[object]]) -> np.ndarray:
+def features(selector_p: float, spans: Sequence[Optional[object]],
+             others: Optional[Sequence[Optional[object]]] = None) -> np.ndarray:
     """:data:`FEATURES` from the selector's probability and the reader's spans of the candidates it
     read, best candidate first (None: a candidate with nothing to read). ``span_logp`` / ``null_logp``:
-    the most probable span over all of them, and the least "no answer"; ``best_*``: the best candidate's."""
+    the most probable span over all of them, and the least "no answer"; ``best_*``: the best candidate's.
+    With ``others`` (the spans of the other paragraphs' candidates, possibly none): :data:`OTHER_FEATURES`."""
     read = [s for s in spans if s is not None]
     first = spans[0] if spans else None
-    return np.array([_logit(selector_p),
-                     _logp(max((s.probability for s in read), default=0.0)),
-                     _logp(min((s.null for s in read), default=1.0)),
-                     _logp(first.probability if first is not None else 0.0),
-                     _logp(first.null if first is not None else 1.0)])
+    null = min((s.null for s in read), default=1.0)
+    row = [_logit(selector_p),
+           _logp(max((s.probability for s in read), default=0.0)),
+           _logp(null),
+           _logp(first.probability if first is not None else 0.0),
+           _logp(first.null if first is not None else 1.0)]
+    if others is not None:
+        row.append(_logp(min((s.null for s in others if s is not None), default=null)))
+    return np.array(row)
 
 
 @dataclass
 class Answerability:
-    """Logistic regression over :data:`FEATURES`; ``threshold``: the calibrated decline threshold."""
+    """Logistic regression over :data:`FEATURES` (or :data:`OTHER_FEATURES`: ``names``); ``threshold``:
+    the calibrated decline threshold."""
 
     weights: np.ndarray
     bias: float
@@ -65,23 +77,30 @@ class Answerability:
     threshold: float = 0.5
     meta: dict = field(default_factory=dict)
     selector_floor: float = 0.0  # below this selector probability the answerer declines, whatever the model says
+    names: tuple = FEATURES  # the features it reads
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         """P(answerable) of each row of ``x`` (n, len(FEATURES)), or of the one row ``x``."""
         return logistic(x, self.weights, self.bias, self.mean, self.scale)
 
-    def __call__(self, selector_p: float, spans: Sequence[Optional[object]]) -> float:
-        return float(self.probability(features(selector_p, spans)))
+    def __call__(self, selector_p: float, spans: Sequence[Optional[object]],
+                 others: Sequence[Optional[object]] = ()) -> float:
+        """P(answerable) from the selector's probability, the best candidate's readings (``spans``)
+        and the other paragraphs' (``others``, read by a model with :data:`OTHER_FEATURES` only)."""
+        x = features(selector_p, spans, others if len(self.names) > len(FEATURES) else None)
+        return float(self.probability(x))
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, *, l2: float = 1.0) -> "Answerability":
-        """Fitted on feature rows ``x`` and labels ``y`` (1: answerable), deterministically."""
+        """Fitted on feature rows ``x`` (:data:`FEATURES` or :data:`OTHER_FEATURES` columns) and labels
+        ``y`` (1: answerable), deterministically."""
         s = fit(x, y, l2=l2)
-        return cls(s.weights, s.bias, s.mean, s.scale)
+        names = OTHER_FEATURES if x.shape[1] == len(OTHER_FEATURES) else FEATURES
+        return cls(s.weights, s.bias, s.mean, s.scale, names=names)
 
     # -- persistence (JSON, no pickle) -----------------------------------------------------------
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "features": list(FEATURES),
+        return {"format": FORMAT, "features": list(self.names),
                 **linear_dict(self.weights, self.bias, self.mean, self.scale),
                 "threshold": round(float(self.threshold), 4), "selector_floor": round(float(self.selector_floor), 4),
                 "meta": self.meta}
@@ -97,16 +116,18 @@ class Answerability:
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ConfigError(f"{p}: field 'format' must be {FORMAT!r} (written by "
                               "benchmarks/calibrate_abstention.py --fit)")
-        if d.get("features") != list(FEATURES):
-            raise ConfigError(f"{p}: field 'features' must be {list(FEATURES)}; got {d.get('features')}")
-        weights, bias, mean, scale, threshold = read_linear(p, d, len(FEATURES))
+        names = next((n for n in (FEATURES, OTHER_FEATURES) if d.get("features") == list(n)), None)
+        if names is None:
+            raise ConfigError(f"{p}: field 'features' must be {list(FEATURES)} or {list(OTHER_FEATURES)}; "
+                              f"got {d.get('features')}")
+        weights, bias, mean, scale, threshold = read_linear(p, d, len(names))
         try:
             floor = float(d.get("selector_floor", 0.0))
         except (TypeError, ValueError):
             raise ConfigError(f"{p}: field 'selector_floor' is not numeric") from None
         if not 0.0 <= floor <= 1.0:
             raise ConfigError(f"{p}: field 'selector_floor' must be in 0..1; got {floor}")
-        return cls(weights, bias, mean, scale, threshold, d.get("meta") or {}, floor)
+        return cls(weights, bias, mean, scale, threshold, d.get("meta") or {}, floor, names)
 
 
-__all__ = ["Answerability", "FEATURES", "FORMAT", "PACKAGED", "features"]
+__all__ = ["Answerability", "FEATURES", "FORMAT", "OTHER_FEATURES", "PACKAGED", "features"]

@@ -311,7 +311,8 @@ class ExtractiveAnswerer:
             return cands, selector_p, None, selector_p, self.selector.threshold
         others = pick_others(cands, self.reader_paragraphs - 1) if self.chooser is not None else []
         readings = read_best(reader, question, cands[0], others)
-        p = self.answerability(selector_p, [r.span for r in readings if r.cand is None])
+        p = self.answerability(selector_p, [r.span for r in readings if r.cand is None],
+                               [r.span for r in readings if r.cand is not None])
         # below the selector floor nothing passes (a threshold above any probability)
         return cands, selector_p, readings, p, self.threshold if selector_p >= self.answerability.selector_floor else math.inf
 
