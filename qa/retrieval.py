@@ -1,6 +1,6 @@
 """The retrieval pipeline, the one place where a question becomes ranked passages:
 
-    analyze -> lexical candidates -> dense candidates -> fuse -> hits
+    analyze -> lexical candidates -> dense candidates -> fuse (-> re-rank the head) -> hits
 
 :meth:`qa.Assistant.retrieve`, ``qa eval`` (which times each stage), ``qa tune`` (which fuses the
 same candidates under many settings) and the benchmarks all run these stages; the store
@@ -10,7 +10,9 @@ Fusion (``settings.fusion``): ``"convex"`` scores BM25's candidates (plus the de
 found fewer than ``k``, see :func:`~qa.fusion.convex_candidates`) with both retrievers' real
 scores (the BM25 score, and the exact cosine of each candidate's stored vector) and mixes their
 min-max normalised values with ``dense_weight``; ``"rrf"`` fuses the two lists by rank;
-``"adaptive"`` is convex with a weight per question (:mod:`qa.fusion_adaptive`).
+``"adaptive"`` is convex with a weight per question (:mod:`qa.fusion_adaptive`). After convex
+fusion, ``settings.rerank == "sentences"`` re-orders the head of the list by each passage's best
+stored sentence (:mod:`qa.rerank`).
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ from .errors import ConfigError
 from .filters import Filter
 from .fusion import convex, convex_candidates, rrf
 from .fusion_adaptive import SHIPPED, adaptive_weight, shipped_model
+from .rerank import features as rerank_features
+from .rerank import sentence_cosines, shipped_reranker
 from .stores.base import Ranked, Store
 from .synonyms import expand
 from .types import Hit
@@ -129,19 +133,48 @@ class Pipeline:
             return list(c.dense)
         if settings.fusion == "rrf":
             return rrf([c.lexical, c.dense], k=settings.rrf_k)
+        ranked, dn = self.convex_fuse(c, settings, k)
+        if getattr(settings, "rerank", "off") == "sentences" and dn:
+            ranked = self.rerank(ranked, c, dn)
+        return ranked
+
+    def convex_fuse(self, c: Candidates, settings: Any, k: int) -> tuple[Ranked, dict[int, float]]:
+        """Convex fusion (``"convex"`` or ``"adaptive"``): the ranked list and the dense scores it
+        mixed, by passage (empty when there were no candidates to score)."""
         w = settings.dense_weight
         if settings.fusion == "adaptive":  # convex with this question's weight (qa/fusion_adaptive.py)
             model = shipped_model(getattr(settings, "fusion_model", "") or SHIPPED)
             w = adaptive_weight(c.lexical, c.dense, len(c.tokens), model)
         ids = convex_candidates(c.lexical, c.dense, k, pool=settings.fusion_pool)
         if not ids:
-            return convex(c.lexical, c.dense, dense_weight=w)
+            return convex(c.lexical, c.dense, dense_weight=w), {}
         bm = self._lexical_scores(c, ids, union=settings.fusion_pool == "union")
         dn = self.store.dense_scores(c.vector, ids) if c.vector is not None else None
         if dn is None:
             known = dict(c.dense)
             dn = [known.get(d, 0.0) for d in ids]
-        return convex(list(zip(ids, bm)), list(zip(ids, dn)), dense_weight=w)
+        return convex(list(zip(ids, bm)), list(zip(ids, dn)), dense_weight=w), dict(zip(ids, dn))
+
+    def rerank_features(self, ranked: Ranked, c: Candidates, dn: dict[int, float], depth: int) -> Optional[np.ndarray]:
+        """:mod:`qa.rerank`'s features of the first ``depth`` passages of ``ranked`` (``dn``: their dense
+        cosines; the BM25 score is the one of BM25's own candidate list, 0 for a passage it did not
+        list); None when there is nothing to re-order (fewer than two passages, no query vector, a
+        store without sentence vectors)."""
+        head = list(ranked[:depth])
+        if len(head) < 2 or c.vector is None:
+            return None
+        ids = [d for d, _ in head]
+        cos = sentence_cosines(self.store, c.vector, ids)
+        if cos is None:
+            return None
+        bm = dict(c.lexical)
+        return rerank_features([s for _, s in head], [dn.get(d, 0.0) for d in ids], [bm.get(d, 0.0) for d in ids], *cos)
+
+    def rerank(self, ranked: Ranked, c: Candidates, dn: dict[int, float]) -> Ranked:
+        """``ranked`` with its head re-ordered by the shipped :class:`~qa.rerank.Reranker`."""
+        model = shipped_reranker()
+        x = self.rerank_features(ranked, c, dn, model.depth)
+        return ranked if x is None else model.rerank(ranked, x)
 
     def _lexical_scores(self, c: Candidates, ids: list[int], *, union: bool) -> list[float]:
         """BM25 scores of the convex candidates. BM25 returns every chunk with a positive score up to

@@ -22,6 +22,7 @@ SECTIONS = ("index", "retrieval", "answer", "ui", "milvus")
 MODES = ("hybrid", "bm25", "dense")
 FUSIONS = ("convex", "rrf", "adaptive")
 FUSION_POOLS = ("lexical", "union")
+RERANKS = ("sentences", "off")
 ANSWERERS = ("extractive", "openai")
 UNSUPPORTED = ("flag", "remove")
 DEFAULT_MODEL = "multilingual-e5-small"
@@ -72,10 +73,8 @@ class Spec:
         """What the setting accepts, in words: ``hybrid | bm25 | dense``, ``integer 50..20000``..."""
         if self.choices:
             return " | ".join(self.choices)
-        if self.kind is bool:
-            return "true | false"
-        if self.kind is int:
-            return f"integer {int(self.lo)}..{int(self.hi)}"
+        if self.kind in (bool, int):
+            return "true | false" if self.kind is bool else f"integer {int(self.lo)}..{int(self.hi)}"
         return f"number {self.lo:g}..{self.hi:g}" if self.kind is float else "string"
 
 
@@ -151,6 +150,7 @@ class Config:
     fusion_pool: str = setting("retrieval", "union", "passages convex fusion scores: lexical (BM25's; dense ones "
                                "only when BM25 finds fewer than k) or union (both lists)", choices=FUSION_POOLS)
     fusion_model: str = setting("retrieval", "", "adaptive fusion weights (JSON, `qa train-fusion`); empty: packaged")
+    rerank: str = setting("retrieval", "sentences", "re-order the fused top 20 by best stored sentence", choices=RERANKS)
     rrf_k: int = setting("retrieval", 60, "RRF constant", lo=1, hi=10000)
     candidates: int = setting("retrieval", 100, "candidates taken from each retriever before fusion", lo=1, hi=100000)
     bm25_k1: float = setting("retrieval", 1.5, "BM25 k1", lo=0.0, hi=10.0)

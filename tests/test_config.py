@@ -18,7 +18,7 @@ BRIEF_SECTIONS = {
     "index": ["model", "chunk_size", "chunk_overlap", "stopwords", "stemming", "title_in_index", "batch_size",
               "device", "lexical_engine", "lexical_threshold", "dense_index", "dense_threshold", "hnsw_m",
               "hnsw_ef_construction", "vector_dtype", "sentence_vectors", "near_duplicates"],
-    "retrieval": ["mode", "fusion", "dense_weight", "fusion_pool", "fusion_model", "rrf_k", "candidates", "bm25_k1",
+    "retrieval": ["mode", "fusion", "dense_weight", "fusion_pool", "fusion_model", "rerank", "rrf_k", "candidates", "bm25_k1",
                   "bm25_b", "hnsw_ef_search", "expand_abbreviations", "fold_duplicates"],
     "ui": ["host", "port", "share", "allow_upload", "upload_max_files", "upload_max_mb"],
 }

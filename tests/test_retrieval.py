@@ -89,7 +89,7 @@ def test_union_pool_scores_dense_only_passages_with_both_retrievers(assistant):
     lex, vec = pipe.lexical(q, 3), pipe.embed(q)  # a short BM25 list: passages beyond it still score
     den = pipe.dense(vec, 10)
     assert [d for d, _ in den if d not in dict(lex)]
-    cfg = assistant.config.replace(fusion_pool="union", dense_weight=0.5)
+    cfg = assistant.config.replace(fusion_pool="union", dense_weight=0.5, rerank="off")  # the fusion itself
     fused = dict(pipe.fuse(Candidates(lex, den, vec, None, q.tokens), "hybrid", cfg, 3))
     assert set(fused) == set(dict(lex)) | set(dict(den))
     ids = list(fused)
