@@ -60,9 +60,9 @@ def main(argv=None):
     ap.add_argument("--out", default=None, help="write the fitted model here")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
-    from qa.answer.selector import fit
     from qa.evaluation import read_questions
     from qa.evaluation.pool import pool_assistant
+    from qa.linear import fit_logistic
     from qa.rerank import FEATURES, Reranker
 
     assistant, _ = pool_assistant(args.pool, args.index)
@@ -79,8 +79,7 @@ def main(argv=None):
     train = [r for r in rows["train"] if r["x"] is not None]
     x = np.vstack([r["x"] for r in train])
     y = np.concatenate([[a in r["gold"] for a in r["articles"][:len(r["x"])]] for r in train]).astype(float)
-    s = fit(x, y, l2=1.0)
-    model = Reranker(s.weights, s.bias, s.mean, s.scale, args.depth)
+    model = Reranker(*fit_logistic(x, y, l2=1.0), depth=args.depth)
     files = list(dict.fromkeys(r["file"] for r in rows["valid"]))
     out = {"depth": args.depth, "train_questions": len(train), "features": list(FEATURES),
            "valid": {"fused": r_at_1(rows["valid"]), "re-ranked": r_at_1(rows["valid"], model)},

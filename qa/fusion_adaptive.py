@@ -21,6 +21,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .fusion import Ranked
+from .linear import save_json
 
 #: the features, in the model's order (the JSON file names them; a mismatch is an error)
 FEATURES = ("bm25_top", "bm25_gap", "bm25_entropy", "bm25_hits", "dense_top", "dense_gap", "dense_spread",
@@ -110,10 +111,8 @@ class AdaptiveModel:
                 "theta": self.theta.tolist(), "bias": self.bias.tolist(), "meta": self.meta or {}}
 
     def save(self, path: str | os.PathLike) -> Path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
-        return p
+        """The model as JSON at ``path`` (written to a temporary file and renamed into place)."""
+        return save_json(self.to_dict(), path)
 
     @classmethod
     def from_dict(cls, d: object, where: str = "adaptive fusion model") -> "AdaptiveModel":

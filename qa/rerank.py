@@ -12,8 +12,6 @@ small JSON file (the shipped one: ``qa/fusion_models/rerank.json``, card ``reran
 """
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -21,6 +19,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .errors import ConfigError
+from .linear import linear_dict, logistic, read_json, read_linear, save_json
 
 FEATURES = ("fused", "fused_gap", "dense_gap", "bm25_share", "sentence_gap", "sentence", "second_minus_best",
             "inverse_rank", "dense", "best_sentence")
@@ -39,17 +38,25 @@ def features(fused: Sequence[float], dense: Sequence[float], bm25: Sequence[floa
                             1.0 / np.arange(1, len(f) + 1), f[:, 1], (f[:, 3] >= top_sentence).astype(np.float64)])
 
 
-def sentence_cosines(store, vector: np.ndarray, ids: Sequence[int]) -> Optional[tuple[list[float], list[float]]]:
+def sentence_cosines(store, vector: np.ndarray, ids: Sequence[int],
+                     cache: Optional[dict] = None) -> Optional[tuple[list[float], list[float]]]:
     """The best and second-best sentence cosine of each passage (a passage of one sentence: the
-    best twice; of none: 0); None when the store keeps no sentence vectors."""
+    best twice; of none: 0); None when the store keeps no sentence vectors. ``cache`` (a dict kept
+    per query vector) holds the pairs already computed, by passage id: ``qa tune`` fuses the same
+    question under many settings."""
     best, second = [], []
     for d in ids:
-        stored = store.sentence_vectors(d)
-        if stored is None:
-            return None
-        cos = np.sort(np.asarray(stored[1], dtype=np.float32) @ vector)[::-1] if len(stored[1]) else np.zeros(1)
-        best.append(float(cos[0]))
-        second.append(float(cos[1] if len(cos) > 1 else cos[0]))
+        pair = cache.get(d) if cache is not None else None
+        if pair is None:
+            stored = store.sentence_vectors(d)
+            if stored is None:
+                return None
+            cos = np.sort(np.asarray(stored[1], dtype=np.float32) @ vector)[::-1] if len(stored[1]) else np.zeros(1)
+            pair = (float(cos[0]), float(cos[1] if len(cos) > 1 else cos[0]))
+            if cache is not None:
+                cache[d] = pair
+        best.append(pair[0])
+        second.append(pair[1])
     return best, second
 
 
@@ -65,8 +72,7 @@ class Reranker:
     meta: dict = field(default_factory=dict)
 
     def probability(self, x: np.ndarray) -> np.ndarray:
-        z = ((np.atleast_2d(x) - self.mean) / self.scale) @ self.weights + self.bias
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+        return logistic(np.atleast_2d(x), self.weights, self.bias, self.mean, self.scale)
 
     def rerank(self, ranked: Sequence[tuple[int, float]], x: np.ndarray) -> list[tuple[int, float]]:
         """``ranked`` with its first ``len(x)`` passages ordered by the model's probability (their new
@@ -84,46 +90,26 @@ class Reranker:
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "features": list(FEATURES), "depth": self.depth,
-                "weights": [round(float(w), 6) for w in self.weights], "bias": round(float(self.bias), 6),
-                "mean": [round(float(m), 6) for m in self.mean], "scale": [round(float(s), 6) for s in self.scale],
-                "meta": self.meta}
+                **linear_dict(self.weights, self.bias, self.mean, self.scale), "meta": self.meta}
 
     def save(self, path: str | Path) -> Path:
-        p = Path(path)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1) + "\n", encoding="utf-8")
-        tmp.replace(p)
-        return p
+        """The model as JSON at ``path`` (written to a temporary file and renamed into place)."""
+        return save_json(self.to_dict(), path)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> "Reranker":
         """The model in ``path`` (default: the shipped one); ConfigError naming the file and field."""
         p = Path(path) if path else SHIPPED
-        try:
-            d = json.loads(p.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"re-rank model {p} not found") from None
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"{p}: not a readable JSON re-rank model ({e})") from None
+        d = read_json(p, "re-rank model")
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise ConfigError(f"{p}: field 'format' must be {FORMAT!r} (written by benchmarks/fit_rerank.py)")
         if d.get("features") != list(FEATURES):
             raise ConfigError(f"{p}: field 'features' must be {list(FEATURES)}; got {d.get('features')}")
-        arrays = {}
-        for name in ("weights", "mean", "scale"):
-            v = d.get(name)
-            if not isinstance(v, list) or len(v) != len(FEATURES) or not all(
-                    isinstance(t, (int, float)) and math.isfinite(t) for t in v):
-                raise ConfigError(f"{p}: field {name!r} must be {len(FEATURES)} finite numbers")
-            arrays[name] = np.array(v, dtype=np.float64)
-        if not (arrays["scale"] > 0).all():
-            raise ConfigError(f"{p}: field 'scale' must be positive")
-        bias, depth = d.get("bias"), d.get("depth")
-        if not isinstance(bias, (int, float)) or not math.isfinite(bias):
-            raise ConfigError(f"{p}: field 'bias' must be a finite number")
+        weights, bias, mean, scale, _ = read_linear(p, d, len(FEATURES))
+        depth = d.get("depth")
         if not isinstance(depth, int) or isinstance(depth, bool) or not 2 <= depth <= 1000:
             raise ConfigError(f"{p}: field 'depth' must be an integer in 2..1000; got {depth!r}")
-        return cls(arrays["weights"], float(bias), arrays["mean"], arrays["scale"], depth, d.get("meta") or {})
+        return cls(weights, bias, mean, scale, depth, d.get("meta") or {})
 
 
 _shipped: dict[str, Reranker] = {}

@@ -71,6 +71,7 @@ class Candidates:
     fused: Optional[Ranked] = None  # set when the store fused on its side
     tokens: tuple[str, ...] = ()  # the analyzed query (BM25 scores of dense-only passages in a union)
     lexical_index: Any = None  # BM25 with other parameters than the store's (tuning), for those scores
+    sentences: Optional[dict] = None  # best/second sentence cosines by passage, kept across fusions (tuning)
 
 
 QUERY_CACHE = 256
@@ -164,7 +165,7 @@ class Pipeline:
         if len(head) < 2 or c.vector is None:
             return None
         ids = [d for d, _ in head]
-        cos = sentence_cosines(self.store, c.vector, ids)
+        cos = sentence_cosines(self.store, c.vector, ids, c.sentences)
         if cos is None:
             return None
         bm = dict(c.lexical)
@@ -277,7 +278,8 @@ def describe(settings: dict[str, Any]) -> str:
     pool = " union" if s.get("fusion_pool") == "union" else ""
     fusion = {"convex": f"convex{pool} w={s['dense_weight']}", "rrf": f"rrf k={s.get('rrf_k')}"}.get(
         s["fusion"], f"{s['fusion']}{pool}")
-    return f"hybrid {fusion} cand={s['candidates']} {bm25}{chunk}"
+    rerank = " rerank" if s.get("rerank") == "sentences" and s["fusion"] in ("convex", "adaptive") else ""
+    return f"hybrid {fusion}{rerank} cand={s['candidates']} {bm25}{chunk}"
 
 
 __all__ = ["Candidates", "MAX_QUERY_CHARS", "Pipeline", "Query", "check_query", "dedupe_articles", "describe"]

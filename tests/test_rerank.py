@@ -90,3 +90,23 @@ def test_a_store_without_sentence_vectors_keeps_the_fused_order(assistant, monke
     assert [h.chunk.id for h in kept] == [h.chunk.id for h in off]
     assert [h.score for h in kept] == pytest.approx([h.score for h in off])
     assert shipped_reranker() is shipped_reranker()  # loaded once
+
+
+def test_sentence_cosines_are_kept_across_fusions_of_one_question(assistant, monkeypatch):
+    """``qa tune`` fuses each question under many settings: the cache computes each passage once."""
+    v = assistant.pipeline.embed_text("Siapa Kalapas Kelas IIB Amuntai?")
+    ids = [h.chunk.id for h in _without(assistant).retrieve("Siapa Kalapas Kelas IIB Amuntai?", 4)]
+    cache: dict = {}
+    first = sentence_cosines(assistant.store, v, ids, cache)
+    assert set(cache) == set(ids) and first == sentence_cosines(assistant.store, v, ids)
+    assert all(b >= s for b, s in zip(*first))
+    monkeypatch.setattr(assistant.store, "sentence_vectors", lambda chunk_id: pytest.fail("recomputed"))
+    assert sentence_cosines(assistant.store, v, ids, cache) == first
+
+
+def test_the_eval_label_names_the_rerank():
+    from qa.retrieval import describe
+    s = {"mode": "hybrid", "fusion": "convex", "fusion_pool": "union", "dense_weight": 0.7, "candidates": 100,
+         "bm25_k1": 1.5, "bm25_b": 0.75, "rerank": "sentences"}
+    assert "rerank" in describe(s) and "rerank" not in describe({**s, "rerank": "off"})
+    assert "rerank" not in describe({**s, "fusion": "rrf", "rrf_k": 60})

@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from .selector import fit, linear_dict, logistic, read_json, read_linear, save_json
+from ..linear import fit_logistic, linear_dict, logistic, read_json, read_linear, save_json
 
 FEATURES = ("selector_logit", "span_logp", "null_logp", "best_span_logp", "best_null_logp")
 #: a model may add this one: the lowest "no answer" over the other paragraphs' readings (the paragraph
@@ -94,9 +94,9 @@ class Answerability:
     def fit(cls, x: np.ndarray, y: np.ndarray, *, l2: float = 1.0) -> "Answerability":
         """Fitted on feature rows ``x`` (:data:`FEATURES` or :data:`OTHER_FEATURES` columns) and labels
         ``y`` (1: answerable), deterministically."""
-        s = fit(x, y, l2=l2)
+        w, b, mean, scale = fit_logistic(x, y, l2=l2)
         names = OTHER_FEATURES if x.shape[1] == len(OTHER_FEATURES) else FEATURES
-        return cls(s.weights, s.bias, s.mean, s.scale, names=names)
+        return cls(w, b, mean, scale, names=names)
 
     # -- persistence (JSON, no pickle) -----------------------------------------------------------
     def to_dict(self) -> dict:

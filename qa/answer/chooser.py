@@ -26,7 +26,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .leads import Reading
-from .selector import fit, linear_dict, logistic, read_json, read_linear, save_json
+from ..linear import fit_logistic, linear_dict, logistic, read_json, read_linear, save_json
 
 FEATURES = ("selector_logp", "selector_gap", "span_logp", "null_logp", "span_gap", "null_gap", "is_first",
             "hit_rank")
@@ -80,8 +80,8 @@ class Chooser:
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, *, l2: float = 1.0) -> "Chooser":
         """Fitted on paragraph rows ``x`` and labels ``y`` (1: holds a gold answer), deterministically."""
-        s = fit(x, y, l2=l2)
-        return cls(s.weights, s.bias, s.mean, s.scale)
+        w, b, mean, scale = fit_logistic(x, y, l2=l2)
+        return cls(w, b, mean, scale)
 
     def to_dict(self) -> dict:
         return {"format": FORMAT, "features": list(FEATURES),

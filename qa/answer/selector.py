@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from ..linear import fit_logistic, linear_dict, logistic, read_json, read_linear, save_json  # noqa: F401 (re-exported)
 
 KINDS = ("number", "date", "person", "place", "reason")
 FEATURES = ("cos", "cos_gap", "cos_best", "lex", "lex_gap", "lex_best", "ctx_lex", *(f"kind_{k}" for k in KINDS),
@@ -111,62 +112,7 @@ class Selector:
         return cls(weights, bias, mean, scale, threshold, str(d.get("encoder", "")), d.get("meta") or {}, question)
 
 
-# -- a linear model's arithmetic and JSON form, shared with the answerability model ----------------
-def logistic(x: np.ndarray, weights: np.ndarray, bias: float, mean: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Logistic regression on standardised rows of ``x``."""
-    z = ((np.asarray(x, dtype=np.float64) - mean) / scale) @ weights + bias
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
-
-
-def linear_dict(weights: np.ndarray, bias: float, mean: np.ndarray, scale: np.ndarray) -> dict:
-    """The JSON fields of a linear model (rounded to 6 decimals)."""
-    def r(a):
-        return [round(float(v), 6) for v in a]
-
-    return {"weights": r(weights), "bias": round(float(bias), 6), "mean": r(mean), "scale": r(scale)}
-
-
-def read_json(p: Path, what: str):
-    """The JSON in file ``p`` (a ``what`` model file); ConfigError when missing or unreadable."""
-    try:
-        return json.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{what} file not found: {p}") from None
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"{p}: not a readable {what} JSON file ({str(e)[:120]})") from None
-
-
-def read_linear(p: Path, d: dict, n: int) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, float]:
-    """(weights, bias, mean, scale, threshold) of a linear model of ``n`` features read from ``d``
-    (the JSON of file ``p``); ConfigError naming the field that is missing or wrong."""
-    def num(k: str, default=None):
-        if k not in d and default is None:
-            raise ConfigError(f"{p}: field '{k}' is missing")
-        try:
-            return np.asarray(d.get(k, default), dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{p}: field '{k}' is not numeric") from None
-
-    arrs = [num(k) for k in ("weights", "mean", "scale")]
-    bias, threshold = num("bias"), num("threshold", 0.5)
-    if bias.shape or threshold.shape:
-        raise ConfigError(f"{p}: fields 'bias' and 'threshold' must be single numbers")
-    bias, threshold = float(bias), float(threshold)
-    if any(a.shape != (n,) for a in arrs) or not np.all(arrs[2] > 0):
-        raise ConfigError(f"{p}: 'weights', 'mean' and 'scale' must hold {n} numbers (scale positive)")
-    if not 0.0 <= threshold <= 1.0:
-        raise ConfigError(f"{p}: field 'threshold' must be in 0..1; got {threshold}")
-    return arrs[0], bias, arrs[1], arrs[2], threshold
-
-
-def save_json(obj: dict, path: str | Path) -> Path:
-    """``obj`` as indented UTF-8 JSON at ``path``, written to a temporary file and renamed into place."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(p)
-    return p
+# the linear model's arithmetic and JSON form live in qa/linear.py (shared with the other learned parts)
 
 
 def pair_cosines(vectors, *, pairs: int = 2000, seed: int = 0) -> np.ndarray:
@@ -206,27 +152,8 @@ def question_features(x: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 def fit(x: np.ndarray, y: np.ndarray, *, l2: float = 1.0, iterations: int = 50) -> Selector:
     """Logistic regression by Newton's method on standardised features, L2 penalty ``l2``
-    (deterministic: the same data gives the same weights)."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if len(x) == 0 or y.min() == y.max():
-        raise ValueError("fit needs candidates of both labels (some holding an answer, some not)")
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale[scale < 1e-9] = 1.0
-    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
-    w = np.zeros(z.shape[1])
-    reg = np.full(z.shape[1], l2)
-    reg[-1] = 0.0
-    for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w, -40, 40)))
-        grad = z.T @ (p - y) + reg * w
-        hess = (z * (p * (1 - p))[:, None]).T @ z + np.diag(reg + 1e-9)
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-7:
-            break
-    return Selector(w[:-1], float(w[-1]), mean, scale)
+    (deterministic: the same data gives the same weights; :func:`qa.linear.fit_logistic`)."""
+    return Selector(*fit_logistic(x, y, l2=l2, iterations=iterations))
 
 
 def log_loss(p: np.ndarray, y: np.ndarray) -> float:

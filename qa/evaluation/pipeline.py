@@ -19,7 +19,7 @@ from ..stores.base import Ranked
 log = logging.getLogger("qa")
 
 #: the settings that ``qa tune`` may change without rebuilding the index
-RETRIEVAL_KEYS = ("mode", "fusion", "fusion_pool", "dense_weight", "rrf_k", "candidates", "bm25_k1", "bm25_b")
+RETRIEVAL_KEYS = ("mode", "fusion", "fusion_pool", "dense_weight", "rrf_k", "candidates", "bm25_k1", "bm25_b", "rerank")
 
 
 def retrieval_settings(cfg: Config) -> dict[str, Any]:
@@ -41,6 +41,7 @@ class CandidateLists:
     vectors: list[np.ndarray]  # query vectors, one per question
     tokens: list[tuple[str, ...]] = field(default_factory=list)  # analyzed queries, one per question
     indexes: dict[tuple[float, float], Any] = field(default_factory=dict)  # BM25 variants (None: the store's)
+    sentences: list[dict] = field(default_factory=list)  # sentence cosines by passage, per question (the re-rank)
 
 
 def bm25_params_available(assistant: Assistant, params: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -72,7 +73,7 @@ def candidate_lists(assistant: Assistant, questions: Sequence[str], depth: int,
         lists[(k1, b)] = [pipe.lexical(q, depth, index=index) for q in queries]
         indexes[(k1, b)] = index
     log.info("BM25 candidates for %d settings in %.1fs", len(lists), time.perf_counter() - t0)
-    return CandidateLists(depth, dense, lists, vectors, [q.tokens for q in queries], indexes)
+    return CandidateLists(depth, dense, lists, vectors, [q.tokens for q in queries], indexes, [{} for _ in queries])
 
 
 __all__ = ["CandidateLists", "RETRIEVAL_KEYS", "bm25_params_available", "candidate_lists", "describe", "ms_since",

@@ -298,7 +298,7 @@ def ranking_runner(assistant: Assistant, usable: Sequence[Question], current_cfg
         for qid in qrels:
             i = index_of[qid]
             cands = Candidates(lex_all[i][:d], lists.dense[i][:d], lists.vectors[i], None, lists.tokens[i],
-                               lists.indexes[(cfg.bm25_k1, cfg.bm25_b)])
+                               lists.indexes[(cfg.bm25_k1, cfg.bm25_b)], lists.sentences[i])
             out[qid] = pipe.article_ranking(pipe.fuse(cands, cfg.mode, cfg, n_chunks), n_chunks, k)
         return out
 
