@@ -8,7 +8,7 @@
 Each answerable question with a gold passage is retrieved as ``retrieve`` does with the index's
 settings, re-ranking off (``Pipeline.convex_fuse``); the features of the first ``--depth`` passages
 come from ``Pipeline.rerank_features``, the very function the re-ranker runs on at query time. A
-logistic regression (``qa.answer.selector.fit``, L2 1.0) is fitted on ``--per-file`` questions of
+logistic regression (``qa.linear.fit_logistic``, L2 1.0) is fitted on ``--per-file`` questions of
 each ``--train`` file (label: the passage belongs to the gold article), and R@1 (first distinct
 article) of the ``--valid`` questions is printed with and without it. ``--out`` writes the model.
 """
