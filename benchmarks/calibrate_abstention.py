@@ -2,7 +2,8 @@
 
     python benchmarks/calibrate_abstention.py --pool ../shared/data/passages_dev_pool.jsonl \\
         --questions ../shared/data/qa_{idkmrc,tydiqa_id,facqa}_valid.jsonl [--index DIR] \\
-        [--max-declined 0.15] [--fit qa/answer/models/answerability.json] [--json OUT]
+        [--max-declined 0.15] [--selector-floor 0.7] [--span-floor 0.7] [--records FILE] \\
+        [--fit qa/answer/models/answerability.json] [--json OUT]
 
 Each question is asked as a user asks it: retrieval over the pool index (built, or reused, with the
 default settings), then the extractive answerer's assessment (:meth:`ExtractiveAnswerer.assess`):
@@ -11,7 +12,9 @@ as :mod:`qa.answer.answerability` features. A logistic regression over them is f
 question of every file (label: answerable); the decline threshold is the one with the best
 abstention F1 on the files that have unanswerable questions (IDK-MRC) among those declining at most
 ``--max-declined`` of their answerable questions, with every question whose selector probability is
-below ``--selector-floor`` declined as well. For an honest figure the questions are split by
+below ``--selector-floor`` declined as well unless one of the reader's spans (of any paragraph it
+read) is at least ``--span-floor`` probable. ``--records FILE`` keeps what was read, to refit
+without reading again. For an honest figure the questions are split by
 passage into two halves: a model and threshold fitted on one half are reported on the other. The
 selector's own probability (the answerer without the reader) is reported beside it. ``--fit``
 writes the model fitted on all of it, with the threshold, as the answerer loads it.
@@ -53,23 +56,32 @@ def collect(assistant, paths, limit=None, base=False):
             others = [r.span for r in readings if r.cand is not None] if readings is not None else []
             key = q.articles[0] if q.articles else q.id
             recs.append({"file": Path(path).name, "half": int(hashlib.md5(key.encode()).hexdigest(), 16) % 2,
-                         "answerable": bool(q.answerable), "selector": sel_p, "x": features(sel_p, spans, None if base else others).tolist()})
+                         "answerable": bool(q.answerable), "selector": sel_p, "x": features(sel_p, spans, None if base else others).tolist(),
+                         "spans": [[s.probability, s.null] if s is not None else None for s in spans],
+                         "others": [[s.probability, s.null] if s is not None else None for s in others],
+                         "question": q.question, "answers": list(q.answers)[:3]})
     return recs
 
 
 def decided(model, rs):
-    """The model's probability where the selector clears its floor, else 0 (declined either way)."""
+    """The model's probability where the question passes the floors (the selector's, or a reading at
+    least ``span_floor`` probable), else 0 (declined either way)."""
+    from types import SimpleNamespace as NS
+
     p = model.probability(np.array([r["x"] for r in rs]))
-    return np.where(np.array([r["selector"] for r in rs]) >= model.selector_floor, p, 0.0)
+    passes = [model.passes_floor(r["selector"], [NS(probability=s[0]) if s else None
+                                                 for s in r.get("spans", []) + r.get("others", [])]) for r in rs]
+    return np.where(np.array(passes), p, 0.0)
 
 
-def fit_and_choose(recs, max_declined, floor):
+def fit_and_choose(recs, max_declined, floor, span_floor=None):
     """The model fitted on ``recs`` and the threshold chosen on their unanswerable-bearing files."""
     from qa.answer.answerability import Answerability
     from qa.answer.selector import best_threshold
 
     model = Answerability.fit(np.array([r["x"] for r in recs]), np.array([r["answerable"] for r in recs], float))
     model.selector_floor = floor
+    model.span_floor = span_floor
     idk = [r for r in recs if r["idk"]]
     model.threshold = best_threshold(decided(model, idk), [r["answerable"] for r in idk],
                                      max_declined=max_declined)["threshold"]
@@ -84,18 +96,37 @@ def main(argv=None):
     ap.add_argument("--max-declined", type=float, default=0.15)
     ap.add_argument("--selector-floor", type=float, default=0.7,
                     help="decline below this selector probability whatever the model says (default 0.7)")
+    ap.add_argument("--span-floor", type=float, default=0.7,
+                    help="below the selector floor, still answer when a reading's span is at least this probable "
+                         "(default 0.7; above 1: never)")
     ap.add_argument("--features", choices=("others", "base"), default="others",
                     help="others (default): also the other paragraphs' 'no answer' (OTHER_FEATURES); base: FEATURES")
+    ap.add_argument("--paragraphs", type=int, default=None,
+                    help="paragraphs the reader reads (default: the index's [answer] reader_paragraphs)")
     ap.add_argument("--limit", type=int, default=None, help="questions per file (default: all)")
     ap.add_argument("--fit", default=None, help="write the fitted answerability model here")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--records", default=None, help="keep the collected rows in this JSON file and reuse them "
+                                                    "when it exists (refitting without reading again)")
     args = ap.parse_args(argv)
     from qa.answer.selector import abstention, best_threshold
     from qa.evaluation.pool import pool_assistant
 
     assistant, _ = pool_assistant(args.pool, args.index)
+    if args.paragraphs is not None:
+        if args.paragraphs < 1:
+            ap.error("--paragraphs must be at least 1")
+        assistant.answerer.reader_paragraphs = args.paragraphs
+    span = args.span_floor if args.span_floor <= 1.0 else None
     t0 = time.time()
-    recs = collect(assistant, args.questions, args.limit, base=args.features == "base")
+    if args.records and Path(args.records).is_file():
+        recs = json.loads(Path(args.records).read_text(encoding="utf-8"))
+        if args.features == "base":
+            recs = [{**r, "x": r["x"][:5]} for r in recs]
+    else:
+        recs = collect(assistant, args.questions, args.limit, base=args.features == "base")
+        if args.records:
+            Path(args.records).write_text(json.dumps(recs), encoding="utf-8")
     seconds = time.time() - t0
     with_null = {r["file"] for r in recs if not r["answerable"]}
     if not with_null:
@@ -103,11 +134,12 @@ def main(argv=None):
     for r in recs:
         r["idk"] = r["file"] in with_null
     out = {"questions": len(recs), "files": sorted({r["file"] for r in recs}), "seconds": round(seconds, 1),
-           "max_declined": args.max_declined, "halves": {}}
+           "paragraphs": assistant.answerer.reader_paragraphs, "selector_floor": args.selector_floor,
+           "span_floor": span, "max_declined": args.max_declined, "halves": {}}
     for h in (0, 1):
         mine = [r for r in recs if r["half"] == h]
         other = [r for r in recs if r["half"] != h and r["idk"]]
-        model = fit_and_choose(mine, args.max_declined, args.selector_floor)
+        model = fit_and_choose(mine, args.max_declined, args.selector_floor, span)
         p = decided(model, other)
         sel_t = best_threshold([r["selector"] for r in mine if r["idk"]], [r["answerable"] for r in mine if r["idk"]],
                                max_declined=args.max_declined)["threshold"]
@@ -115,14 +147,17 @@ def main(argv=None):
         out["halves"][f"fitted on half {h}, reported on half {1 - h}"] = {
             "selector and reader": rounded(abstention(p, ans, model.threshold)),
             "selector alone": rounded(abstention([r["selector"] for r in other], ans, sel_t))}
-    model = fit_and_choose(recs, args.max_declined, args.selector_floor)
+    model = fit_and_choose(recs, args.max_declined, args.selector_floor, span)
     idk = [r for r in recs if r["idk"]]
     out["all"] = rounded(abstention(decided(model, idk),
                                     [r["answerable"] for r in idk], model.threshold))
     out["declined_answerable_per_file"] = {
         f: round(float(np.mean(decided(model, [r for r in recs if r["file"] == f and r["answerable"]])
                                < model.threshold)), 3) for f in out["files"]}
-    print(f"{len(recs)} questions through the assistant in {seconds:.0f} s ({1000 * seconds / max(1, len(recs)):.0f} ms each)")
+    if args.records and seconds < 1:
+        print(f"{len(recs)} questions read from {args.records}")
+    else:
+        print(f"{len(recs)} questions through the assistant in {seconds:.0f} s ({1000 * seconds / max(1, len(recs)):.0f} ms each)")
     print("| fitted on | reported on | model | threshold | precision | recall | F1 | answerable declined |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for key, v in out["halves"].items():
@@ -136,7 +171,7 @@ def main(argv=None):
     print("answerable declined per file:", out["declined_answerable_per_file"])
     out["other_bounds"] = {}
     for bound in (0.05, 0.10, 0.15, 0.20):
-        alt = fit_and_choose(recs, bound, args.selector_floor)
+        alt = fit_and_choose(recs, bound, args.selector_floor, span)
         pi = decided(alt, idk)
         out["other_bounds"][str(bound)] = {**rounded(abstention(pi, [r["answerable"] for r in idk], alt.threshold)), **{
             f: round(float(np.mean(decided(alt, [r for r in recs if r["file"] == f and r["answerable"]])

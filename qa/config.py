@@ -43,7 +43,7 @@ BUILD_MANIFEST_SECTIONS = ("retrieval",)
 #: model behind them (``abstain_threshold``: an answer score, then the selector's probability, now
 #: P(answerable) from the selector and the reader); a manifest holding exactly one of them gets
 #: today's default (a value chosen by hand or by ``qa tune`` is anything else and stays)
-FORMER_DEFAULTS: Mapping[str, tuple[Any, ...]] = {"abstain_threshold": (0.54, 0.74, 0.59, 0.51, 0.49)}
+FORMER_DEFAULTS: Mapping[str, tuple[Any, ...]] = {"abstain_threshold": (0.54, 0.74, 0.59, 0.51, 0.49, 0.47)}
 
 
 @dataclass(frozen=True)

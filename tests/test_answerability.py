@@ -63,7 +63,8 @@ def test_fit_separates_and_bad_files_name_the_problem(tmp_path):
     d = json.loads(p.read_text())
     for bad, field in (({**d, "format": "x"}, "format"), ({**d, "features": ["a"]}, "features"),
                        ({**d, "weights": [1, 2]}, "weights"), ({**d, "threshold": 2}, "threshold"),
-                       ({**d, "selector_floor": -1}, "selector_floor")):
+                       ({**d, "selector_floor": -1}, "selector_floor"), ({**d, "span_floor": 1.5}, "span_floor"),
+                       ({**d, "span_floor": "high"}, "span_floor")):
         p.write_text(json.dumps(bad))
         with pytest.raises(ConfigError, match=field):
             Answerability.load(p)
@@ -116,11 +117,35 @@ def test_below_the_selector_floor_the_reader_cannot_vouch(assistant):
     assert a.answerability.selector_floor > 0 and sel_p >= a.answerability.selector_floor and p >= threshold
     packaged = a.answerability
     try:
-        a.answerability = replace(packaged, selector_floor=min(1.0, sel_p + 0.01))
-        _, _, _, p2, threshold2 = a.assess(q, hits)
+        a.answerability = replace(packaged, selector_floor=min(1.0, sel_p + 0.01), span_floor=None)
+        _, _, readings, p2, threshold2 = a.assess(q, hits)
         assert p2 == pytest.approx(p) and threshold2 > 1.0 and not a.answer(q, hits).found
+        # ... unless one of the reader's spans (of any paragraph read) is at least span_floor probable
+        top = max(r.span.probability for r in readings if r.span is not None)
+        a.answerability = replace(packaged, selector_floor=min(1.0, sel_p + 0.01), span_floor=top)
+        assert a.assess(q, hits)[4] == threshold and a.answer(q, hits).found
+        a.answerability = replace(packaged, selector_floor=min(1.0, sel_p + 0.01), span_floor=min(1.0, top + 0.01))
+        assert a.assess(q, hits)[4] > 1.0 and not a.answer(q, hits).found
     finally:
         a.answerability = packaged
+
+
+def test_the_span_floor_lifts_the_selector_floor_only_for_a_confident_reading(tmp_path):
+    from types import SimpleNamespace as NS
+
+    m = Answerability.load()
+    assert m.selector_floor == pytest.approx(0.7) and m.span_floor == pytest.approx(0.7)
+    sure, unsure = NS(probability=0.8, null=0.01), NS(probability=0.3, null=0.01)
+    assert m.passes_floor(0.75, [])  # the selector alone clears its floor
+    assert not m.passes_floor(0.5, [unsure, None]) and m.passes_floor(0.5, [unsure, None, sure])
+    older = Answerability(m.weights, m.bias, m.mean, m.scale, m.threshold, {}, 0.7, m.names)  # a file without it
+    assert older.span_floor is None and not older.passes_floor(0.5, [sure])
+    d = m.to_dict()
+    del d["span_floor"]
+    p = tmp_path / "older.json"
+    p.write_text(json.dumps(d))
+    assert Answerability.load(p).span_floor is None
+    assert Answerability.load(m.save(tmp_path / "copy.json")).span_floor == pytest.approx(m.span_floor)
 
 
 def test_without_the_reader_the_selector_decides_at_its_own_threshold(assistant):

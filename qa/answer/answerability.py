@@ -10,7 +10,8 @@ both (:data:`FEATURES` or :data:`OTHER_FEATURES`, standardised) gives
 abstain_threshold``, and also whenever the selector's own probability is below ``selector_floor``:
 the reader has only learnt "no answer" from questions written against the passage it reads
 (IDK-MRC), and on a passage about something else it still finds a confident span, so a question
-about what the articles never mention must not pass on the reader's word alone. The weights are calibrated on labelled valid questions asked through the whole
+about what the articles never mention must not pass on the reader's word alone, unless one of
+its readings (of any paragraph read) is very confident: ``span_floor``. The weights are calibrated on labelled valid questions asked through the whole
 assistant (``benchmarks/calibrate_abstention.py --fit``; IDK-MRC valid with TyDi and FacQA valid
 for answerable questions of other styles), and ship as JSON (``models/answerability.json``), card
 in ``models/ANSWERABILITY.md``. Without the reader the selector's own probability is the confidence,
@@ -78,6 +79,17 @@ class Answerability:
     meta: dict = field(default_factory=dict)
     selector_floor: float = 0.0  # below this selector probability the answerer declines, whatever the model says
     names: tuple = FEATURES  # the features it reads
+    span_floor: Optional[float] = None  # ... unless a reading's span is at least this probable (None: never)
+
+    def passes_floor(self, selector_p: float, spans: Sequence[Optional[object]]) -> bool:
+        """Whether the question may be answered at all: the selector's probability reaches
+        ``selector_floor``, or one of the reader's ``spans`` (any paragraph read) is at least
+        ``span_floor`` probable (a confident reading of another article's paragraph where the
+        selector's own best sentence is elsewhere, common on news)."""
+        if selector_p >= self.selector_floor:
+            return True
+        return self.span_floor is not None and any(
+            s is not None and s.probability >= self.span_floor for s in spans)
 
     def probability(self, x: np.ndarray) -> np.ndarray:
         """P(answerable) of each row of ``x`` (n, len(FEATURES)), or of the one row ``x``."""
@@ -103,7 +115,7 @@ class Answerability:
         return {"format": FORMAT, "features": list(self.names),
                 **linear_dict(self.weights, self.bias, self.mean, self.scale),
                 "threshold": round(float(self.threshold), 4), "selector_floor": round(float(self.selector_floor), 4),
-                "meta": self.meta}
+                "span_floor": None if self.span_floor is None else round(float(self.span_floor), 4), "meta": self.meta}
 
     def save(self, path: str | Path) -> Path:
         return save_json(self.to_dict(), path)
@@ -121,13 +133,20 @@ class Answerability:
             raise ConfigError(f"{p}: field 'features' must be {list(FEATURES)} or {list(OTHER_FEATURES)}; "
                               f"got {d.get('features')}")
         weights, bias, mean, scale, threshold = read_linear(p, d, len(names))
-        try:
-            floor = float(d.get("selector_floor", 0.0))
-        except (TypeError, ValueError):
-            raise ConfigError(f"{p}: field 'selector_floor' is not numeric") from None
-        if not 0.0 <= floor <= 1.0:
-            raise ConfigError(f"{p}: field 'selector_floor' must be in 0..1; got {floor}")
-        return cls(weights, bias, mean, scale, threshold, d.get("meta") or {}, floor, names)
+        floors = []
+        for name, default in (("selector_floor", 0.0), ("span_floor", None)):
+            v = d.get(name, default)
+            if v is None:
+                floors.append(None)
+                continue
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{p}: field '{name}' is not numeric") from None
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"{p}: field '{name}' must be in 0..1; got {v}")
+            floors.append(v)
+        return cls(weights, bias, mean, scale, threshold, d.get("meta") or {}, floors[0], names, floors[1])
 
 
 __all__ = ["Answerability", "FEATURES", "FORMAT", "OTHER_FEATURES", "PACKAGED", "features"]

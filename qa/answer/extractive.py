@@ -301,7 +301,8 @@ class ExtractiveAnswerer:
         reader): of the best candidate's paragraph and of it, then of the best candidates of the next
         ``reader_paragraphs - 1`` paragraphs (``Reading.cand`` set; read with a chooser only),
         P(answerable) from the first two, the threshold it is compared with: infinite when the
-        selector's probability is below the model's ``selector_floor``)."""
+        selector's probability is below the model's ``selector_floor`` and no reading's span reaches
+        its ``span_floor``)."""
         own = " ".join(strip_clitic(w) for w in question.split())
         cands = self.candidates(hits, vectors=True)
         selector_p = self.score(own, cands, query=query or question)
@@ -313,8 +314,9 @@ class ExtractiveAnswerer:
         readings = read_best(reader, question, cands[0], others)
         p = self.answerability(selector_p, [r.span for r in readings if r.cand is None],
                                [r.span for r in readings if r.cand is not None])
-        # below the selector floor nothing passes (a threshold above any probability)
-        return cands, selector_p, readings, p, self.threshold if selector_p >= self.answerability.selector_floor else math.inf
+        # below the selector floor nothing passes (a threshold above any probability), unless a reading is confident
+        passes = self.answerability.passes_floor(selector_p, [r.span for r in readings])
+        return cands, selector_p, readings, p, self.threshold if passes else math.inf
 
     def answer(self, question: str, hits: Sequence[Hit], *, lang: Optional[str] = None, query: Optional[str] = None) -> Answer:
         lang = lang or detect_lang(question)
