@@ -5,13 +5,15 @@ retrieval re-rank (:mod:`qa.rerank`) are each a logistic regression on standardi
 stored as readable JSON (weights, bias, mean, scale, and for some a threshold). This module holds
 what they share: :func:`logistic` (the probability), :func:`fit_logistic` (Newton's method with an
 L2 penalty, deterministic), :func:`linear_dict` / :func:`read_linear` (the JSON fields, with a
-``ConfigError`` naming the file and field that is wrong), :func:`read_json` and :func:`save_json`
+``ConfigError`` naming the file and field that is wrong; :func:`read_model` checks a whole model
+file's format and features too), :func:`read_json` and :func:`save_json`
 (written to a temporary file and renamed into place). numpy only; the base layer.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -96,6 +98,22 @@ def read_linear(p: Path, d: dict, n: int) -> tuple[np.ndarray, float, np.ndarray
     return arrs[0], bias, arrs[1], arrs[2], threshold
 
 
+def read_model(p: Path, what: str, fmt: str, writer: str, *feature_sets: Sequence[str]):
+    """The JSON of the ``what`` model file ``p`` checked as a linear model: (the JSON, its feature
+    names, weights, bias, mean, scale, threshold). Its ``format`` must be ``fmt`` and its ``features``
+    one of ``feature_sets``; ``writer`` (what writes such files) is named in the errors, which are
+    ConfigErrors naming the file and field."""
+    d = read_json(p, what)
+    if not isinstance(d, dict) or d.get("format") != fmt:
+        raise ConfigError(f"{p}: field 'format' must be {fmt!r} (written by {writer})")
+    names = next((tuple(n) for n in feature_sets if d.get("features") == list(n)), None)
+    if names is None:
+        allowed = " or ".join(str(list(n)) for n in feature_sets)
+        raise ConfigError(f"{p}: field 'features' must be {allowed}; got {d.get('features')} "
+                          f"(write it again with {writer})")
+    return (d, names, *read_linear(p, d, len(names)))
+
+
 def save_json(obj: dict, path: str | Path) -> Path:
     """``obj`` as indented UTF-8 JSON at ``path``, written to a temporary file and renamed into place."""
     p = Path(path)
@@ -106,4 +124,4 @@ def save_json(obj: dict, path: str | Path) -> Path:
     return p
 
 
-__all__ = ["fit_logistic", "linear_dict", "logistic", "read_json", "read_linear", "save_json"]
+__all__ = ["fit_logistic", "linear_dict", "logistic", "read_json", "read_linear", "read_model", "save_json"]

@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .errors import ConfigError
-from .linear import linear_dict, logistic, read_json, read_linear, save_json
+from .linear import linear_dict, logistic, read_model, save_json
 
 FEATURES = ("fused", "fused_gap", "dense_gap", "bm25_share", "sentence_gap", "sentence", "second_minus_best",
             "inverse_rank", "dense", "best_sentence")
@@ -100,12 +100,8 @@ class Reranker:
     def load(cls, path: str | Path | None = None) -> "Reranker":
         """The model in ``path`` (default: the shipped one); ConfigError naming the file and field."""
         p = Path(path) if path else SHIPPED
-        d = read_json(p, "re-rank model")
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise ConfigError(f"{p}: field 'format' must be {FORMAT!r} (written by benchmarks/fit_rerank.py)")
-        if d.get("features") != list(FEATURES):
-            raise ConfigError(f"{p}: field 'features' must be {list(FEATURES)}; got {d.get('features')}")
-        weights, bias, mean, scale, _ = read_linear(p, d, len(FEATURES))
+        d, _, weights, bias, mean, scale, _ = read_model(p, "re-rank model", FORMAT, "benchmarks/fit_rerank.py",
+                                                        FEATURES)
         depth = d.get("depth")
         if not isinstance(depth, int) or isinstance(depth, bool) or not 2 <= depth <= 1000:
             raise ConfigError(f"{p}: field 'depth' must be an integer in 2..1000; got {depth!r}")

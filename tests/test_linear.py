@@ -41,3 +41,16 @@ def test_json_round_trip_and_field_errors(tmp_path):
         read_linear(p, read_json(p, "test model"), 2)
     with pytest.raises(ConfigError, match="not found"):
         read_json(tmp_path / "none.json", "test model")
+
+
+def test_read_model_checks_format_and_features_and_names_the_writer(tmp_path):
+    from qa.linear import read_model
+
+    p = save_json({"format": "m/1", "features": ["a", "b"], **linear_dict(np.ones(2), 0.0, np.zeros(2), np.ones(2))},
+                  tmp_path / "m.json")
+    d, names, w, b, mean, scale, t = read_model(p, "test model", "m/1", "make_it", ("x",), ("a", "b"))
+    assert names == ("a", "b") and np.allclose(w, 1.0) and t == 0.5 and d["format"] == "m/1"
+    with pytest.raises(ConfigError, match="'format' must be 'm/2' .written by make_it"):
+        read_model(p, "test model", "m/2", "make_it", ("a", "b"))
+    with pytest.raises(ConfigError, match=r"'features' must be \['a'\] or \['c', 'd'\].*make_it"):
+        read_model(p, "test model", "m/1", "make_it", ("a",), ("c", "d"))

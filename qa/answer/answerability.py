@@ -27,7 +27,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from ..linear import fit_logistic, linear_dict, logistic, read_json, read_linear, save_json
+from ..linear import fit_logistic, linear_dict, logistic, read_model, save_json
 
 FEATURES = ("selector_logit", "span_logp", "null_logp", "best_span_logp", "best_null_logp")
 #: a model may add this one: the lowest "no answer" over the other paragraphs' readings (the paragraph
@@ -124,15 +124,8 @@ class Answerability:
     def load(cls, path: str | Path | None = None) -> "Answerability":
         """The model in ``path`` (default: the packaged one); ConfigError naming the problem."""
         p = Path(path) if path else PACKAGED
-        d = read_json(p, "answerability")
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise ConfigError(f"{p}: field 'format' must be {FORMAT!r} (written by "
-                              "benchmarks/calibrate_abstention.py --fit)")
-        names = next((n for n in (FEATURES, OTHER_FEATURES) if d.get("features") == list(n)), None)
-        if names is None:
-            raise ConfigError(f"{p}: field 'features' must be {list(FEATURES)} or {list(OTHER_FEATURES)}; "
-                              f"got {d.get('features')}")
-        weights, bias, mean, scale, threshold = read_linear(p, d, len(names))
+        d, names, weights, bias, mean, scale, threshold = read_model(
+            p, "answerability", FORMAT, "benchmarks/calibrate_abstention.py --fit", FEATURES, OTHER_FEATURES)
         floors = []
         for name, default in (("selector_floor", 0.0), ("span_floor", None)):
             v = d.get(name, default)

@@ -24,9 +24,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError
 from .leads import Reading
-from ..linear import fit_logistic, linear_dict, logistic, read_json, read_linear, save_json
+from ..linear import fit_logistic, linear_dict, logistic, read_model, save_json
 
 FEATURES = ("selector_logp", "selector_gap", "span_logp", "null_logp", "span_gap", "null_gap", "is_first",
             "hit_rank")
@@ -94,12 +93,8 @@ class Chooser:
     def load(cls, path: str | Path | None = None) -> "Chooser":
         """The model in ``path`` (default: the packaged one); ConfigError naming the problem."""
         p = Path(path) if path else PACKAGED
-        d = read_json(p, "paragraph chooser")
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise ConfigError(f"{p}: field 'format' must be {FORMAT!r} (written by benchmarks/fit_chooser.py --fit)")
-        if d.get("features") != list(FEATURES):
-            raise ConfigError(f"{p}: field 'features' must be {list(FEATURES)}; got {d.get('features')}")
-        weights, bias, mean, scale, _ = read_linear(p, d, len(FEATURES))
+        d, _, weights, bias, mean, scale, _ = read_model(p, "paragraph chooser", FORMAT,
+                                                        "benchmarks/fit_chooser.py --fit", FEATURES)
         return cls(weights, bias, mean, scale, d.get("meta") or {})
 
 

@@ -22,7 +22,6 @@ threshold (``[answer] abstain_threshold``).
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import ConfigError
-from ..linear import fit_logistic, linear_dict, logistic, read_json, read_linear, save_json  # noqa: F401 (re-exported)
+from ..linear import fit_logistic, linear_dict, logistic, read_model, save_json
 
 KINDS = ("number", "date", "person", "place", "reason")
 FEATURES = ("cos", "cos_gap", "cos_best", "lex", "lex_gap", "lex_best", "ctx_lex", *(f"kind_{k}" for k in KINDS),
@@ -89,13 +88,8 @@ class Selector:
     def load(cls, path: str | Path | None = None) -> "Selector":
         """The selector in ``path`` (default: the packaged one); ConfigError naming the problem."""
         p = Path(path) if path else PACKAGED
-        d = read_json(p, "selector")
-        if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise ConfigError(f"{p}: field 'format' must be {FORMAT!r} (written by `qa train-selector`)")
-        if d.get("features") != list(FEATURES):
-            raise ConfigError(f"{p}: field 'features' lists {d.get('features')}, this version computes "
-                              f"{list(FEATURES)}; retrain with `qa train-selector`")
-        weights, bias, mean, scale, threshold = read_linear(p, d, len(FEATURES))
+        d, _, weights, bias, mean, scale, threshold = read_model(p, "selector", FORMAT, "`qa train-selector`",
+                                                                FEATURES)
         question = None
         q = d.get("question")
         if q is not None:
