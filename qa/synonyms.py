@@ -1,7 +1,9 @@
 """Query-side expansion of common Indonesian government and news abbreviations.
 
 News writes "Kalapas" where a reader asks "kepala lapas", "WBP" where a reader asks "warga
-binaan". Expansion adds the other form to the BM25 query (never to the index), both ways.
+binaan". Expansion adds the other form to the BM25 query (never to the index), both ways
+(:func:`expand`); the span reader reads the question with its abbreviations written out
+(:func:`spell_out`: it learnt from Wikipedia questions, where "Kadivpas" or "WFH" hardly occur).
 """
 from __future__ import annotations
 
@@ -48,6 +50,9 @@ ABBREVIATIONS: dict[str, str] = {
     "sumbar": "sumatera barat",
     "kalsel": "kalimantan selatan",
 }
+#: abbreviations that are also ordinary words or name particles ("Faisal bin Musaid"): spelt out only
+#: when written in capitals ("BIN")
+AMBIGUOUS = frozenset({"bin"})
 _LONG = {v: k for k, v in ABBREVIATIONS.items()}
 _LONG_RE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _LONG), key=len, reverse=True)) + r")\b")
 
@@ -63,3 +68,16 @@ def expand(query: str) -> str:
         extra.append(_LONG[m.group(1)])
     extra = [e for e in dict.fromkeys(extra) if e not in low]
     return query if not extra else query + " " + " ".join(extra)
+
+
+def spell_out(question: str) -> str:
+    """``question`` with every known abbreviation replaced by its long form ("Siapa Kadivpas
+    Kemenkumham Banten?" -> "Siapa kepala divisi pemasyarakatan kementerian hukum dan ham Banten?");
+    those in :data:`AMBIGUOUS` only when written in capitals."""
+    def long_form(m: re.Match) -> str:
+        word = m.group(0)
+        low = word.lower()
+        if low not in ABBREVIATIONS or (low in AMBIGUOUS and not word.isupper()):
+            return word
+        return ABBREVIATIONS[low]
+    return re.sub(r"\w+", long_form, question)
