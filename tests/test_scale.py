@@ -48,6 +48,37 @@ def test_bm25s_ranks_and_scores_like_rank_bm25(seed_index):
     assert a.max_idf == pytest.approx(b.max_idf) and b.idf("xyzzy") == 0.0
 
 
+@pytest.mark.parametrize("engine", ["rank_bm25", "bm25s"])
+def test_bm25_finds_the_words_of_a_tiny_index(engine):
+    """One or two chunks: Okapi's IDF of a word in one of two chunks is log(1.5 / 1.5) = 0 and in the
+    only chunk negative, so rank-bm25's own floor (0.25 x a mean IDF that is 0 or less) scored every
+    word nothing and BM25 found no passage; the floor is now at least 0.25."""
+    two = make_lexical([["lapas", "cipinang", "vaksin"], ["lapas", "amuntai", "vaksin"]], engine=engine, k1=1.5, b=0.75)
+    assert [d for d, _ in two.search(["cipinang"], 5)] == [0]
+    assert [d for d, _ in two.search(["amuntai", "vaksin"], 5)][0] == 1
+    assert two.idf("cipinang") == pytest.approx(0.25) and two.idf("xyzzy") == 0.0
+    one = make_lexical([["lapas", "porong", "narapidana"]], engine=engine, k1=1.5, b=0.75)
+    assert [d for d, _ in one.search(["narapidana", "porong"], 5)] == [0]
+
+
+def test_a_two_article_index_finds_a_title_word_by_bm25(tmp_path, embedder):
+    """Two short articles, one passage each: every word of one of them is in half the passages
+    (IDF 0 under rank-bm25's rule), so BM25 found nothing for "Cipinang" (issue seen by a new user)."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rows = [{"id": "a", "title": "Vaksinasi di Lapas Cipinang",
+             "text": "Sebanyak 500 narapidana di Lapas Cipinang menerima vaksin dosis pertama pada Senin."},
+            {"id": "b", "title": "Vaksinasi di Rutan Porong",
+             "text": "Rutan Porong memvaksin 70 tahanan dengan dosis kedua pada Selasa."}]
+    (corpus / "two.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    build_index(corpus, tmp_path / "index", progress=False, embedder=embedder)
+    a = Assistant.load(tmp_path / "index", embedder=embedder)
+    assert len(a.store.chunks) == 2
+    hits = a.retrieve("Cipinang", k=3, mode="bm25")
+    assert [h.article.id for h in hits] == ["a"]
+    assert a.retrieve("narapidana vaksin", k=3, mode="bm25")[0].article.id == "a"
+
+
 @pytest.mark.skipif(not (SHARED / "passages_dev_pool.jsonl").is_file(), reason="needs ../shared/data (dev pool)")
 def test_bm25s_parity_on_dev_pool():
     """Same top-10 as rank-bm25 for the dev questions over the 5.6k-passage dev pool.

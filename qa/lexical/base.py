@@ -1,7 +1,8 @@
 """The lexical (BM25) protocol, and what every engine shares.
 
 An engine scores chunks for analyzed query tokens with Okapi BM25 as rank-bm25's ``BM25Okapi``
-computes it (the bm25s engine is rescaled to the same scores, see :mod:`.bm25s_engine`). To add an
+computes it (the bm25s engine is rescaled to the same scores, see :mod:`.bm25s_engine`), except
+that a word in half the chunks or more never gets an IDF below ``EPSILON`` (:func:`idf_floor`). To add an
 engine: implement :class:`LexicalIndex` in a file of this package and name it in :data:`ENGINES`
 and :func:`qa.lexical.make_lexical`.
 """
@@ -39,6 +40,18 @@ class LexicalIndex(Protocol):
     def scores(self, tokens: Sequence[str], ids: Sequence[int]) -> list[float]:
         """BM25 scores of the given chunks (0 for a chunk the tokens do not match)."""
         ...
+
+
+#: rank-bm25's floor for the IDF of a word in half the chunks or more, as a fraction of the mean IDF
+EPSILON = 0.25
+
+
+def idf_floor(mean_idf: float) -> float:
+    """The IDF given to a word whose Okapi IDF is not positive (in half the chunks or more):
+    rank-bm25's ``epsilon`` × the mean IDF, but never below ``epsilon``. In a tiny index (one or two
+    articles) the mean is 0 or negative and rank-bm25's own floor would make every such word score
+    nothing or less, so that a word of the only article found no passage."""
+    return EPSILON * max(float(mean_idf), 1.0)
 
 
 def top_k(scores: "Sequence[float] | np.ndarray", k: int) -> Ranked:

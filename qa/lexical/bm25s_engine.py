@@ -8,8 +8,9 @@ Parity with rank-bm25's ``BM25Okapi`` (the engine of small indexes): bm25s is bu
 Robertson term-frequency part ``tf / (tf + k1 (1 - b + b dl / avgdl))`` and the Lucene IDF
 ``log(1 + (N - n + 0.5) / (n + 0.5))`` (always positive, so no entry is zeroed), then each word's
 column is rescaled by ``idf_okapi / idf_lucene``, where ``idf_okapi`` is BM25Okapi's IDF
-``log((N - n + 0.5) / (n + 0.5))`` with its floor (a negative IDF, a word in more than half of
-the chunks, becomes ``0.25 x`` the mean IDF). bm25s's own ``method="robertson"`` would clip that
+``log((N - n + 0.5) / (n + 0.5))`` with its floor (an IDF not above 0, a word in half of the
+chunks or more, becomes ``0.25 x`` the mean IDF, at least 0.25: :func:`~.base.idf_floor`; the
+rank_bm25 engine applies the same floor). bm25s's own ``method="robertson"`` would clip that
 IDF to 0 instead, which reorders results on small corpora where a word is in most chunks. The
 constant ``(k1 + 1)`` of Okapi's numerator is multiplied back at query time. Scores therefore
 equal rank-bm25's up to float32 rounding, and rankings agree except for float32 near-ties
@@ -25,11 +26,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .base import masked, top_k
+from .base import idf_floor, masked, top_k
 
 log = logging.getLogger("qa")
 
-EPSILON = 0.25  # rank-bm25's floor for negative IDF, as a fraction of the mean IDF
 FILES = ("data.csc.index.npy", "indices.csc.index.npy", "indptr.csc.index.npy", "vocab.index.json",
          "params.index.json")
 
@@ -46,13 +46,14 @@ def _bm25s():
 
 
 def _okapi_idf(df: np.ndarray, n: float) -> tuple[np.ndarray, np.ndarray]:
-    """rank-bm25's BM25Okapi IDF of words with document frequencies ``df`` among ``n`` chunks
-    (0 for a word in no chunk, such as bm25s's empty token), and which words occur."""
+    """rank-bm25's BM25Okapi IDF of words with document frequencies ``df`` among ``n`` chunks, with
+    :func:`~.base.idf_floor` for those not positive (0 for a word in no chunk, such as bm25s's empty
+    token), and which words occur."""
     present = df > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         raw = np.log((n - df + 0.5) / (df + 0.5))
     mean = float(raw[present].mean()) if present.any() else 0.0
-    idf = np.where(raw < 0, EPSILON * mean, raw)
+    idf = np.where(raw <= 0, idf_floor(mean), raw)
     idf[~present] = 0.0
     return idf, present
 

@@ -5,11 +5,12 @@ load, so they always match the chunks that are actually in the index.
 """
 from __future__ import annotations
 
+from collections import Counter
 from typing import Optional, Sequence
 
 import numpy as np
 
-from .base import Ranked, masked, top_k
+from .base import Ranked, idf_floor, masked, top_k
 
 
 class RankBM25:
@@ -24,6 +25,12 @@ class RankBM25:
         self.size = len(tokens)
         # rank-bm25 divides by the corpus size; an empty token list still counts as a document.
         self._okapi = BM25Okapi([list(t) for t in tokens], k1=k1, b=b) if tokens else None
+        if self._okapi is not None and self._okapi.idf:  # the floor of :func:`idf_floor`, not rank-bm25's own
+            n = self._okapi.corpus_size
+            df = Counter(w for doc in self._okapi.doc_freqs for w in doc)
+            raw = {w: float(np.log(n - f + 0.5) - np.log(f + 0.5)) for w, f in df.items()}
+            floor = idf_floor(sum(raw.values()) / len(raw))
+            self._okapi.idf = {w: v if v > 0 else floor for w, v in raw.items()}
         idf = self._okapi.idf if self._okapi is not None else {}
         self.max_idf = float(max(idf.values())) if idf else 1.0
 
