@@ -231,7 +231,9 @@ class Answer:
     lists the citation check of every generated sentence). ``notice``: a message for the user, e.g.
     that the LLM server was unreachable and the extractive answer is shown instead. ``lead``: the
     short span the answer leads with (a count, a name, a date; verbatim from citation 1), or None
-    when the answer is the quoted sentence alone.
+    when the answer is the quoted sentence alone. ``confidence``: the extractive answerer's
+    P(answerable) (docs/answers.md); for a question its selector floor declined, the selector's
+    probability.
     """
 
     question: str

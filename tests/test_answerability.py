@@ -119,7 +119,9 @@ def test_below_the_selector_floor_the_reader_cannot_vouch(assistant):
     try:
         a.answerability = replace(packaged, selector_floor=min(1.0, sel_p + 0.01), span_floor=None)
         _, _, readings, p2, threshold2 = a.assess(q, hits)
-        assert p2 == pytest.approx(p) and threshold2 > 1.0 and not a.answer(q, hits).found
+        assert p2 == pytest.approx(p) and threshold2 > 1.0
+        declined = a.answer(q, hits)  # its confidence is the selector's probability, not P(answerable)
+        assert not declined.found and declined.confidence == pytest.approx(min(p, sel_p), abs=1e-4)
         # ... unless one of the reader's spans (of any paragraph read) is at least span_floor probable
         top = max(r.span.probability for r in readings if r.span is not None)
         a.answerability = replace(packaged, selector_floor=min(1.0, sel_p + 0.01), span_floor=top)

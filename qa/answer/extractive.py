@@ -322,8 +322,10 @@ class ExtractiveAnswerer:
         lang = lang or detect_lang(question)
         q = query or question
         own = " ".join(strip_clitic(w) for w in question.split())
-        cands, _, readings, confidence, threshold = self.assess(question, hits, query=q)
+        cands, selector_p, readings, confidence, threshold = self.assess(question, hits, query=q)
         if not cands or confidence < threshold:
+            if math.isinf(threshold):  # the selector floor declined it: its probability is the one that decided
+                confidence = min(confidence, selector_p)
             return abstain(question, hits, lang=lang, query=q, confidence=confidence, answerer=self.name)
         terms = set(self.content_terms(own))
         focus = None  # where a long quote's window goes: the lead, else the reader's unconfident span
