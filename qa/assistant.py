@@ -275,7 +275,8 @@ class Assistant:
 
             query = rewrite(question, history)
         query = query or question
-        hits = self.retrieve(query, k=k or self.config.answer_k, mode=mode, filter=where, fold_duplicates=fold)
+        hits = self.retrieve(query, k=self.config.answer_k if k is None else k, mode=mode, filter=where,
+                             fold_duplicates=fold)
         return question, hits, lang, query
 
     def conversation(self):

@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 from .config import ANSWERERS, MODES, UNSUPPORTED
 from .cli_tools import (_cmd_adapt, _cmd_add, _cmd_eval, _cmd_questions, _cmd_remove, _cmd_train_fusion,
                         _cmd_train_reader, _cmd_train_selector, _cmd_tune, _resolved)
+from . import __version__
 from .errors import ConfigError, QAError
 
 log = logging.getLogger("qa")
@@ -60,6 +61,7 @@ setting, its value and where it came from."""
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="qa", description="Question answering over news articles, with quoted sources.",
                                  epilog=CONFIG_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"qa {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="build or update the index of a corpus folder")
@@ -394,6 +396,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ImportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 3
+    except BrokenPipeError:  # `qa ... | head`: the reader left; stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    except OSError as e:  # a port in use, a full disk, a folder that cannot be written: one line, no traceback
+        if args.verbose:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import CORPUS, ROOT
 
 
@@ -41,6 +43,31 @@ def test_cli_index_and_search(tmp_path):
     assert len(hits) == 3 and "Dwi Hartono" in hits[0]["text"] and hits[0]["source"] == "ANTARA"
     r = _qa("search", "vaksin booster", "--index", str(index), "--mode", "bm25", cwd=tmp_path)
     assert r.returncode == 0 and "[1]" in r.stdout
+
+
+def test_cli_version_pipes_and_busy_ports_give_no_traceback(seed_index, tmp_path):
+    import socket
+
+    from qa import __version__
+
+    r = _qa("--version", cwd=tmp_path)
+    assert r.returncode == 0 and r.stdout.strip() == f"qa {__version__}"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run(f"'{sys.executable}' -m qa config --show --json | head -1", shell=True, cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "{" and "Traceback" not in r.stderr and "BrokenPipe" not in r.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        r = _qa("serve", "--index", str(seed_index), "--port", str(port), cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error:"), r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+
+
+def test_ask_refuses_k_0_like_retrieve(assistant):
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        assistant.ask("Siapa Kalapas Kelas IIB Amuntai?", k=0)
 
 
 def test_cli_errors_name_the_fix(tmp_path):
