@@ -96,6 +96,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 def _cmd_questions(args: argparse.Namespace) -> int:
     from .evaluation import draft_questions, write_questions
+    from .evaluation.tune import MIN_QUESTIONS
 
     if args.per_article < 1:
         raise QAErrorArg(f"--per-article must be at least 1; got {args.per_article}")
@@ -111,6 +112,10 @@ def _cmd_questions(args: argparse.Namespace) -> int:
           f"from {len({q.articles[0] for q in questions})} articles -> {args.out}")
     print("They test whether retrieval finds the article a sentence came from, given most of its words; "
           "they do not test paraphrased questions or abstention (see docs/evaluation.md).")
+    if len(questions) < MIN_QUESTIONS:
+        n = len({q.articles[0] for q in questions})
+        print(f"note: `qa tune` needs at least {MIN_QUESTIONS}; draft more with --per-article "
+              f"{-(-MIN_QUESTIONS // max(1, n)) + 1}", file=sys.stderr)
     return 0
 
 

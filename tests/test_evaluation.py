@@ -384,8 +384,9 @@ def test_pool_index_is_built_once_and_duplicates_are_remapped(tmp_path, embedder
 # -- tune -----------------------------------------------------------------------------------------
 def test_tune_refuses_too_few_questions(assistant):
     qs = read_questions(RETRIEVAL_FIXTURE)[:10]
-    with pytest.raises(TooFewQuestionsError, match=rf"10 usable .* at least {MIN_QUESTIONS}"):
+    with pytest.raises(TooFewQuestionsError, match=rf"10 usable .* at least {MIN_QUESTIONS}") as e:
         tune(assistant, qs, write=False)
+    assert "qa questions --per-article 7" in str(e.value)  # 30 over the 5 articles, and one more
 
 
 def test_update_config_validates_and_refuses_build_settings(index_copy):

@@ -187,10 +187,12 @@ def tune(assistant: Assistant, questions: Sequence[Question], *, metric: Optiona
     n_chunks = n_chunks or max(50, 5 * k)
     usable = [q for q in questions if q.answerable and any(a in assistant.articles for a in q.articles)]
     if len(usable) < min_questions:
+        per = -(-min_questions // max(1, len(assistant.articles))) + 1  # a margin: some drafts are not usable
         raise TooFewQuestionsError(
             f"too few questions to tune on: {len(usable)} usable (answerable, with a gold article that is in the "
             f"index) of {len(questions)}; need at least {min_questions} so that each half has enough to tell "
-            "settings apart. Add questions, or draft some with `qa questions`.")
+            f"settings apart. Add questions, or draft more: `qa questions --per-article {per}` "
+            f"({len(assistant.articles)} articles in the index).")
     tune_q, held_q = split_halves(usable)
     if min(len(tune_q), len(held_q)) < min_questions // 3:
         raise TooFewQuestionsError(f"the split of {len(usable)} questions left {len(tune_q)} to tune on and "
