@@ -209,6 +209,10 @@ def _cmd_add(args: argparse.Namespace) -> int:
     from .library import UploadLimits, add_files
 
     cfg = _resolved(args, args.index, build=True).config
+    folders = [f for f in args.files if Path(f).is_dir()]
+    if folders:
+        raise QAErrorArg(f"{', '.join(folders)}: a folder; give the article files (qa add {folders[0]}/*.txt), "
+                         f"or copy them into the corpus folder and run `qa index`")
     missing = [f for f in args.files if not Path(f).is_file()]
     if missing:
         raise FileNotFoundError(f"no such file: {', '.join(missing)}")

@@ -125,16 +125,11 @@ def load_base(*, dtype: str = "float32"):
     _require()
     from tokenizers import Tokenizer
     from transformers import BertModel
-    from transformers.utils import logging as hf_logging
 
-    from ..encoders.e5_convert import convert_e5
+    from ..encoders.e5_convert import _quiet_transformers, convert_e5
     folder = convert_e5(dtype=dtype)
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the unused pooler is reported otherwise
-    try:
+    with _quiet_transformers():  # the unused pooler is reported otherwise, and a progress bar drawn
         bert = BertModel.from_pretrained(str(folder), add_pooling_layer=False, attn_implementation="sdpa")
-    finally:
-        hf_logging.set_verbosity(level)
     bert.eval()
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
     tok.no_truncation()

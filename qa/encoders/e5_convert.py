@@ -125,6 +125,8 @@ def convert_e5(out_dir: str | os.PathLike[str] | None = None, *, dtype: str = "f
         raise FileExistsError(f"{out} exists, is not empty and holds no {MARKER} (not written by this "
                               "converter, or interrupted); pass force=True / --force to replace it")
     t0 = time.perf_counter()
+    log.warning("writing multilingual-e5-small in PyTorch form to %s (once: about 30 s and %s MB)", out,
+                "470" if dtype == "float32" else "240")
     b = read_e5_bin(bin_path)
     tokenizer = build_tokenizer(b)
     keep = None
@@ -160,18 +162,23 @@ def convert_e5(out_dir: str | os.PathLike[str] | None = None, *, dtype: str = "f
 
 @contextlib.contextmanager
 def _quiet_transformers():
-    """Silence transformers' load report during conversion (it lists the unused BERT pooler)."""
+    """Silence transformers' load report (it lists the unused BERT pooler) and its progress bars
+    ("Loading weights", "Writing model shards": a second or less, not worth a line each time)."""
     try:
         from transformers.utils import logging as hf_logging
     except ImportError:  # pragma: no cover
         yield
         return
     level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
         hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _write(b: E5Bin, tokenizer, keep: list[int] | None, dtype: str, folder: Path) -> None:

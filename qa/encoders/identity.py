@@ -41,7 +41,7 @@ def resolve_model(name: str) -> str:
     if p.is_dir():
         return str(p.resolve())
     raise ModelNotFoundError(
-        f"embedding model {name!r} is neither a packaged model ({', '.join(sorted(PACKAGED_MODELS)[:1])}) "
+        f"embedding model {name!r} is neither a packaged model ({', '.join(m for m in PACKAGED_MODELS if '/' not in m)}) "
         f"nor an existing local folder; give the path of a sentence-transformers model folder"
     )
 
