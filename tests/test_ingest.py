@@ -123,6 +123,23 @@ def test_readers_and_bad_files(tmp_path):
     assert c.duplicates == [("dup", "a")]
 
 
+def test_markdown_front_matter_gives_title_date_and_source(tmp_path):
+    (tmp_path / "fm.md").write_text(
+        "---\ntitle: \"Vaksinasi di Lapas Cipinang\"\ndate: 2021-05-05\nsource: Detik\nauthor: Redaksi\n"
+        "url: https://example.org/a\n---\n\nSebanyak 500 narapidana di Lapas Cipinang menerima vaksin.\n",
+        encoding="utf-8")
+    (tmp_path / "heading.md").write_text("---\nsource: Kompas\n---\n# Judul dari Heading\n\nIsi berita di sini.\n",
+                                         encoding="utf-8")
+    (tmp_path / "rule.md").write_text("Isi tanpa front matter.\n\n---\n\nBagian kedua.\n", encoding="utf-8")
+    ids = {a.id: a for a in load_corpus(tmp_path).articles}
+    fm = ids["fm"]
+    assert (fm.title, fm.date, fm.source, fm.url) == ("Vaksinasi di Lapas Cipinang", "2021-05-05", "Detik",
+                                                      "https://example.org/a")
+    assert fm.text == "Sebanyak 500 narapidana di Lapas Cipinang menerima vaksin." and "author" not in fm.text
+    assert ids["heading"].title == "Judul dari Heading" and ids["heading"].source == "Kompas"
+    assert "Bagian kedua" in ids["rule"].text and ids["rule"].date is None  # a rule later on is not front matter
+
+
 def test_symlink_outside_corpus_not_followed(tmp_path):
     outside = tmp_path / "secret.txt"
     outside.write_text("Rahasia di luar korpus.", encoding="utf-8")

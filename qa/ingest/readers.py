@@ -79,18 +79,43 @@ def _read_bytes(path: Path, limit: int, what: str) -> bytes:
     return path.read_bytes()
 
 
+#: front-matter keys read into the article's fields (others are ignored)
+FRONT_MATTER_KEYS = {"title": "title", "date": "date", "published": "date", "source": "source",
+                     "publisher": "source", "url": "url", "link": "url"}
+_FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+
+
+def front_matter(text: str) -> tuple[dict[str, str], str]:
+    """The ``key: value`` fields of a Markdown file's front matter (between ``---`` lines at its
+    start, as static-site generators and news exports write it) that :data:`FRONT_MATTER_KEYS`
+    knows, and the text after it; ``({}, text)`` without one."""
+    m = _FRONT_MATTER.match(text)
+    if not m:
+        return {}, text
+    fields: dict[str, str] = {}
+    for line in m.group(1).splitlines():
+        key, sep, value = line.partition(":")
+        name = FRONT_MATTER_KEYS.get(key.strip().lower())
+        value = value.strip().strip("\"'").strip()
+        if sep and name and value and name not in fields:
+            fields[name] = value
+    return fields, text[m.end():]
+
+
 def read_text_file(path: Path, article_id: str) -> Iterator[RawArticle]:
     text = decode_bytes(_read_bytes(path, MAX_FILE_BYTES, "one article"), str(path))
-    title = None
+    meta: dict[str, str] = {}
     if path.suffix.lower() in {".md", ".markdown"}:
+        meta, text = front_matter(text)
         m = re.match(r"\s*#\s+(.+)\n", text)
         if m:
-            title = m.group(1).strip()
+            meta.setdefault("title", m.group(1).strip())
             text = text[m.end():]
         text = _strip_markdown(text)
     if not text.strip():
         raise IngestError(str(path), "empty file")
-    yield RawArticle(id=article_id, text=text, path=str(path), title=title)
+    yield RawArticle(id=article_id, text=text, path=str(path), title=meta.get("title"), source=meta.get("source"),
+                     date=meta.get("date"), url=meta.get("url"))
 
 
 def _strip_markdown(text: str) -> str:
