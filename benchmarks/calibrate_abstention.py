@@ -2,7 +2,8 @@
 
     python benchmarks/calibrate_abstention.py --pool ../shared/data/passages_dev_pool.jsonl \\
         --questions ../shared/data/qa_{idkmrc,tydiqa_id,facqa}_valid.jsonl [--index DIR] \\
-        [--max-declined 0.15] [--selector-floor 0.7] [--span-floor 0.7] [--records FILE] \\
+        [--max-declined 0.15] [--bound-idk-only] [--selector-floor 0.7] [--span-floor 0.7] \\
+        [--records FILE] \\
         [--fit qa/answer/models/answerability.json] [--json OUT]
 
 Each question is asked as a user asks it: retrieval over the pool index (built, or reused, with the
@@ -11,8 +12,9 @@ the selector's probability and the span reader's readings of the best candidate 
 as :mod:`qa.answer.answerability` features. A logistic regression over them is fitted on every
 question of every file (label: answerable); the decline threshold is the one with the best
 abstention F1 on the files that have unanswerable questions (IDK-MRC) among those declining at most
-``--max-declined`` of their answerable questions, with every question whose selector probability is
-below ``--selector-floor`` declined as well unless one of the reader's spans (of any paragraph it
+``--max-declined`` of their answerable questions, and of every other file's (TyDi, FacQA: the bound
+holds for each set; ``--bound-idk-only``: for IDK-MRC alone, as before December 6, 2026), with
+every question whose selector probability is below ``--selector-floor`` declined as well unless one of the reader's spans (of any paragraph it
 read) is at least ``--span-floor`` probable. ``--records FILE`` keeps what was read, to refit
 without reading again. For an honest figure the questions are split by
 passage into two halves: a model and threshold fitted on one half are reported on the other. The
@@ -74,8 +76,9 @@ def decided(model, rs):
     return np.where(np.array(passes), p, 0.0)
 
 
-def fit_and_choose(recs, max_declined, floor, span_floor=None):
-    """The model fitted on ``recs`` and the threshold chosen on their unanswerable-bearing files."""
+def fit_and_choose(recs, max_declined, floor, span_floor=None, every_file=True):
+    """The model fitted on ``recs`` and the threshold chosen on their unanswerable-bearing files
+    (``every_file``: declining at most ``max_declined`` of every file's answerable questions too)."""
     from qa.answer.answerability import Answerability
     from qa.answer.selector import best_threshold
 
@@ -83,8 +86,10 @@ def fit_and_choose(recs, max_declined, floor, span_floor=None):
     model.selector_floor = floor
     model.span_floor = span_floor
     idk = [r for r in recs if r["idk"]]
+    files = sorted({r["file"] for r in recs if not r["idk"]}) if every_file else []
+    others = [decided(model, [r for r in recs if r["file"] == f and r["answerable"]]) for f in files]
     model.threshold = best_threshold(decided(model, idk), [r["answerable"] for r in idk],
-                                     max_declined=max_declined)["threshold"]
+                                     max_declined=max_declined, others=others)["threshold"]
     return model
 
 
@@ -94,6 +99,8 @@ def main(argv=None):
     ap.add_argument("--pool", required=True)
     ap.add_argument("--index", default=None, help="pool index folder (default: index/eval-pool/<name>-<hash>)")
     ap.add_argument("--max-declined", type=float, default=0.15)
+    ap.add_argument("--bound-idk-only", action="store_true",
+                    help="apply --max-declined to the unanswerable-bearing files only (default: to every file)")
     ap.add_argument("--selector-floor", type=float, default=0.7,
                     help="decline below this selector probability whatever the model says (default 0.7)")
     ap.add_argument("--span-floor", type=float, default=0.7,
@@ -135,11 +142,12 @@ def main(argv=None):
         r["idk"] = r["file"] in with_null
     out = {"questions": len(recs), "files": sorted({r["file"] for r in recs}), "seconds": round(seconds, 1),
            "paragraphs": assistant.answerer.reader_paragraphs, "selector_floor": args.selector_floor,
-           "span_floor": span, "max_declined": args.max_declined, "halves": {}}
+           "span_floor": span, "max_declined": args.max_declined,
+           "bound": "idk-only" if args.bound_idk_only else "every file", "halves": {}}
     for h in (0, 1):
         mine = [r for r in recs if r["half"] == h]
         other = [r for r in recs if r["half"] != h and r["idk"]]
-        model = fit_and_choose(mine, args.max_declined, args.selector_floor, span)
+        model = fit_and_choose(mine, args.max_declined, args.selector_floor, span, not args.bound_idk_only)
         p = decided(model, other)
         sel_t = best_threshold([r["selector"] for r in mine if r["idk"]], [r["answerable"] for r in mine if r["idk"]],
                                max_declined=args.max_declined)["threshold"]
@@ -147,7 +155,7 @@ def main(argv=None):
         out["halves"][f"fitted on half {h}, reported on half {1 - h}"] = {
             "selector and reader": rounded(abstention(p, ans, model.threshold)),
             "selector alone": rounded(abstention([r["selector"] for r in other], ans, sel_t))}
-    model = fit_and_choose(recs, args.max_declined, args.selector_floor, span)
+    model = fit_and_choose(recs, args.max_declined, args.selector_floor, span, not args.bound_idk_only)
     idk = [r for r in recs if r["idk"]]
     out["all"] = rounded(abstention(decided(model, idk),
                                     [r["answerable"] for r in idk], model.threshold))
@@ -171,7 +179,7 @@ def main(argv=None):
     print("answerable declined per file:", out["declined_answerable_per_file"])
     out["other_bounds"] = {}
     for bound in (0.05, 0.10, 0.15, 0.20):
-        alt = fit_and_choose(recs, bound, args.selector_floor, span)
+        alt = fit_and_choose(recs, bound, args.selector_floor, span, not args.bound_idk_only)
         pi = decided(alt, idk)
         out["other_bounds"][str(bound)] = {**rounded(abstention(pi, [r["answerable"] for r in idk], alt.threshold)), **{
             f: round(float(np.mean(decided(alt, [r for r in recs if r["file"] == f and r["answerable"]])

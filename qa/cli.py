@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from .config import ANSWERERS, MODES, UNSUPPORTED
-from .cli_tools import (_cmd_adapt, _cmd_add, _cmd_eval, _cmd_questions, _cmd_remove, _cmd_train_fusion,
+from .cli_tools import (_cmd_adapt, _cmd_add, _cmd_eval, _cmd_questions, _cmd_remove, _cmd_serve, _cmd_train_fusion,
                         _cmd_train_reader, _cmd_train_selector, _cmd_tune, _resolved)
 from . import __version__
 from .errors import ConfigError, QAError
@@ -335,29 +335,6 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         print(f"      “{c.quote}”")
     print(f"answered by: {ans.answerer_label}")
     return 0
-
-
-def _cmd_serve(args: argparse.Namespace) -> int:
-    try:
-        from .ui import launch
-    except ImportError as e:
-        raise ImportError(f"the web chat needs Gradio: pip install 'article-qa[ui]' ({e})") from e
-    ui = _resolved(args, None, host=args.host, port=args.port, share=args.share).config
-    launch(index_dir=args.index, corpus_dir=args.corpus, host=ui.host, port=ui.port, share=ui.share,
-           config_path=args.config, auth=_login(args.login),
-           allow_upload=args.allow_upload)
-    return 0
-
-
-def _login(value: Optional[str]) -> Optional[tuple[str, str]]:
-    """(user, password) from ``--login USER[:PASSWORD]`` (the password from QA_PASSWORD when not given)."""
-    if value is None:
-        return None
-    user, _, password = value.partition(":")
-    password = password or os.environ.get("QA_PASSWORD", "")
-    if not user or not password:
-        raise ConfigError("--login needs USER:PASSWORD, or USER with the password in QA_PASSWORD")
-    return user, password
 
 
 def _cmd_config(args: argparse.Namespace) -> int:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import sys
 from pathlib import Path
 from typing import Optional
 
 from .config import ResolvedConfig, load_config
-from .errors import QAError
+from .errors import ConfigError, QAError
 
 
 def _resolved(args: argparse.Namespace, index: Optional[str | Path], *, build: bool = False,
@@ -255,3 +256,26 @@ def _cmd_train_fusion(args: argparse.Namespace) -> int:
     print(f"wrote {out} and its card {out.with_suffix('.md')}; use it with [retrieval] fusion = \"adaptive\" and "
           f"fusion_model = \"{out}\"")
     return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        from .ui import launch
+    except ImportError as e:
+        raise ImportError(f"the web chat needs Gradio: pip install 'article-qa[ui]' ({e})") from e
+    ui = _resolved(args, None, host=args.host, port=args.port, share=args.share).config
+    launch(index_dir=args.index, corpus_dir=args.corpus, host=ui.host, port=ui.port, share=ui.share,
+           config_path=args.config, auth=_login(args.login),
+           allow_upload=args.allow_upload)
+    return 0
+
+
+def _login(value: Optional[str]) -> Optional[tuple[str, str]]:
+    """(user, password) from ``--login USER[:PASSWORD]`` (the password from QA_PASSWORD when not given)."""
+    if value is None:
+        return None
+    user, _, password = value.partition(":")
+    password = password or os.environ.get("QA_PASSWORD", "")
+    if not user or not password:
+        raise ConfigError("--login needs USER:PASSWORD, or USER with the password in QA_PASSWORD")
+    return user, password

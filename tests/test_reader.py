@@ -46,9 +46,8 @@ def test_finds_the_span(reader, question, text, answer):
     assert span.probability >= THRESHOLD > span.null
 
 
-@pytest.mark.xfail(reason="known limitation: on this unrelated passage the reader still gives a span 0.15 "
-                          "(null 0.02); declining such questions is the selector's abstention, not the reader's")
 def test_unrelated_passage_is_not_confident(reader):
+    """(An expected failure up to the 6-layer reader, which gave a span 0.15 here; the 9-layer one does not.)"""
     span = reader.read(*UNRELATED)
     assert span is None or span.probability < THRESHOLD
 
@@ -212,7 +211,8 @@ def test_the_reader_reads_abbreviations_written_out(assistant):
         "Mengapa Faisal bin Musaid membunuh Faisal Bin Abdul?"  # a name particle, not the agency
     assert spell_out("Siapa kepala BIN Kalsel?") == "Siapa kepala badan intelijen negara kalimantan selatan?"
     # the article writes "Kepala Divisi Pemasyarakatan Banten, Nirhono Jatmokoadi": read with "Kadivpas" the
-    # reader was unsure (0.65) and the question declined; written out, it finds the name
+    # 6-layer reader was unsure (0.65) and the question declined, the 9-layer one leads with "Kanwil
+    # Kemenkumham Banten" (0.73); written out, both find the name (0.96 / 0.92)
     ans = assistant.ask("Siapa Kadivpas Kemenkumham Banten?")
     assert ans.found and ans.lead and "Nirhono" in ans.lead
     assert ans.question == "Siapa Kadivpas Kemenkumham Banten?"  # the user's words stay as asked

@@ -168,13 +168,17 @@ def abstention(best_p: Sequence[float], answerable: Sequence[bool], threshold: f
             "precision": prec, "recall": rec, "declined_answerable": float(np.sum(declined & ans)) / max(1, ans.sum())}
 
 
-def best_threshold(best_p: Sequence[float], answerable: Sequence[bool], *, max_declined: float = 0.15) -> dict:
+def best_threshold(best_p: Sequence[float], answerable: Sequence[bool], *, max_declined: float = 0.15,
+                   others: Sequence[Sequence[float]] = ()) -> dict:
     """The decline threshold with the best :func:`abstention` F1 among those declining at most
-    ``max_declined`` of the answerable questions."""
+    ``max_declined`` of the answerable questions, and of each of ``others`` (probabilities of the
+    answerable questions of other sets, asked the same way)."""
     best = {"threshold": 0.0, "f1": 0.0, "precision": 0.0, "recall": 0.0, "declined_answerable": 0.0}
+    rest = [np.asarray(o, dtype=np.float64) for o in others if len(o)]
     for t in np.unique(np.round(np.asarray(best_p, dtype=np.float64), 4)):
         m = abstention(best_p, answerable, float(t))
-        if m["declined_answerable"] <= max_declined and m["f1"] > best["f1"]:
+        if m["declined_answerable"] <= max_declined and m["f1"] > best["f1"] and \
+                all(float(np.mean(o < t)) <= max_declined for o in rest):
             best = m
     return best
 
