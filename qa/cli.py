@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 from .config import ANSWERERS, MODES, UNSUPPORTED
 from .cli_tools import (_cmd_adapt, _cmd_add, _cmd_eval, _cmd_questions, _cmd_remove, _cmd_serve, _cmd_train_fusion,
-                        _cmd_train_reader, _cmd_train_selector, _cmd_tune, _resolved)
+                        _cmd_train_reader, _cmd_train_selector, _cmd_tune, _resolved, QAErrorArg)
 from . import __version__
 from .errors import ConfigError, QAError
 
@@ -282,8 +282,15 @@ def _cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _question(args: argparse.Namespace) -> None:
+    if not args.question.strip():
+        raise QAErrorArg("empty question: give the question in quotes, e.g. qa ask \"Siapa Kalapas Amuntai?\"")
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
     from .assistant import Assistant
+
+    _question(args)
 
     cfg = _resolved(args, args.index, mode=args.mode).config
     where = _filter(args)
@@ -310,6 +317,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 def _cmd_ask(args: argparse.Namespace) -> int:
     from .assistant import Assistant
+
+    _question(args)
 
     cfg = _resolved(args, args.index, mode=args.mode, answerer=args.answerer,
                    llm_base_url=args.llm_base_url, llm_model=args.llm_model,

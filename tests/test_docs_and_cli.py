@@ -73,5 +73,8 @@ def test_ask_refuses_k_0_like_retrieve(assistant):
 def test_cli_errors_name_the_fix(tmp_path):
     r = _qa("search", "apa", "--index", str(tmp_path / "none"), cwd=tmp_path)
     assert r.returncode == 2 and "run `qa index" in r.stderr and "Traceback" not in r.stderr
+    for cmd in ("ask", "search"):  # an empty question is an error, not an answer with exit status 0
+        r = _qa(cmd, "  ", "--index", str(tmp_path / "none"), cwd=tmp_path)
+        assert r.returncode == 2 and "empty question" in r.stderr
     r = _qa("index", "--corpus", str(tmp_path / "missing"), "--index", str(tmp_path / "i"), cwd=tmp_path)
     assert r.returncode == 2 and "corpus folder not found" in r.stderr

@@ -87,6 +87,7 @@ def test_reads_the_fixture_and_the_shared_dev_set_formats(tmp_path):
 @pytest.mark.parametrize("lines, message", [
     (['{"question": "a?", "article": "x"}', '{"question": "b?", "article": '], ":2: invalid JSON"),
     (['{"id": "1", "article": "x"}'], ":1: missing or empty field 'question'"),
+    (['{"id": "1", "question": 42}'], ":1: field 'question' (the question text) must be a string; got int"),
     (['{"id": "1", "question": "a?"}', '{"id": "1", "question": "b?"}'], ":2: duplicate question id '1'"),
     (['{"question": "a?", "answerable": "yes"}'], ":1: 'answerable' / 'is_impossible' must be true or false"),
     (['[1, 2]'], ":1: expected a JSON object"),

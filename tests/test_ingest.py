@@ -98,7 +98,7 @@ def test_readers_and_bad_files(tmp_path):
     (tmp_path / "c.jsonl").write_text(
         json.dumps({"id": "x1", "title": "Rekaman", "text": "Teks rekaman satu.", "date": "2020-01-02", "source": "S"}) + "\n"
         + "{broken json\n" + json.dumps({"title": "no text"}) + "\n", encoding="utf-8")
-    (tmp_path / "d.json").write_text(json.dumps([{"text": "Teks JSON."}, 5]), encoding="utf-8")
+    (tmp_path / "d.json").write_text(json.dumps([{"text": "Teks JSON."}, 5, {"text": 12345}]), encoding="utf-8")
     (tmp_path / "bin.txt").write_bytes(b"\x00\x01\x02binary\x00" * 20)
     (tmp_path / "empty.md").write_text("   \n\n", encoding="utf-8")
     (tmp_path / "latin.txt").write_bytes("Kafe di Bandung menjual caf\xe9 murah.".encode("latin-1"))
@@ -119,6 +119,7 @@ def test_readers_and_bad_files(tmp_path):
     assert "invalid JSON" in reasons["c.jsonl:2"]
     assert "text" in reasons["c.jsonl:3"]
     assert "object" in reasons["d.json[1]"]
+    assert "must be a string; got int" in reasons["d.json[2]"]
     assert "unsupported" in reasons["image.png"]
     assert c.duplicates == [("dup", "a")]
 

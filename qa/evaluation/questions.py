@@ -123,6 +123,9 @@ def parse_question(row: Any, where: str, *, default_id: str, question_field: str
     """One :class:`Question` from a decoded JSON row (``where`` names file:line in errors)."""
     row = json_object(row, where)
     text = row.get(question_field)
+    if text is not None and not isinstance(text, str):
+        raise QuestionFileError(f"{where}: field {question_field!r} (the question text) must be a string; "
+                                f"got {type(text).__name__}")
     if not isinstance(text, str) or not text.strip():
         raise QuestionFileError(f"{where}: missing or empty field {question_field!r} (the question text)")
     gold: tuple[str, ...] = ()

@@ -218,6 +218,8 @@ def _record(obj: object, path: Path, where: str, default_id: str) -> RawArticle:
     if not isinstance(obj, dict):
         raise IngestError(where, f"expected a JSON object, got {type(obj).__name__}")
     text = obj.get("text", obj.get("content", obj.get("body")))
+    if text is not None and not isinstance(text, str):
+        raise IngestError(where, f"field 'text' must be a string; got {type(text).__name__} ({str(text)[:40]!r})")
     if not isinstance(text, str) or not text.strip():
         raise IngestError(where, "missing or empty field 'text'")
     if len(text) > MAX_ARTICLE_CHARS:
