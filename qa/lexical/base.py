@@ -2,9 +2,9 @@
 
 An engine scores chunks for analyzed query tokens with Okapi BM25 as rank-bm25's ``BM25Okapi``
 computes it (the bm25s engine is rescaled to the same scores, see :mod:`.bm25s_engine`), except
-that a word in half the chunks or more never gets an IDF below ``EPSILON`` (:func:`idf_floor`). To add an
-engine: implement :class:`LexicalIndex` in a file of this package and name it in :data:`ENGINES`
-and :func:`qa.lexical.make_lexical`.
+that a word in half the chunks or more never gets an IDF below ``EPSILON`` (:func:`okapi_idf`, the
+IDF of both engines). To add an engine: implement :class:`LexicalIndex` in a file of this package
+and name it in :data:`ENGINES` and :func:`qa.lexical.make_lexical`.
 """
 from __future__ import annotations
 
@@ -52,6 +52,20 @@ def idf_floor(mean_idf: float) -> float:
     articles) the mean is 0 or negative and rank-bm25's own floor would make every such word score
     nothing or less, so that a word of the only article found no passage."""
     return EPSILON * max(float(mean_idf), 1.0)
+
+
+def okapi_idf(df: np.ndarray, n: float) -> tuple[np.ndarray, np.ndarray]:
+    """rank-bm25's BM25Okapi IDF of words with document frequencies ``df`` among ``n`` chunks, with
+    :func:`idf_floor` for those not positive (0 for a word in no chunk, such as bm25s's empty
+    token), and which words occur. Both engines take their IDF from here."""
+    df = np.asarray(df, dtype=np.float64)
+    present = df > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = np.log((n - df + 0.5) / (df + 0.5))
+    mean = float(raw[present].mean()) if present.any() else 0.0
+    idf = np.where(raw <= 0, idf_floor(mean), raw)
+    idf[~present] = 0.0
+    return idf, present
 
 
 def top_k(scores: "Sequence[float] | np.ndarray", k: int) -> Ranked:

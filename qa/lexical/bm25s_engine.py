@@ -9,8 +9,8 @@ Robertson term-frequency part ``tf / (tf + k1 (1 - b + b dl / avgdl))`` and the 
 ``log(1 + (N - n + 0.5) / (n + 0.5))`` (always positive, so no entry is zeroed), then each word's
 column is rescaled by ``idf_okapi / idf_lucene``, where ``idf_okapi`` is BM25Okapi's IDF
 ``log((N - n + 0.5) / (n + 0.5))`` with its floor (an IDF not above 0, a word in half of the
-chunks or more, becomes ``0.25 x`` the mean IDF, at least 0.25: :func:`~.base.idf_floor`; the
-rank_bm25 engine applies the same floor). bm25s's own ``method="robertson"`` would clip that
+chunks or more, becomes ``0.25 x`` the mean IDF, at least 0.25; :func:`~.base.okapi_idf`, which the
+rank_bm25 engine uses too). bm25s's own ``method="robertson"`` would clip that
 IDF to 0 instead, which reorders results on small corpora where a word is in most chunks. The
 constant ``(k1 + 1)`` of Okapi's numerator is multiplied back at query time. Scores therefore
 equal rank-bm25's up to float32 rounding, and rankings agree except for float32 near-ties
@@ -26,7 +26,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .base import idf_floor, masked, top_k
+from .base import masked, okapi_idf, top_k
 
 log = logging.getLogger("qa")
 
@@ -45,19 +45,6 @@ def _bm25s():
     return bm25s
 
 
-def _okapi_idf(df: np.ndarray, n: float) -> tuple[np.ndarray, np.ndarray]:
-    """rank-bm25's BM25Okapi IDF of words with document frequencies ``df`` among ``n`` chunks, with
-    :func:`~.base.idf_floor` for those not positive (0 for a word in no chunk, such as bm25s's empty
-    token), and which words occur."""
-    present = df > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        raw = np.log((n - df + 0.5) / (df + 0.5))
-    mean = float(raw[present].mean()) if present.any() else 0.0
-    idf = np.where(raw <= 0, idf_floor(mean), raw)
-    idf[~present] = 0.0
-    return idf, present
-
-
 class SparseBM25:
     """BM25 scores from a bm25s index (built here from analyzer tokens, or loaded memory-mapped); a
     :class:`~qa.lexical.LexicalIndex`."""
@@ -73,7 +60,7 @@ class SparseBM25:
         self.indptr = np.asarray(sc["indptr"])
         self.size = int(sc["num_docs"])
         self.vocab: dict[str, int] = model.vocab_dict
-        self._idf, present = _okapi_idf(np.diff(self.indptr).astype(np.float64), float(self.size))
+        self._idf, present = okapi_idf(np.diff(self.indptr).astype(np.float64), float(self.size))
         self.max_idf = float(self._idf.max()) if present.any() else 1.0
         self._lock = threading.Lock()
         self._last: tuple[tuple[int, ...], Optional[np.ndarray]] = ((), None)
@@ -87,7 +74,7 @@ class SparseBM25:
         indptr = np.asarray(sc["indptr"])
         df = np.diff(indptr).astype(np.float64)
         n = float(sc["num_docs"])
-        okapi, present = _okapi_idf(df, n)
+        okapi, present = okapi_idf(df, n)
         with np.errstate(divide="ignore", invalid="ignore"):
             lucene = np.log1p((n - df + 0.5) / (df + 0.5))
             factor = np.where(present, okapi / lucene, 0.0)

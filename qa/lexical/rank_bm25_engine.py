@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .base import Ranked, idf_floor, masked, top_k
+from .base import Ranked, masked, okapi_idf, top_k
 
 
 class RankBM25:
@@ -25,12 +25,10 @@ class RankBM25:
         self.size = len(tokens)
         # rank-bm25 divides by the corpus size; an empty token list still counts as a document.
         self._okapi = BM25Okapi([list(t) for t in tokens], k1=k1, b=b) if tokens else None
-        if self._okapi is not None and self._okapi.idf:  # the floor of :func:`idf_floor`, not rank-bm25's own
-            n = self._okapi.corpus_size
+        if self._okapi is not None and self._okapi.idf:  # :func:`okapi_idf`'s floor, not rank-bm25's own
             df = Counter(w for doc in self._okapi.doc_freqs for w in doc)
-            raw = {w: float(np.log(n - f + 0.5) - np.log(f + 0.5)) for w, f in df.items()}
-            floor = idf_floor(sum(raw.values()) / len(raw))
-            self._okapi.idf = {w: v if v > 0 else floor for w, v in raw.items()}
+            idf, _ = okapi_idf(np.fromiter(df.values(), dtype=np.float64, count=len(df)), self._okapi.corpus_size)
+            self._okapi.idf = dict(zip(df, idf.tolist()))
         idf = self._okapi.idf if self._okapi is not None else {}
         self.max_idf = float(max(idf.values())) if idf else 1.0
 
