@@ -3,8 +3,7 @@
     python benchmarks/calibrate_abstention.py --pool ../shared/data/passages_dev_pool.jsonl \\
         --questions ../shared/data/qa_{idkmrc,tydiqa_id,facqa}_valid.jsonl [--index DIR] \\
         [--max-declined 0.15] [--bound-idk-only] [--selector-floor 0.7] [--span-floor 0.7] \\
-        [--records FILE] \\
-        [--fit qa/answer/models/answerability.json] [--json OUT]
+        [--records FILE] [--fit qa/answer/models/answerability.json] [--json OUT]
 
 Each question is asked as a user asks it: retrieval over the pool index (built, or reused, with the
 default settings), then the extractive answerer's assessment (:meth:`ExtractiveAnswerer.assess`):
@@ -14,8 +13,8 @@ question of every file (label: answerable); the decline threshold is the one wit
 abstention F1 on the files that have unanswerable questions (IDK-MRC) among those declining at most
 ``--max-declined`` of their answerable questions, and of every other file's (TyDi, FacQA: the bound
 holds for each set; ``--bound-idk-only``: for IDK-MRC alone, as before December 6, 2026), with
-every question whose selector probability is below ``--selector-floor`` declined as well unless one of the reader's spans (of any paragraph it
-read) is at least ``--span-floor`` probable. ``--records FILE`` keeps what was read, to refit
+every question whose selector probability is below ``--selector-floor`` declined as well unless one
+of the reader's spans (of any paragraph it read) is at least ``--span-floor`` probable. ``--records FILE`` keeps what was read, to refit
 without reading again. For an honest figure the questions are split by
 passage into two halves: a model and threshold fitted on one half are reported on the other. The
 selector's own probability (the answerer without the reader) is reported beside it. ``--fit``

@@ -97,7 +97,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 def _cmd_questions(args: argparse.Namespace) -> int:
     from .evaluation import draft_questions, write_questions
-    from .evaluation.tune import MIN_QUESTIONS
+    from .evaluation.tune import MIN_QUESTIONS, per_article_for
 
     if args.per_article < 1:
         raise QAErrorArg(f"--per-article must be at least 1; got {args.per_article}")
@@ -106,17 +106,17 @@ def _cmd_questions(args: argparse.Namespace) -> int:
         print(f"no sentence with a date, number or name found in {args.corpus}; nothing written", file=sys.stderr)
         return 1
     write_questions(args.out, questions)
+    n_articles = len({q.articles[0] for q in questions})
     kinds = {}
     for q in questions:
         kinds[q.meta.get("kind")] = kinds.get(q.meta.get("kind"), 0) + 1
     print(f"drafted {len(questions)} cloze questions ({', '.join(f'{v} {k}' for k, v in kinds.items())}) "
-          f"from {len({q.articles[0] for q in questions})} articles -> {args.out}")
+          f"from {n_articles} articles -> {args.out}")
     print("They test whether retrieval finds the article a sentence came from, given most of its words; "
           "they do not test paraphrased questions or abstention (see docs/evaluation.md).")
     if len(questions) < MIN_QUESTIONS:
-        n = len({q.articles[0] for q in questions})
         print(f"note: `qa tune` needs at least {MIN_QUESTIONS}; draft more with --per-article "
-              f"{-(-MIN_QUESTIONS // max(1, n)) + 1}", file=sys.stderr)
+              f"{per_article_for(n_articles)}", file=sys.stderr)
     return 0
 
 
