@@ -197,8 +197,12 @@ def test_ask_answers_only_from_the_filter(news):
         ans = a.ask(q, filter={"source": source})
         assert all(c.article.source == source for c in ans.citations)
         assert all(h.article.source == source for h in ans.hits)
-    ans = a.ask(q, filter={"source": "Republika"})  # nothing passes: a clear "not found", no error
+    ans = a.ask(q, filter={"source": "Republika"})  # nothing passes: an answer that names the filter, no error
     assert not ans.found and not ans.citations and not ans.hits
+    assert "filter ini (sumber Republika)" in ans.text and "perluas" in ans.text, ans.text
+    streamed = list(a.ask_stream("How many inmates were vaccinated?", filter={"source": "Republika"}))
+    assert streamed[-1].text.startswith("No article passing the filter (source Republika)"), streamed[-1].text
+    assert a.ask(q, filter={"source": "ANTARA"}).text != ans.text
     conv = a.conversation()
     first = conv.ask("Siapa Kalapas Kelas IIB Amuntai?", filter={"date_from": "2021"})
     assert all(h.article.date >= "2021-01-01" for h in first.hits)
@@ -216,7 +220,7 @@ def test_cli_filters(news, capsys):
                 "--json"]) == 0
     assert all("2021-03-01" <= h["date"] <= "2021-12-31" for h in json.loads(capsys.readouterr().out))
     assert cli(["ask", "Siapa Kalapas Kelas IIB Amuntai?", "--index", str(root / "flat"), "--source", "Republika"]) == 0
-    assert "Maaf" in capsys.readouterr().out
+    assert "Tidak ada artikel dengan filter ini (sumber Republika)" in capsys.readouterr().out
     assert cli(["search", "vaksin", "--index", str(root / "flat"), "--since", "2021-13"]) == 2
     assert "--since '2021-13' is not a valid date" in capsys.readouterr().err
 
