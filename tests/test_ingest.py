@@ -103,6 +103,7 @@ def test_readers_and_bad_files(tmp_path):
     (tmp_path / "empty.md").write_text("   \n\n", encoding="utf-8")
     (tmp_path / "latin.txt").write_bytes("Kafe di Bandung menjual caf\xe9 murah.".encode("latin-1"))
     (tmp_path / "utf16.txt").write_bytes("Teks UTF-16 dengan BOM.".encode("utf-16"))
+    (tmp_path / "fake16.txt").write_bytes(b"\xff\xfe" + "Bukan UTF-16: teks biasa yang diawali dua byte aneh.".encode())
     (tmp_path / "image.png").write_bytes(b"\x89PNG")
     c = load_corpus(tmp_path)
     ids = {a.id: a for a in c.articles}
@@ -116,6 +117,7 @@ def test_readers_and_bad_files(tmp_path):
     reasons = {p.path.split("/")[-1]: p.reason for p in c.problems}
     assert "binary" in reasons["bin.txt"]
     assert "empty" in reasons["empty.md"]
+    assert "not UTF-16 text" in reasons["fake16.txt"]
     assert "invalid JSON" in reasons["c.jsonl:2"]
     assert "text" in reasons["c.jsonl:3"]
     assert "object" in reasons["d.json[1]"]

@@ -51,9 +51,14 @@ def decode_bytes(data: bytes, path: str) -> str:
         raise IngestError(path, "empty file")
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return data.decode("utf-16")
+            text = data.decode("utf-16")
         except UnicodeDecodeError as e:
             raise IngestError(path, f"undecodable UTF-16 text ({e.reason} at byte {e.start})") from None
+        if len(text) >= 20 and not any(ch.isspace() for ch in text):
+            # bytes of 8-bit text read in pairs: ideographs without one space or line break
+            raise IngestError(path, "starts with a UTF-16 byte-order mark (FF FE or FE FF) but is not UTF-16 text "
+                                    "(no space or line break in it); save it as UTF-8")
+        return text
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     head = data[:8192]
