@@ -196,7 +196,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-declined", type=float, default=0.15,
                    help="the threshold declines at most this share of answerable questions (default: 0.15)")
     p.add_argument("--limit", type=int, default=None, help="questions sampled from each --train file (default: all)")
-    p.add_argument("--distractors", type=int, default=2, help="BM25-ranked other passages per question (default: 2)")
+    p.add_argument("--distractors", type=int, default=2, help="other passages per question (default: 2)")
+    p.add_argument("--retrieval", default="bm25", choices=("bm25", "hybrid"), help="how the distractors are ranked "
+                   "(default: bm25; hybrid: BM25 and the encoder fused, as the assistant retrieves)")
     p.add_argument("--holdout", type=float, default=0.15, help="share of questions kept out of the fit and "
                                                                   "reported (default: 0.15)")
     p.add_argument("--l2", type=float, default=1.0, help="L2 penalty (default: 1.0)")
@@ -316,6 +318,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
+    from .answer.lang import quoted
     from .assistant import Assistant
 
     _question(args)
@@ -341,7 +344,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     for c in ans.citations:
         meta = " · ".join(x for x in (c.article.source, c.article.date) if x)
         print(f"  [{c.n}] {c.article.display_title}" + (f" ({meta})" if meta else ""))
-        print(f"      “{c.quote}”")
+        print(f"      {quoted(c.quote)}")
     print(f"answered by: {ans.answerer_label}")
     return 0
 

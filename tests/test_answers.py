@@ -27,6 +27,24 @@ def check_answer(ans):
     markers = {int(m) for m in re.findall(r"\[(\d+)\]", ans.text)}
     assert markers <= {c.n for c in ans.citations}
     assert ans.found == bool(ans.citations)
+    assert "““" not in ans.text and "””" not in ans.text
+
+
+def test_a_quoted_remark_is_quoted_in_single_marks(assistant):
+    """A quote that holds double quotation marks (a remark) goes in ‘…’, not ““…”” (and stays verbatim)."""
+    from qa.answer.lang import quoted
+
+    assert quoted("Vaksinasi selesai.") == "“Vaksinasi selesai.”"
+    assert quoted("“Kami siap,” kata dia.") == "‘“Kami siap,” kata dia.’"
+    remarks = 0
+    for q in ("Apa arahan Presiden Joko Widodo?", "Apa harapan Nirhono?", "Apa kata Kepala Lapas tentang vaksinasi?"):
+        ans = assistant.ask(q)
+        check_answer(ans)
+        for c in ans.citations:
+            if "“" in c.quote:
+                remarks += 1
+                assert "‘“" in ans.text or "‘…" in ans.text, ans.text
+    assert remarks, "no answer quoted a remark: pick other questions"
 
 
 def test_fixture_size():

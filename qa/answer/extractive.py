@@ -31,7 +31,7 @@ from ..types import Answer, Article, Citation, Hit
 from .answerability import Answerability
 from .chooser import Chooser, choose_paragraph
 from .base import abstain
-from .lang import detect_lang
+from .lang import detect_lang, quoted
 from .leads import MAX_QUOTE_CHARS, Reading, clip_quote, pattern_lead, pick_others, read_best, reader_lead
 from .selector import FEATURES, Selector, log_len
 from .spans import QUESTION_WORDS, _matches, _spans, question_type, strip_clitic  # noqa: F401 (re-exported)
@@ -361,7 +361,7 @@ class ExtractiveAnswerer:
                                       score=round(c.score, 4), passage_start=ps, passage_end=pe))
             pre = "…" if qs > c.start else ""
             post = "…" if qe < c.end else ""
-            parts.append(f"“{pre}{c.article.text[qs:qe]}{post}” [{n}]")
+            parts.append(f"{quoted(pre + c.article.text[qs:qe] + post)} [{n}]")
         text = " ".join(parts)
         if lead:
             text = f"{lead} [1]. " + text

@@ -57,3 +57,9 @@ def detect_lang(text: str) -> str:
 
 def phrase(lang: str, key: str) -> str:
     return PHRASES.get(lang, PHRASES["id"])[key]
+
+
+def quoted(span: str) -> str:
+    """``span`` in quotation marks: “…”, or ‘…’ when it holds double quotes itself (a quoted remark:
+    ‘“Kami siap,” kata Kepala Lapas.’ rather than ““Kami siap,” kata Kepala Lapas.”)."""
+    return f"‘{span}’" if any(m in span for m in '“”"') else f"“{span}”"
