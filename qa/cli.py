@@ -265,8 +265,7 @@ def _cmd_index(args: argparse.Namespace) -> int:
     cfg = _resolved(args, args.index, build=True, model=args.model, chunk_size=args.chunk_size,
                    chunk_overlap=args.chunk_overlap).config
     report = build_index(args.corpus, args.index, cfg, progress=not args.no_progress, force=args.force)
-    for p in report.problems:
-        print(f"skipped {p}", file=sys.stderr)
+    # the files skipped were logged as warnings while reading, one line each: not repeated here
     if report.skipped:
         print(f"index in {args.index}/ is up to date ({report.articles} articles, {report.chunks} chunks); nothing to do")
     else:

@@ -46,10 +46,8 @@ def _eval_setup(args: argparse.Namespace):
         return assistant, questions, pool
     index = args.index or "index"
     if args.corpus:
-        report = build_index(args.corpus, index, _resolved(args, index, build=True).config,
-                             progress=sys.stderr.isatty())  # as `qa index` would
-        for p in report.problems:
-            print(f"skipped {p}", file=sys.stderr)
+        build_index(args.corpus, index, _resolved(args, index, build=True).config,
+                    progress=sys.stderr.isatty())  # as `qa index` would (skipped files are logged as warnings)
     return Assistant.load(index, _resolved(args, index).config), questions, args.corpus
 
 
@@ -181,7 +179,7 @@ def _cmd_train_selector(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     encoder = make_encoder(args.model or cfg.model, device=cfg.device, batch_size=cfg.batch_size)
     selector, report = train(args.train, encoder, valid_files=args.valid, calibrate=args.calibrate,
-                             limit=args.limit, distractors=args.distractors, l2=args.l2,
+                             limit=args.limit, distractors=args.distractors, retrieval=args.retrieval, l2=args.l2,
                              max_declined=args.max_declined, holdout=args.holdout, seed=args.seed,
                              cache=args.cache, progress=not args.no_progress)
     out = selector.save(args.out)

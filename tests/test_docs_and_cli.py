@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -32,10 +33,15 @@ def _qa(*args, cwd):
 
 def test_cli_index_and_search(tmp_path):
     index = tmp_path / "index"
-    r = _qa("index", "--corpus", str(CORPUS), "--index", str(index), "--no-progress", cwd=tmp_path)
+    corpus = tmp_path / "corpus"
+    shutil.copytree(CORPUS, corpus)
+    (corpus / "broken.txt").write_bytes(b"\x00\x01 not an article")
+    r = _qa("index", "--corpus", str(corpus), "--index", str(index), "--no-progress", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert "indexed 5 articles" in r.stdout
-    r = _qa("index", "--corpus", str(CORPUS), "--index", str(index), cwd=tmp_path)
+    assert "indexed 5 articles" in r.stdout and "1 file(s) skipped" in r.stdout
+    assert r.stderr.count("broken.txt") == 1, r.stderr  # named once, with its reason
+    assert "binary file" in r.stderr
+    r = _qa("index", "--corpus", str(corpus), "--index", str(index), cwd=tmp_path)
     assert r.returncode == 0 and "up to date" in r.stdout
     r = _qa("search", "Siapa Kalapas Kelas IIB Amuntai?", "--index", str(index), "--json", "-k", "3", cwd=tmp_path)
     assert r.returncode == 0, r.stderr

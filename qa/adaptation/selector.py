@@ -3,7 +3,9 @@
 Input: JSONL rows ``{question, context, answers: [{text, start}], is_impossible}`` (the SQuAD
 form of TyDi QA, FacQA and IDK-MRC; unanswerable questions have no answers). Each question is
 answered the way the assistant answers it: its gold passage and ``distractors`` other passages
-that BM25 ranks highest for it (from the same files) are split into sentences, every sentence is
+that retrieval ranks highest for it (from the same files; ``retrieval="hybrid"``: BM25 and the
+encoder's passage vectors fused by reciprocal rank, as the assistant retrieves; ``"bm25"``: BM25
+alone, as the shipped selector was first trained) are split into sentences, every sentence is
 embedded with the encoder (the passage form, as the index stores them) and the question with its
 query form; each candidate gets the answerer's features and the label "contains a gold answer".
 A logistic regression is fitted on the training rows; validation rows give the figures of the
@@ -24,6 +26,7 @@ import numpy as np
 
 from ..analyzer import Analyzer
 from ..chunking import split_sentences
+from ..fusion import rrf
 from ..evaluation.questions import QuestionFileError, json_object, jsonl_rows
 from ..lexical import make_lexical
 from ..types import Article, Chunk, Hit
@@ -94,10 +97,37 @@ def _contains(text: str, start: int, end: int, context: Optional[str], answers: 
     return False
 
 
+RETRIEVALS = ("bm25", "hybrid")
+
+
+def _ranked_others(rows: Sequence[Labelled], lexical, analyzer: Analyzer, ids: list[str], contexts: dict[str, str],
+                   encoder, qvecs: Optional[np.ndarray], distractors: int, retrieval: str,
+                   progress: bool) -> list[list[str]]:
+    """Per question, the ids of the ``distractors`` passages ranked highest that are not its gold one."""
+    depth = max(20, distractors + 1)
+    dense = None
+    if retrieval == "hybrid":
+        log.info("embedding %d passages for dense retrieval", len(ids))
+        dense = encoder.encode_passages([contexts[i] for i in ids], progress=progress)
+    out = []
+    for n, r in enumerate(rows):
+        gold = _key(r.context)
+        ranked = lexical.search(analyzer.tokens(r.question), depth)
+        if dense is not None:
+            sims = dense @ qvecs[n]
+            top = np.argsort(-sims)[:depth]
+            ranked = rrf([ranked, [(int(j), float(sims[j])) for j in top]], k=60)
+        out.append([ids[j] for j, _ in ranked if ids[j] != gold][:distractors])
+    return out
+
+
 def featurize(rows: Sequence[Labelled], encoder, *, pool: Sequence[str] = (), distractors: int = 2, seed: int = 0,
-              progress: bool = True) -> dict[str, Any]:
+              retrieval: str = "bm25", progress: bool = True) -> dict[str, Any]:
     """Feature rows, labels and per-question groups for ``rows`` (see the module docstring);
-    distractors come from the rows' passages and ``pool``."""
+    distractors come from the rows' passages and ``pool``, ranked by ``retrieval`` (one of
+    :data:`RETRIEVALS`)."""
+    if retrieval not in RETRIEVALS:
+        raise ValueError(f"retrieval must be one of {', '.join(RETRIEVALS)}; got {retrieval!r}")
     analyzer = Analyzer()
     contexts: dict[str, str] = {}
     for t in [r.context for r in rows] + list(pool):
@@ -108,11 +138,12 @@ def featurize(rows: Sequence[Labelled], encoder, *, pool: Sequence[str] = (), di
     x = ExtractiveAnswerer(analyzer, lexical.idf, encoder, selector=placeholder, max_idf=lexical.max_idf)
     rng = random.Random(seed)
     articles = {i: Article(id=i, title="", text=t) for i, t in contexts.items()}
+    qvecs = encoder.encode_queries([r.question for r in rows])
     per_q = []
-    for r in rows:
+    ranked_others = _ranked_others(rows, lexical, analyzer, ids, contexts, encoder, qvecs, distractors, retrieval,
+                                   progress)
+    for r, others in zip(rows, ranked_others):
         gold = _key(r.context)
-        ranked = lexical.search(analyzer.tokens(r.question), distractors + 1)
-        others = [ids[j] for j, _ in ranked if ids[j] != gold][:distractors]
         order = [gold] + others
         rng.shuffle(order)
         hits = [Hit(chunk=Chunk(id=-1, article_id=a, start=0, end=len(contexts[a]), text=contexts[a]),
@@ -124,7 +155,6 @@ def featurize(rows: Sequence[Labelled], encoder, *, pool: Sequence[str] = (), di
     matrix = encoder.encode_passages(texts, progress=progress)
     vec = dict(zip(texts, matrix))
     reference = cosine_reference(matrix, seed=seed)
-    qvecs = encoder.encode_queries([r.question for r in rows])
     log.info("embedded in %.0f s", time.perf_counter() - t0)
 
     def embedded(hit: Hit) -> tuple[np.ndarray, np.ndarray]:
@@ -223,23 +253,27 @@ def evaluate(selector: Selector, data: dict[str, Any], threshold: Optional[float
 
 def train(train_files: Sequence[str | Path], encoder, *, valid_files: Sequence[str | Path] = (),
           calibrate: Optional[str | Path] = None, limit: Optional[int] = None, distractors: int = 2,
-          l2: float = 1.0, max_declined: float = 0.15, holdout: float = 0.15, seed: int = 0,
+          retrieval: str = "bm25", l2: float = 1.0, max_declined: float = 0.15, holdout: float = 0.15, seed: int = 0,
           cache: Optional[str | Path] = None, progress: bool = True) -> tuple[Selector, dict]:
     """Fit a selector on ``train_files`` (``limit`` questions sampled from each), report on
     ``valid_files``, and set its threshold for abstention F1 on ``calibrate`` (declining at most
     ``max_declined`` of its answerable questions). ``holdout`` of the sampled questions are kept out
-    of the fit and reported as validation. ``cache``: an ``.npz`` of the featurized training questions,
+    of the fit and reported as validation. ``retrieval``: how distractors are ranked (:func:`featurize`).
+    ``cache``: an ``.npz`` of the featurized training questions,
     reused when it matches these files and settings (embedding them is most of the time)."""
+    if retrieval not in RETRIEVALS:
+        raise ValueError(f"retrieval must be one of {', '.join(RETRIEVALS)}; got {retrieval!r}")
     full = {str(f): read_all(f) for f in train_files}
     rows = [r for f in train_files for r in _sample(full[str(f)], limit, seed)]
     if not rows:
         raise ValueError("no training questions")
     pool = [r.context for f in train_files for r in full[str(f)]]
     key = _key(repr((sorted(str(f) for f in train_files), limit, distractors, seed, len(rows),
-                     getattr(encoder, "fingerprint", ""), FEATURES)))
+                     getattr(encoder, "fingerprint", ""), FEATURES) + ((retrieval,) if retrieval != "bm25" else ())))
     data = _cached(cache, key) if cache is not None else None
     if data is None:
-        data = featurize(rows, encoder, pool=pool, distractors=distractors, seed=seed, progress=progress)
+        data = featurize(rows, encoder, pool=pool, distractors=distractors, seed=seed, retrieval=retrieval,
+                         progress=progress)
         if cache is not None:
             Path(cache).parent.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(cache, key=key, x=data["x"], y=data["y"], group=data["group"],
@@ -253,7 +287,8 @@ def train(train_files: Sequence[str | Path], encoder, *, valid_files: Sequence[s
     report: dict[str, Any] = {"train": {"files": [str(Path(f).name) for f in train_files],
                                         "questions": int((~held).sum()),
                                         "candidates": int(len(data["y"])), "positives": int(data["y"].sum()),
-                                        "limit_per_file": limit, "distractors": distractors, "l2": l2, "seed": seed,
+                                        "limit_per_file": limit, "distractors": distractors,
+                                        "retrieval": retrieval, "l2": l2, "seed": seed,
                                         "holdout": holdout}}
     report["train"]["figures"] = {k: v for k, v in evaluate(selector, _subset(data, ~held)).items() if k != "_best_p"}
     valid: dict[str, Any] = {}
@@ -262,12 +297,14 @@ def train(train_files: Sequence[str | Path], encoder, *, valid_files: Sequence[s
         if mask.any():
             valid[f"{src} (held out)"] = (_subset(data, mask), None)
     for f in valid_files:
-        vd = featurize(read_labelled(f), encoder, distractors=distractors, seed=seed, progress=progress)
+        vd = featurize(read_labelled(f), encoder, distractors=distractors, seed=seed, retrieval=retrieval,
+                       progress=progress)
         valid[Path(f).name] = (vd, evaluate(selector, vd))
     if calibrate is not None:
         name = Path(calibrate).name
         if name not in valid or valid[name][1] is None:
-            vd = featurize(read_labelled(calibrate), encoder, distractors=distractors, seed=seed, progress=progress)
+            vd = featurize(read_labelled(calibrate), encoder, distractors=distractors, seed=seed,
+                          retrieval=retrieval, progress=progress)
             valid[name] = (vd, evaluate(selector, vd))
         vd, ev = valid[name]
         best = best_threshold(ev["_best_p"], vd["answerable"], max_declined=max_declined)
@@ -283,12 +320,14 @@ def train(train_files: Sequence[str | Path], encoder, *, valid_files: Sequence[s
 def card(selector: Selector, report: dict[str, Any], command: str) -> str:
     """The model card (markdown) of a trained selector."""
     t = report["train"]
+    ranked_by = {"bm25": "BM25", "hybrid": "BM25 and dense vectors (RRF)"}[t.get("retrieval", "bm25")]
     lines = ["# Sentence selector", "",
              "Logistic regression that rates how likely each candidate sentence of the retrieved passages is to",
              "hold the answer (`qa/answer/selector.py`); the answerer quotes the best ones and declines below the",
              "threshold.", "", f"Trained with: `{command}`", "",
              f"- data: {', '.join(t['files'])}; {t['questions']} questions ({t['limit_per_file'] or 'all'} per file, "
-             f"seed {t['seed']}), each with its gold passage and {t['distractors']} BM25-ranked other passages: "
+             f"seed {t['seed']}), each with its gold passage and {t['distractors']} other passages ranked by "
+             f"{ranked_by}: "
              f"{t['candidates']} candidate sentences and pairs, {t['positives']} holding a gold answer",
              f"- encoder (cosine features): `{selector.encoder}`", f"- features: {', '.join(FEATURES)}",
              f"- L2 penalty {t['l2']}, Newton's method on standardised features; threshold "
