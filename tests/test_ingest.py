@@ -179,3 +179,17 @@ def test_cleaning_keeps_story_and_drops_boilerplate(sentences, junk, repeated, r
         assert _norm(s) in _norm(cleaned.text)
     kept = {_norm(l) for l in cleaned.text.split("\n") if l.strip()}
     assert not kept & {_norm(j) for j in junk}
+
+
+def test_a_duplicate_id_names_both_records(tmp_path):
+    (tmp_path / "list.json").write_text(json.dumps([{"id": "a1", "text": "Teks pertama yang cukup panjang."},
+                                                    {"id": "a1", "text": "Teks kedua, isi yang lain sekali."}]),
+                                        encoding="utf-8")
+    (tmp_path / "more.jsonl").write_text(json.dumps({"id": "a1", "text": "Teks ketiga, lain lagi."}) + "\n",
+                                         encoding="utf-8")
+    c = load_corpus(tmp_path)
+    assert [a.id for a in c.articles] == ["a1"] and "pertama" in c.articles[0].text
+    reasons = {p.path.split("/")[-1]: p.reason for p in c.problems}
+    first = str(tmp_path / "list.json") + "[0]"
+    assert reasons == {"list.json[1]": f"duplicate article id 'a1' (first read from {first}); skipped",
+                       "more.jsonl:1": f"duplicate article id 'a1' (first read from {first}); skipped"}

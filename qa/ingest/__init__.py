@@ -101,9 +101,10 @@ def article_from_raw(raw: RawArticle) -> Article:
     """Clean one raw article into an :class:`Article` (raises IngestError when nothing is left)."""
     cleaned = clean_article(raw.text, title=raw.title, find_title=raw.find_title, metadata_date=raw.date)
     if not cleaned.text.strip():
-        raise IngestError(raw.path, "no article text left after removing boilerplate")
+        raise IngestError(raw.location, "no article text left after removing boilerplate")
     if raw.date and parse_metadata_date(raw.date) is None:
-        log.warning("%s: date %r not understood; the date is taken from the article text", raw.path, raw.date[:80])
+        log.warning("%s: date %r not understood; the date is taken from the article text", raw.location,
+                    raw.date[:80])
     text = safe_str(cleaned.text) or ""
     return Article(
         id=safe_str(raw.id) or "",
@@ -137,7 +138,7 @@ def load_corpus(folder: str | os.PathLike, *, progress: bool = False) -> Corpus:
     files = list(iter_files(root, problems))
     articles: list[Article] = []
     seen_hash: dict[str, str] = {}
-    seen_id: set[str] = set()
+    seen_id: dict[str, str] = {}  # article id -> where it was read first
     duplicates: list[tuple[str, str]] = []
     it: Iterable[Path] = files
     if progress and len(files) > 50:
@@ -160,10 +161,11 @@ def load_corpus(folder: str | os.PathLike, *, progress: bool = False) -> Corpus:
                     duplicates.append((art.id, seen_hash[art.content_hash]))
                     continue
                 if art.id in seen_id:
-                    problems.append(_problem(path, f"duplicate article id {art.id!r}; skipped"))
+                    problems.append(_problem(item.location, f"duplicate article id {art.id!r} (first read from "
+                                                            f"{seen_id[art.id]}); skipped"))
                     continue
                 seen_hash[art.content_hash] = art.id
-                seen_id.add(art.id)
+                seen_id[art.id] = item.location
                 articles.append(art)
         except IngestError as e:
             problems.append(_problem(e.path, e.reason))

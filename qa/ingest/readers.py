@@ -40,6 +40,11 @@ class RawArticle:
     url: Optional[str] = None
     is_html: bool = False
     find_title: bool = True
+    where: str = ""  # the record inside the file, for messages: "a.json[3]", "a.jsonl:12" ("": the file)
+
+    @property
+    def location(self) -> str:
+        return self.where or self.path
 
 
 def decode_bytes(data: bytes, path: str) -> str:
@@ -235,7 +240,7 @@ def _record(obj: object, path: Path, where: str, default_id: str) -> RawArticle:
         return str(v).strip() if v not in (None, "") else None
 
     rid = opt("id") or opt("doc_id") or default_id
-    return RawArticle(id=rid, text=text, path=str(path), title=opt("title"), source=opt("source"),
+    return RawArticle(id=rid, text=text, path=str(path), where=where, title=opt("title"), source=opt("source"),
                       date=opt("date"), url=opt("url"), find_title=opt("title") is None)
 
 
