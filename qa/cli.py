@@ -10,12 +10,11 @@ import json
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Optional, Sequence
 
 from .config import ANSWERERS, MODES, UNSUPPORTED
-from .cli_tools import (_cmd_adapt, _cmd_add, _cmd_eval, _cmd_questions, _cmd_remove, _cmd_serve, _cmd_train_fusion,
-                        _cmd_train_reader, _cmd_train_selector, _cmd_tune, _resolved, QAErrorArg)
+from .cli_tools import (_cmd_adapt, _cmd_add, _cmd_config, _cmd_eval, _cmd_questions, _cmd_remove, _cmd_serve,
+                        _cmd_train_fusion, _cmd_train_reader, _cmd_train_selector, _cmd_tune, _resolved, QAErrorArg)
 from . import __version__
 from .errors import ConfigError, QAError
 
@@ -239,6 +238,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="model JSON to write (card: same name, .md); name it in "
                                                 "[retrieval] fusion_model")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
+    ap.commands = sub.choices  # name -> subparser: main() reports a stray argument with its command's usage
     return ap
 
 
@@ -348,18 +348,6 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_config(args: argparse.Namespace) -> int:
-    settings = _resolved(args, args.index)
-    if args.json:
-        print(json.dumps(settings.to_dict(), ensure_ascii=False, indent=2))
-    else:
-        has = Path(args.index, "manifest.json").is_file()
-        print(f"# index {args.index}: " + ("its manifest counts" if has else "no manifest there (not built yet, "
-                                         "or a Milvus store): defaults, TOML and flags only"))
-        print(settings.show())
-    return 0
-
-
 COMMANDS = {"index": _cmd_index, "add": _cmd_add, "remove": _cmd_remove, "search": _cmd_search, "ask": _cmd_ask,
             "serve": _cmd_serve, "eval": _cmd_eval, "tune": _cmd_tune, "questions": _cmd_questions, "adapt": _cmd_adapt,
             "config": _cmd_config, "train-selector": _cmd_train_selector,
@@ -367,7 +355,10 @@ COMMANDS = {"index": _cmd_index, "add": _cmd_add, "remove": _cmd_remove, "search
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # the command's own usage, not the top level's
+        parser.commands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     args.argv = list(sys.argv[1:] if argv is None else argv)  # the command as given (model cards record it)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     for noisy in ("faiss", "faiss.loader", "sentence_transformers", "httpx", "transformers", "pymilvus", "milvus_lite",

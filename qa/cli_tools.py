@@ -1,5 +1,5 @@
 """The tool commands of the command line: ``qa add``, ``qa remove``, ``qa eval``, ``qa tune``,
-``qa questions``, ``qa adapt`` (parsers in :mod:`qa.cli`)."""
+``qa questions``, ``qa adapt``, ``qa config`` (parsers in :mod:`qa.cli`)."""
 from __future__ import annotations
 
 import argparse
@@ -277,3 +277,15 @@ def _login(value: Optional[str]) -> Optional[tuple[str, str]]:
     if not user or not password:
         raise ConfigError("--login needs USER:PASSWORD, or USER with the password in QA_PASSWORD")
     return user, password
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    settings = _resolved(args, args.index)
+    if args.json:
+        print(json.dumps(settings.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        has = Path(args.index, "manifest.json").is_file()
+        print(f"# index {args.index}: " + ("its manifest counts" if has else "no manifest there (not built yet, "
+                                         "or a Milvus store): defaults, TOML and flags only"))
+        print(settings.show())
+    return 0

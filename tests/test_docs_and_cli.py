@@ -84,3 +84,7 @@ def test_cli_errors_name_the_fix(tmp_path):
         assert r.returncode == 2 and "empty question" in r.stderr
     r = _qa("index", "--corpus", str(tmp_path / "missing"), "--index", str(tmp_path / "i"), cwd=tmp_path)
     assert r.returncode == 2 and "corpus folder not found" in r.stderr
+    r = _qa("ask", "apa", "--bogus", cwd=tmp_path)  # the command's usage, not the top level's
+    assert r.returncode == 2 and r.stderr.startswith("usage: qa ask") and "unrecognized arguments: --bogus" in r.stderr
+    r = _qa("config", "--show", "--json", "--index", str(tmp_path / "none"), cwd=tmp_path)  # moved to cli_tools: still runs
+    assert r.returncode == 0 and json.loads(r.stdout)
