@@ -276,23 +276,34 @@ def test_hostile_questions_through_chat_and_api(fake_app):
        k=st.one_of(st.integers(-5, 50), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=3), st.none()),
        mode=st.one_of(st.sampled_from(["hybrid", "bm25", "dense"]), st.text(max_size=8), st.none()))
 def test_fuzz_the_named_api(fake_app, q, k, mode):
-    """Any question, k and mode through /ask: an answer dict, never a server error.
+    """Any question, k and mode through /ask: an answer dict when k and mode are valid (or empty), else
+    an error that names the field; never a server error.
     (gradio_client refuses to encode NaN and infinities; test_non_finite_k sends them raw.)"""
+    from gradio_client.exceptions import AppError
+
     client = _api_client(fake_app)
-    result = client.predict(q, k, mode, api_name="/ask")
-    assert isinstance(result, dict) and result["text"].strip() and "Traceback" not in result["text"]
+    valid_k = k is None or k == "" or (not isinstance(k, (bool, str)) and float(k).is_integer() and 1 <= k <= 10)
+    valid_mode = mode in (None, "", "hybrid", "bm25", "dense")
+    if valid_k and valid_mode:
+        result = client.predict(q, k, mode, api_name="/ask")
+        assert isinstance(result, dict) and result["text"].strip() and "Traceback" not in result["text"]
+    else:
+        with pytest.raises(AppError) as e:
+            client.predict(q, k, mode, api_name="/ask")
+        assert ("k must be a whole number from 1 to 10" if not valid_k else "mode must be one of") in str(e.value)
 
 
 def test_non_finite_k_from_a_raw_client(fake_app):
-    """NaN and ±Infinity (valid in Python's JSON, which the server parses) fall back to k=5."""
+    """NaN and ±Infinity (valid in Python's JSON, which the server parses) are refused, naming k."""
     s = ChatSession(fake_app)
     ask_fn = next(d.get("id", i) for i, d in enumerate(s.client.config["dependencies"]) if d.get("api_name") == "ask")
     s.close()
     for k in (float("nan"), float("inf"), float("-inf")):
         last = _raw_queue(fake_app, ask_fn, ["kepala lapas", k, "hybrid", "", "", ""])
-        assert last.get("msg") == "process_completed" and last.get("success"), (k, last)
-        result = last["output"]["data"][0]
-        assert result["text"].strip() and "Traceback" not in result["text"]
+        assert last.get("msg") == "process_completed" and last.get("success") is False, (k, last)
+        assert "k must be a whole number" in json.dumps(last), last
+    last = _raw_queue(fake_app, ask_fn, ["kepala lapas", 3.0, "", "", "", ""])  # 3.0 is 3; "" the default mode
+    assert last.get("success") and last["output"]["data"][0]["text"].strip(), last
 
 
 _CLIENTS: dict[str, Client] = {}

@@ -19,8 +19,8 @@ from ..config import MODES
 from ..errors import QAError
 from ..library import LiveAssistant
 from ..types import Answer
-from .render import (UI_TEXT, answer_markdown, chat_filter, chat_markdown, clip_question, empty_sources_html,
-                     error_html, filter_note, settings, sources_html, ui_text, word_prefixes)
+from .render import (UI_TEXT, answer_markdown, api_settings, chat_filter, chat_markdown, clip_question,
+                     empty_sources_html, error_html, filter_note, settings, sources_html, ui_text, word_prefixes)
 from .articles import articles_panel
 from .style import CSS, THEME_KW
 
@@ -174,10 +174,11 @@ class ChatHandlers:
     def api_ask(self, question: str, k: int = 5, mode: str = "hybrid", source: str = "", date_from: str = "",
                 date_to: str = "") -> dict:
         """Answer one question (no conversation history): the answer as a dict with its citations;
-        ``source`` (comma-separated outlets), ``date_from`` and ``date_to`` filter the articles."""
+        ``source`` (comma-separated outlets), ``date_from`` and ``date_to`` filter the articles. A ``k``
+        outside 1..10 or an unknown ``mode`` is an error that names it (:func:`~qa.ui.render.api_settings`)."""
         q, _ = clip_question(question)
-        k, mode = settings(k, mode, self.default_mode)
         try:
+            k, mode = api_settings(k, mode, self.default_mode)
             where = chat_filter([s for s in str(source or "").split(",")], date_from, date_to)
             return self._ask(q, k, mode, where).to_dict()
         except (QAError, ValueError) as e:

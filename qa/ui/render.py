@@ -200,6 +200,22 @@ def settings(k: Any, mode: Any, default_mode: str) -> tuple[int, str]:
     return k, mode if mode in MODES else default_mode
 
 
+def api_settings(k: Any, mode: Any, default_mode: str) -> tuple[int, str]:
+    """The settings of an ``/ask`` call, checked: ``k`` a whole number from 1 to 10 (5 when empty),
+    ``mode`` one of :data:`qa.config.MODES` (``default_mode`` when empty); a ValueError naming the
+    field otherwise (a program that sends ``mode="semantic"`` learns it, rather than getting hybrid)."""
+    if k is None or k == "":
+        k = 5
+    elif isinstance(k, bool) or not isinstance(k, (int, float)) or k != k or not float(k).is_integer() \
+            or not 1 <= k <= 10:
+        raise ValueError(f"k must be a whole number from 1 to 10; got {str(k)[:20]!r}")
+    if mode is None or mode == "":
+        mode = default_mode
+    elif mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}; got {str(mode)[:20]!r}")
+    return int(k), mode
+
+
 def chat_filter(source: Any, date_from: Any, date_to: Any) -> Optional[Filter]:
     """The chat settings' filter (None when empty); ``ValueError`` naming the field when a date is wrong."""
     names = [source] if isinstance(source, str) else list(source or [])
