@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 import urllib.parse
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
