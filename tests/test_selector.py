@@ -207,14 +207,15 @@ def test_train_selector_command_writes_a_selector_the_assistant_uses(tmp_path, s
     f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     out = tmp_path / "my-selector.json"
     r = subprocess.run([sys.executable, "-m", "qa", "train-selector", "--train", str(f), "--calibrate", str(f),
-                        "--max-declined", "0.5", "--holdout", "0", "--out", str(out), "--no-progress"],
+                        "--max-declined", "0.5", "--holdout", "0", "--retrieval", "hybrid", "--out", str(out),
+                        "--no-progress"],
                        cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stderr[-2000:]
     assert out.is_file() and out.with_suffix(".md").is_file()
     assert "abstain_threshold" in r.stdout and "| train |" in r.stdout
     mine = Selector.load(out)
     card = out.with_suffix(".md").read_text()
-    assert f"{len(rows)} questions" in card
+    assert f"{len(rows)} questions" in card and "ranked by BM25 and dense vectors (RRF)" in card
     cfg = Config.from_dict({**Assistant.load(seed_index, embedder=embedder).config.to_dict(), "selector": str(out),
                             "abstain_threshold": mine.threshold})
     a = Assistant.load(seed_index, cfg, embedder=embedder)
@@ -254,3 +255,50 @@ def test_an_index_of_another_encoder_gets_its_cosines_mapped(tmp_path, seed_inde
     other = Assistant.load(seed_index, embedder=Renamed(embedder))
     scale, shift = other.answerer.cosine_map
     assert (scale, shift) != (1.0, 0.0) and scale > 0
+
+
+class _Topical:
+    """Vectors by topic word (a fake encoder for the distractor ranking alone)."""
+
+    dimension = 3
+    TOPICS = (("vaksin", "imunisasi"), ("banjir",), ("pemilu",))
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.asarray([float(any(w in text.lower() for w in t)) for t in self.TOPICS]) + 1e-3
+        return v / np.linalg.norm(v)
+
+    def encode_passages(self, texts, progress=False):
+        return np.stack([self._vec(t) for t in texts])
+
+    encode_queries = encode_passages
+
+
+def test_hybrid_distractors_add_the_passages_dense_search_finds():
+    """--retrieval hybrid: a passage that shares no word with the question but is about the same
+    thing (here: by the encoder's vectors) becomes a distractor; BM25 alone never ranks it."""
+    from qa.adaptation.selector import Labelled, _key, _ranked_others
+    from qa.analyzer import Analyzer
+    from qa.lexical import make_lexical
+
+    gold = "Lapas Amuntai menggelar vaksin booster untuk warga binaan."
+    lexical_twin = "Warga binaan Lapas Amuntai ikut lomba tujuhbelasan."
+    about_the_same = "Vaksin dosis ketiga disuntikkan di Rutan Barabai."
+    other = "Banjir melanda Kabupaten Hulu Sungai Utara."
+    contexts = {_key(t): t for t in (gold, lexical_twin, about_the_same, other)}
+    ids = list(contexts)
+    analyzer = Analyzer()
+    lexical = make_lexical([analyzer.tokens(contexts[i]) for i in ids], engine="bm25s", k1=1.5, b=0.75)
+    rows = [Labelled("Berapa warga binaan Lapas Amuntai yang ikut imunisasi?", gold, [("100", -1)], "x")]
+    enc = _Topical()
+    qvecs = enc.encode_queries([rows[0].question])
+    got = {}
+    for how in ("bm25", "hybrid"):
+        others = _ranked_others(rows, lexical, analyzer, ids, contexts, enc, qvecs, 2, how, False)[0]
+        got[how] = [contexts[i] for i in others]
+    assert gold not in got["bm25"] + got["hybrid"]
+    assert lexical_twin in got["bm25"] and about_the_same not in got["bm25"]
+    assert set(got["hybrid"]) == {lexical_twin, about_the_same}
+    from qa.adaptation.selector import featurize
+
+    with pytest.raises(ValueError, match="bm25, hybrid"):
+        featurize(rows, enc, retrieval="dense")
