@@ -1,11 +1,11 @@
-"""The answer stage with and without the paragraph chooser, timed on the same questions, alternating.
+"""The answer stage with the paragraph chooser reading more or fewer paragraphs, timed on the same questions.
 
     python benchmarks/chooser_latency.py --index index/eval-pool/passages_dev_pool-52070a3bfa \\
-        --questions ../shared/data/qa_tydiqa_id_valid.jsonl [--limit 200]
+        --questions ../shared/data/qa_tydiqa_id_valid.jsonl [--limit 200] [--paragraphs 1 2 4]
 
-Each question is retrieved once; then the extractive answerer answers it with ``reader_paragraphs``
-1 and 2, in an order that alternates between questions (so the machine's drift hits both alike).
-Prints the median and p95 ms of each.
+Each question is retrieved once; then the extractive answerer answers it with each
+``reader_paragraphs`` given (1: no chooser), in an order that rotates between questions (so the
+machine's drift hits all alike). Prints the median and p95 ms of each.
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ def main(argv=None):
     ap.add_argument("--index", required=True)
     ap.add_argument("--questions", required=True)
     ap.add_argument("--limit", type=int, default=200)
+    ap.add_argument("--paragraphs", type=int, nargs="+", default=[1, 2, 4], help="reader_paragraphs values to time")
     args = ap.parse_args(argv)
     from qa import Assistant
     from qa.answer.chooser import Chooser
@@ -36,9 +37,10 @@ def main(argv=None):
     qs = read_questions(args.questions, limit=args.limit)
     hits = [a.retrieve(q.question, k=a.config.answer_k) for q in qs]
     answerer.answer(qs[0].question, hits[0])  # load the reader
-    ms: dict[int, list[float]] = {1: [], 2: []}
+    ms: dict[int, list[float]] = {p: [] for p in args.paragraphs}
+    order = list(ms)
     for n, (q, h) in enumerate(zip(qs, hits)):
-        for p in ((1, 2) if n % 2 else (2, 1)):
+        for p in order[n % len(order):] + order[:n % len(order)]:
             answerer.reader_paragraphs = p
             t0 = time.perf_counter()
             answerer.answer(q.question, h)

@@ -2,7 +2,7 @@
 
     python benchmarks/fit_chooser.py --pool ../shared/data/passages_dev_pool.jsonl \\
         --questions ../shared/data/qa_{tydiqa_id,facqa,idkmrc}_valid.jsonl [--index DIR] \\
-        [--paragraphs 2] [--fit qa/answer/models/chooser.json] [--json OUT]
+        [--paragraphs 4] [--model trees] [--fit qa/answer/models/chooser.json] [--json OUT]
 
 Each answerable question with gold answers is asked as a user asks it: retrieval over the pool
 index, the extractive answerer's assessment (candidates scored by the selector, the reader's reading
@@ -76,10 +76,13 @@ def main(argv=None):
     ap.add_argument("--questions", nargs="+", required=True)
     ap.add_argument("--pool", required=True)
     ap.add_argument("--index", default=None, help="pool index folder (default: index/eval-pool/<name>-<hash>)")
-    ap.add_argument("--paragraphs", type=int, default=2, help="paragraphs read per question (default 2; "
+    ap.add_argument("--paragraphs", type=int, default=4, help="paragraphs read per question (default 4; "
                     "the answerer's [answer] reader_paragraphs)")
     ap.add_argument("--limit", type=int, default=None, help="questions per file (default: all)")
-    ap.add_argument("--l2", type=float, default=1.0)
+    ap.add_argument("--l2", type=float, default=1.0, help="L2 penalty of --model linear")
+    ap.add_argument("--model", default="trees", choices=("trees", "linear"),
+                    help="gradient-boosted trees (default; 200 trees of depth 2, needs scikit-learn) or a "
+                         "logistic regression")
     ap.add_argument("--fit", default=None, help="write the fitted chooser here")
     ap.add_argument("--json", default=None)
     ap.add_argument("--records", default=None, help="keep the collected rows in this JSON file and reuse them "
@@ -103,10 +106,11 @@ def main(argv=None):
         r["x"], r["y"] = [x[:len(FEATURES)] for x in r["x"][:args.paragraphs]], r["y"][:args.paragraphs]
 
     def fitted(rs):
-        return Chooser.fit(np.array([x for r in rs for x in r["x"]]), np.array([y for r in rs for y in r["y"]]), l2=args.l2)
+        x, y = np.array([x for r in rs for x in r["x"]]), np.array([y for r in rs for y in r["y"]])
+        return Chooser.fit_trees(x, y) if args.model == "trees" else Chooser.fit(x, y, l2=args.l2)
 
     out = {"questions": len(recs), "files": sorted({r["file"] for r in recs}), "paragraphs": args.paragraphs,
-           "seconds": round(seconds, 1), "halves": {}}
+           "model": args.model, "seconds": round(seconds, 1), "halves": {}}
     for h in (0, 1):
         model = fitted([r for r in recs if r["half"] == h])
         other = [r for r in recs if r["half"] != h]
@@ -117,6 +121,7 @@ def main(argv=None):
     print(json.dumps(out, indent=1))
     if args.fit:
         model.meta = {"fitted_on": out["files"], "questions": len(recs), "paragraphs": args.paragraphs,
+                      "model": args.model,
                       "in_sample": out["all"], "halves": out["halves"]}
         print("wrote", model.save(args.fit))
     if args.json:

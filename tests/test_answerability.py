@@ -187,7 +187,8 @@ def test_a_long_quote_goes_where_the_reader_looked_even_without_a_lead(assistant
     window keeps the reader's span, not the one holding the most question words."""
     from qa.answer.leads import MAX_QUOTE_CHARS, clip_quote, reader_lead
 
-    shy = type(assistant)(assistant.store, assistant.config.replace(reader_threshold=0.99, abstain_threshold=0.0),
+    shy = type(assistant)(assistant.store, assistant.config.replace(reader_threshold=0.99, abstain_threshold=0.0,
+                                                                    reader_paragraphs=1),  # the best candidate's paragraph
                           embedder=assistant.embedder, index_dir=assistant.index_dir)
     q = "Who monitors employees or clients isolated in UPT rooms?"
     a = shy.answerer

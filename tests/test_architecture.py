@@ -11,7 +11,7 @@ PKG = ROOT / "qa"
 # lowest first; a module may import from its own layer or below
 LAYERS = [
     ("base", ["qa.errors", "qa.hashing", "qa.types", "qa.filters", "qa.settings", "qa.config", "qa.analyzer", "qa.chunking", "qa.synonyms",
-              "qa.fusion", "qa.fusion_adaptive", "qa.rerank", "qa.linear", "qa.ingest"]),
+              "qa.fusion", "qa.fusion_adaptive", "qa.rerank", "qa.linear", "qa.trees", "qa.ingest"]),
     ("backends", ["qa.lexical", "qa.encoders"]),
     ("stores", ["qa.stores"]),
     ("retrieval and answers", ["qa.retrieval", "qa.answer"]),

@@ -17,8 +17,10 @@ from qa.errors import ConfigError
 
 def test_packaged_model_is_small_readable_json_with_its_card():
     d = json.loads(PACKAGED.read_text(encoding="utf-8"))
-    assert d["features"] == list(FEATURES) and PACKAGED.stat().st_size < 10_000
+    assert d["features"] == list(FEATURES) and PACKAGED.stat().st_size < 200_000
+    assert d["model"] == "trees" and len(d["trees"]) == 200
     m = Chooser.load()
+    assert m.trees is not None and m.trees.depth == 2
     assert m.meta.get("questions", 0) > 1000 and "qa_facqa_valid.jsonl" in m.meta["fitted_on"]
     assert m.meta["paragraphs"] == Config().reader_paragraphs
     assert (PACKAGED.parent / "CHOOSER.md").is_file()
@@ -52,6 +54,36 @@ def test_fit_save_load_and_bad_files_name_the_problem(tmp_path):
             Chooser.load(p)
     with pytest.raises(ConfigError, match="not found"):
         Chooser.load(tmp_path / "none.json")
+
+
+def test_trees_match_scikit_learn_and_survive_the_json(tmp_path):
+    """--model trees: the numpy walk of the stored trees gives scikit-learn's probabilities."""
+    from sklearn.ensemble import GradientBoostingClassifier
+    from qa.trees import TreeEnsemble
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(600, len(FEATURES)))
+    y = ((x[:, 2] > 0) & (x[:, 0] < 0.5) | (x[:, 7] > 1.5)).astype(float)  # not linear
+    m = Chooser.fit_trees(x, y)
+    ref = GradientBoostingClassifier(n_estimators=200, max_depth=2, learning_rate=0.05, random_state=0).fit(x, y)
+    test = rng.normal(size=(300, len(FEATURES)))
+    assert np.allclose(m.probability(test), ref.predict_proba(test)[:, 1], atol=1e-9)
+    assert ((m.probability(x) > 0.5) == (y > 0)).mean() > ((Chooser.fit(x, y).probability(x) > 0.5) == (y > 0)).mean()
+    back = Chooser.load(m.save(tmp_path / "t.json"))
+    assert back.trees is not None and np.allclose(back.probability(test), m.probability(test), atol=1e-4)
+    assert back.choose(test[:4]) == int(np.argmax(m.probability(test[:4])))
+    d = json.loads((tmp_path / "t.json").read_text())
+    deep = GradientBoostingClassifier(n_estimators=5, max_depth=4, random_state=0).fit(x, y)
+    assert np.allclose(TreeEnsemble.from_sklearn(deep, x).probability(test), deep.predict_proba(test)[:, 1])
+    tree0 = d["trees"][0]
+    for bad, message in (({**d, "trees": []}, "non-empty list"), ({**d, "bias": None}, "'bias'"),
+                         ({**d, "trees": [{**tree0, "left": tree0["left"][:-1]}]}, "tree 0"),
+                         ({**d, "trees": [{**tree0, "feature": [99] * len(tree0["feature"])}]}, "out of range"),
+                         ({**d, "trees": [{**tree0, "left": [0] * len(tree0["left"])}]}, "out of range"),
+                         ({**d, "features": ["a"]}, "features")):
+        (tmp_path / "bad.json").write_text(json.dumps(bad))
+        with pytest.raises(ConfigError, match=message):
+            Chooser.load(tmp_path / "bad.json")
 
 
 class RecordingReader:

@@ -277,3 +277,10 @@ def test_an_older_default_in_a_manifest_gives_way_to_todays(seed_index, tmp_path
         assert loaded.config.abstain_threshold == expected
         assert ("older version" in caplog.text) == (source == "default")
         loaded.close()
+    manifest["config"]["abstain_threshold"] = Config().abstain_threshold
+    for value, expected, source in [(2, Config().reader_paragraphs, "default"), (3, 3, "manifest")]:
+        manifest["config"]["reader_paragraphs"] = value  # 2 was the default before the chooser read four
+        (d / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        resolved = resolve_settings(d)
+        assert resolved.config.reader_paragraphs == expected == (4 if source == "default" else 3)
+        assert resolved.source("reader_paragraphs") == source

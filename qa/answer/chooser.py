@@ -13,7 +13,8 @@ The reader alone is no judge between paragraphs (its span probability is normali
 text read: the most probable span over four paragraphs holds the answer less often than the
 selector's choice), which is why the model weighs both. Weights are fitted on labelled valid
 questions asked through the whole assistant (``benchmarks/fit_chooser.py --fit``) and ship as
-JSON (``models/chooser.json``, card ``models/CHOOSER.md``).
+JSON (``models/chooser.json``, card ``models/CHOOSER.md``). The model is a logistic regression or
+(``--model trees``, shipped) gradient-boosted trees over the same features (:mod:`qa.trees`).
 """
 from __future__ import annotations
 
@@ -25,7 +26,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .leads import Reading
-from ..linear import fit_logistic, linear_dict, logistic, read_model, save_json
+from ..errors import ConfigError
+from ..linear import fit_logistic, linear_dict, logistic, read_json, read_model, save_json
+from ..trees import TreeEnsemble
 
 FEATURES = ("selector_logp", "selector_gap", "span_logp", "null_logp", "span_gap", "null_gap", "is_first",
             "hit_rank")
@@ -58,15 +61,19 @@ def features(scores: Sequence[float], spans: Sequence[Optional[object]], hit_ran
 
 @dataclass
 class Chooser:
-    """Logistic regression over :data:`FEATURES`: P(the paragraph holds the answer)."""
+    """P(the paragraph holds the answer) from :data:`FEATURES`: a logistic regression, or boosted
+    ``trees`` when given (then the linear fields are unused)."""
 
     weights: np.ndarray
     bias: float
     mean: np.ndarray
     scale: np.ndarray
     meta: dict = field(default_factory=dict)
+    trees: Optional[TreeEnsemble] = None
 
     def probability(self, x: np.ndarray) -> np.ndarray:
+        if self.trees is not None:
+            return np.atleast_1d(self.trees.probability(x))
         return np.atleast_1d(logistic(x, self.weights, self.bias, self.mean, self.scale))
 
     def choose(self, x: np.ndarray) -> int:
@@ -82,7 +89,24 @@ class Chooser:
         w, b, mean, scale = fit_logistic(x, y, l2=l2)
         return cls(w, b, mean, scale)
 
+    @classmethod
+    def fit_trees(cls, x: np.ndarray, y: np.ndarray, *, trees: int = 200, depth: int = 2,
+                  learning_rate: float = 0.05) -> "Chooser":
+        """Gradient-boosted trees fitted on the same rows (needs scikit-learn, a training-time tool;
+        deterministic: ``random_state`` 0, no subsampling)."""
+        try:
+            from sklearn.ensemble import GradientBoostingClassifier
+        except ImportError as e:
+            raise ImportError(f"fitting trees needs scikit-learn: pip install scikit-learn ({e})") from e
+        model = GradientBoostingClassifier(n_estimators=trees, max_depth=depth, learning_rate=learning_rate,
+                                           random_state=0).fit(x, y)
+        n = len(FEATURES)
+        return cls(np.zeros(n), 0.0, np.zeros(n), np.ones(n), trees=TreeEnsemble.from_sklearn(model, x))
+
     def to_dict(self) -> dict:
+        if self.trees is not None:
+            return {"format": FORMAT, "features": list(FEATURES), "model": "trees", **self.trees.to_dict(),
+                    "meta": self.meta}
         return {"format": FORMAT, "features": list(FEATURES),
                 **linear_dict(self.weights, self.bias, self.mean, self.scale), "threshold": 0.5, "meta": self.meta}
 
@@ -93,6 +117,14 @@ class Chooser:
     def load(cls, path: str | Path | None = None) -> "Chooser":
         """The model in ``path`` (default: the packaged one); ConfigError naming the problem."""
         p = Path(path) if path else PACKAGED
+        d = read_json(p, "paragraph chooser")
+        if isinstance(d, dict) and d.get("model") == "trees":
+            if d.get("format") != FORMAT or d.get("features") != list(FEATURES):
+                raise ConfigError(f"{p}: fields 'format' and 'features' must be {FORMAT!r} and {list(FEATURES)} "
+                                  "(write it again with benchmarks/fit_chooser.py --fit)")
+            n = len(FEATURES)
+            return cls(np.zeros(n), 0.0, np.zeros(n), np.ones(n), d.get("meta") or {},
+                       trees=TreeEnsemble.from_dict(d, n, p))
         d, _, weights, bias, mean, scale, _ = read_model(p, "paragraph chooser", FORMAT,
                                                         "benchmarks/fit_chooser.py --fit", FEATURES)
         return cls(weights, bias, mean, scale, d.get("meta") or {})
