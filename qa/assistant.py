@@ -277,7 +277,7 @@ class Assistant:
         query = query or question
         hits = self.retrieve(query, k=self.config.answer_k if k is None else k, mode=mode, filter=where,
                              fold_duplicates=fold)
-        if not hits and where is not None and not where.empty:  # say why there is nothing: the filter
+        if not hits and where is not None:  # say why there is nothing: the filter (None when empty)
             return Answer(question=question, text=phrase(lang, "no_match").format(filter=where.describe(lang)),
                           found=False, lang=lang)
         return question, hits, lang, query

@@ -98,12 +98,10 @@ def read_linear(p: Path, d: dict, n: int) -> tuple[np.ndarray, float, np.ndarray
     return arrs[0], bias, arrs[1], arrs[2], threshold
 
 
-def read_model(p: Path, what: str, fmt: str, writer: str, *feature_sets: Sequence[str]):
-    """The JSON of the ``what`` model file ``p`` checked as a linear model: (the JSON, its feature
-    names, weights, bias, mean, scale, threshold). Its ``format`` must be ``fmt`` and its ``features``
-    one of ``feature_sets``; ``writer`` (what writes such files) is named in the errors, which are
-    ConfigErrors naming the file and field."""
-    d = read_json(p, what)
+def model_features(p: Path, d, fmt: str, writer: str, *feature_sets: Sequence[str]) -> tuple[str, ...]:
+    """The feature names of model JSON ``d`` (of file ``p``), after checking that its ``format`` is
+    ``fmt`` and its ``features`` one of ``feature_sets``; ConfigError naming the file, the field and
+    ``writer`` (what writes such files) otherwise. Any model file's header: linear or trees."""
     if not isinstance(d, dict) or d.get("format") != fmt:
         raise ConfigError(f"{p}: field 'format' must be {fmt!r} (written by {writer})")
     names = next((tuple(n) for n in feature_sets if d.get("features") == list(n)), None)
@@ -111,6 +109,15 @@ def read_model(p: Path, what: str, fmt: str, writer: str, *feature_sets: Sequenc
         allowed = " or ".join(str(list(n)) for n in feature_sets)
         raise ConfigError(f"{p}: field 'features' must be {allowed}; got {d.get('features')} "
                           f"(write it again with {writer})")
+    return names
+
+
+def read_model(p: Path, what: str, fmt: str, writer: str, *feature_sets: Sequence[str]):
+    """The JSON of the ``what`` model file ``p`` checked as a linear model: (the JSON, its feature
+    names, weights, bias, mean, scale, threshold). Its header as :func:`model_features` checks it;
+    the errors are ConfigErrors naming the file and field."""
+    d = read_json(p, what)
+    names = model_features(p, d, fmt, writer, *feature_sets)
     return (d, names, *read_linear(p, d, len(names)))
 
 
@@ -124,4 +131,5 @@ def save_json(obj: dict, path: str | Path) -> Path:
     return p
 
 
-__all__ = ["fit_logistic", "linear_dict", "logistic", "read_json", "read_linear", "read_model", "save_json"]
+__all__ = ["fit_logistic", "linear_dict", "logistic", "model_features", "read_json", "read_linear", "read_model",
+           "save_json"]

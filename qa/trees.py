@@ -10,7 +10,7 @@ all trees are walked at once, one step per level. The base layer, next to :mod:`
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,14 +77,15 @@ class TreeEnsemble:
                 arrs = {k: np.asarray(tree[k], dtype=np.float64) for k in FIELDS}
             except (TypeError, ValueError):
                 raise ConfigError(f"{where}: tree {i} holds a value that is not a number") from None
-            if n == 0 or any(a.shape != (n,) for a in arrs.values()) or not all(np.all(np.isfinite(a))
-                                                                               for a in arrs.values()):
-                raise ConfigError(f"{where}: tree {i}: {', '.join(FIELDS)} must be lists of one length of finite numbers")
+            if n == 0 or any(a.shape != (n,) or not np.all(np.isfinite(a)) for a in arrs.values()):
+                raise ConfigError(f"{where}: tree {i}: {', '.join(FIELDS)} must be lists of one length of "
+                                  "finite numbers")
             leaf = arrs["left"] < 0
             inner = np.nonzero(~leaf)[0]
-            kids = np.concatenate([arrs["left"][inner], arrs["right"][inner]])
-            if (np.any((arrs["right"] < 0) != leaf) or np.any(kids <= np.concatenate([inner, inner]))  # after the parent
-                    or np.any(kids >= n) or np.any((arrs["feature"][inner] < 0) | (arrs["feature"][inner] >= n_features))):
+            kids = np.concatenate([arrs["left"][inner], arrs["right"][inner]])  # each after its parent
+            used = arrs["feature"][inner]
+            if (np.any((arrs["right"] < 0) != leaf) or np.any(kids <= np.concatenate([inner, inner]))
+                    or np.any(kids >= n) or np.any((used < 0) | (used >= n_features))):
                 raise ConfigError(f"{where}: tree {i}: child or feature index out of range (features: {n_features})")
             parsed.append(arrs)
         size = max(len(a["feature"]) for a in parsed)
@@ -92,11 +93,11 @@ class TreeEnsemble:
         def pad(k: str, fill: float) -> np.ndarray:
             return np.stack([np.concatenate([a[k], np.full(size - len(a[k]), fill)]) for a in parsed])
 
-        left = pad("left", -1).astype(np.int64)
+        left, right = pad("left", -1).astype(np.int64), pad("right", -1).astype(np.int64)
         feature = pad("feature", -2).astype(np.int64)
         feature[(left < 0) & (feature != -2)] = -1
-        return cls(feature=feature, threshold=pad("threshold", 0.0), left=left, right=pad("right", -1).astype(np.int64),
-                   value=pad("value", 0.0), bias=bias, depth=_depth(left, pad("right", -1).astype(np.int64)))
+        return cls(feature=feature, threshold=pad("threshold", 0.0), left=left, right=right, value=pad("value", 0.0),
+                   bias=bias, depth=_depth(left, right))
 
     @classmethod
     def from_sklearn(cls, model: Any, x_example: np.ndarray) -> "TreeEnsemble":
@@ -113,8 +114,7 @@ class TreeEnsemble:
                           "value": (lr * t.value[:, 0, 0] * leaf).tolist()})
         x0 = np.atleast_2d(np.asarray(x_example, dtype=np.float64))[:1]
         no_bias = cls.from_dict({"bias": 0.0, "trees": trees}, x0.shape[1], "the fitted model")
-        bias = float(model.decision_function(x0)[0] - no_bias.decision(x0)[0])
-        return cls.from_dict({"bias": bias, "trees": trees}, x0.shape[1], "the fitted model")
+        return replace(no_bias, bias=float(model.decision_function(x0)[0] - no_bias.decision(x0)[0]))
 
 
 def _depth(left: np.ndarray, right: np.ndarray) -> int:

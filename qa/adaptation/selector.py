@@ -100,13 +100,20 @@ def _contains(text: str, start: int, end: int, context: Optional[str], answers: 
 RETRIEVALS = ("bm25", "hybrid")
 
 
+def _check_retrieval(retrieval: str) -> None:
+    if retrieval not in RETRIEVALS:
+        raise ValueError(f"retrieval must be one of {', '.join(RETRIEVALS)}; got {retrieval!r}")
+
+
 def _ranked_others(rows: Sequence[Labelled], lexical, analyzer: Analyzer, ids: list[str], contexts: dict[str, str],
                    encoder, qvecs: Optional[np.ndarray], distractors: int, retrieval: str,
                    progress: bool) -> list[list[str]]:
-    """Per question, the ids of the ``distractors`` passages ranked highest that are not its gold one."""
-    depth = max(20, distractors + 1)
+    """Per question, the ids of the ``distractors`` passages ranked highest that are not its gold one
+    (hybrid: fused from each list's top 20, deeper than the few kept, so that fusion can reorder)."""
+    depth = distractors + 1
     dense = None
     if retrieval == "hybrid":
+        depth = max(20, depth)
         log.info("embedding %d passages for dense retrieval", len(ids))
         dense = encoder.encode_passages([contexts[i] for i in ids], progress=progress)
     out = []
@@ -126,8 +133,7 @@ def featurize(rows: Sequence[Labelled], encoder, *, pool: Sequence[str] = (), di
     """Feature rows, labels and per-question groups for ``rows`` (see the module docstring);
     distractors come from the rows' passages and ``pool``, ranked by ``retrieval`` (one of
     :data:`RETRIEVALS`)."""
-    if retrieval not in RETRIEVALS:
-        raise ValueError(f"retrieval must be one of {', '.join(RETRIEVALS)}; got {retrieval!r}")
+    _check_retrieval(retrieval)
     analyzer = Analyzer()
     contexts: dict[str, str] = {}
     for t in [r.context for r in rows] + list(pool):
@@ -261,8 +267,7 @@ def train(train_files: Sequence[str | Path], encoder, *, valid_files: Sequence[s
     of the fit and reported as validation. ``retrieval``: how distractors are ranked (:func:`featurize`).
     ``cache``: an ``.npz`` of the featurized training questions,
     reused when it matches these files and settings (embedding them is most of the time)."""
-    if retrieval not in RETRIEVALS:
-        raise ValueError(f"retrieval must be one of {', '.join(RETRIEVALS)}; got {retrieval!r}")
+    _check_retrieval(retrieval)
     full = {str(f): read_all(f) for f in train_files}
     rows = [r for f in train_files for r in _sample(full[str(f)], limit, seed)]
     if not rows:

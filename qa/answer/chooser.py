@@ -26,8 +26,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .leads import Reading
-from ..errors import ConfigError
-from ..linear import fit_logistic, linear_dict, logistic, read_json, read_model, save_json
+from ..linear import fit_logistic, linear_dict, logistic, model_features, read_json, read_linear, save_json
 from ..trees import TreeEnsemble
 
 FEATURES = ("selector_logp", "selector_gap", "span_logp", "null_logp", "span_gap", "null_gap", "is_first",
@@ -118,15 +117,11 @@ class Chooser:
         """The model in ``path`` (default: the packaged one); ConfigError naming the problem."""
         p = Path(path) if path else PACKAGED
         d = read_json(p, "paragraph chooser")
-        if isinstance(d, dict) and d.get("model") == "trees":
-            if d.get("format") != FORMAT or d.get("features") != list(FEATURES):
-                raise ConfigError(f"{p}: fields 'format' and 'features' must be {FORMAT!r} and {list(FEATURES)} "
-                                  "(write it again with benchmarks/fit_chooser.py --fit)")
-            n = len(FEATURES)
+        n = len(model_features(p, d, FORMAT, "benchmarks/fit_chooser.py --fit", FEATURES))
+        if d.get("model") == "trees":
             return cls(np.zeros(n), 0.0, np.zeros(n), np.ones(n), d.get("meta") or {},
                        trees=TreeEnsemble.from_dict(d, n, p))
-        d, _, weights, bias, mean, scale, _ = read_model(p, "paragraph chooser", FORMAT,
-                                                        "benchmarks/fit_chooser.py --fit", FEATURES)
+        weights, bias, mean, scale, _ = read_linear(p, d, n)
         return cls(weights, bias, mean, scale, d.get("meta") or {})
 
 

@@ -34,13 +34,13 @@ log = logging.getLogger("qa")
 #: fewer usable questions than this and ``tune`` refuses: each half would be too small to tell
 #: settings apart (one question moves MRR by 1/15 on a 15-question half)
 MIN_QUESTIONS = 30
+EPS = 1e-9
 
 
 def per_article_for(articles: int, min_questions: int = MIN_QUESTIONS) -> int:
     """The ``qa questions --per-article`` that drafts at least ``min_questions`` from ``articles``
     articles, and one more (some articles hold fewer draftable sentences)."""
     return -(-min_questions // max(1, articles)) + 1
-EPS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -193,10 +193,11 @@ def tune(assistant: Assistant, questions: Sequence[Question], *, metric: Optiona
     n_chunks = n_chunks or max(50, 5 * k)
     usable = [q for q in questions if q.answerable and any(a in assistant.articles for a in q.articles)]
     if len(usable) < min_questions:
+        per = per_article_for(len(assistant.articles), min_questions)
         raise TooFewQuestionsError(
             f"too few questions to tune on: {len(usable)} usable (answerable, with a gold article that is in the "
             f"index) of {len(questions)}; need at least {min_questions} so that each half has enough to tell "
-            f"settings apart. Add questions, or draft more: `qa questions --per-article {per_article_for(len(assistant.articles), min_questions)}` "
+            f"settings apart. Add questions, or draft more: `qa questions --per-article {per}` "
             f"({len(assistant.articles)} articles in the index).")
     tune_q, held_q = split_halves(usable)
     if min(len(tune_q), len(held_q)) < min_questions // 3:
