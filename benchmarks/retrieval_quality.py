@@ -46,7 +46,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from qa import Config  # noqa: E402
 from qa.evaluation import SearchSpace, evaluate, metric_names, pool_assistant, read_questions, remap_gold  # noqa: E402
 from qa.evaluation.metrics import ranx_scores  # noqa: E402
-from qa.evaluation.pipeline import retrieval_settings  # noqa: E402
+from qa.evaluation.pipeline import gold_ids, retrieval_settings  # noqa: E402
 from qa.evaluation.rebuild import SeededEmbedder  # noqa: E402
 from qa.evaluation.tune import ranking_runner  # noqa: E402
 from qa.retrieval import describe  # noqa: E402
@@ -188,7 +188,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             space = SearchSpace(candidates=CANDIDATES, bm25_params=BM25_PARAMS)
             for name, qs in questions.items():
                 usable = [q for q in qs if q.answerable and any(a in assistant.articles for a in q.articles)]
-                qrels = {q.id: [a for a in q.articles if a in assistant.articles] for q in usable}
+                qrels = {q.id: gold_ids(assistant, q.articles, cfg.fold_duplicates) for q in usable}
                 run = ranking_runner(assistant, usable, cfg, space, N_CHUNKS, K)
                 base = run({**cur, "mode": "bm25"}, qrels)
                 for group, rows in groups.items():

@@ -227,10 +227,18 @@ class Pipeline:
                 break
         return hits
 
-    def article_ranking(self, ranked: Ranked, n_chunks: int, k: int) -> list[str]:
+    def story(self, article_id: str) -> str:
+        """The id a story goes by: the representative of the article's near-duplicate group (the same
+        story from several outlets, found at build), else the article's own id."""
+        group = self.store.duplicates(article_id)
+        return group.representative if group is not None else article_id
+
+    def article_ranking(self, ranked: Ranked, n_chunks: int, k: int, *, fold: bool = False) -> list[str]:
         """The top ``k`` distinct articles of the first ``n_chunks`` passages (an article ranks where
-        its best passage does)."""
-        return dedupe_articles(self.store.article_ids([d for d, _ in ranked[:n_chunks]]), k)
+        its best passage does). ``fold``: near-duplicate articles count once, as one story listed
+        under :meth:`story` (what ``retrieve`` shows with ``fold_duplicates``)."""
+        ids = self.store.article_ids([d for d, _ in ranked[:n_chunks]])
+        return dedupe_articles([self.story(a) for a in ids] if fold else ids, k)
 
     # -- all stages -------------------------------------------------------------------------------
     def retrieve(self, question: str, k: int, mode: str, settings: Any, *,

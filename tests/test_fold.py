@@ -112,6 +112,26 @@ def test_the_answer_cites_the_most_complete_version_verbatim(folded):
     assert plain.citations[0].article.id == COPY and plain.citations[0].quote == ans.citations[0].quote
 
 
+def test_evaluate_scores_a_folded_story_as_its_gold_article_as_ask_shows_it(folded):
+    from qa.evaluation import evaluate
+    from qa.evaluation.questions import Question
+
+    # the copy ranks first; the question was written from the ANTARA version (its gold)
+    q = [Question(id="q1", question=QUESTION, articles=(ORIGINAL,), answers=("100 warga binaan",))]
+    story = evaluate(folded, q, k=5, reader_only=False)
+    by_id = evaluate(folded, q, k=5, reader_only=False, config=folded.config.replace(fold_duplicates=False))
+    r, plain = story.results[0], by_id.results[0]
+    assert plain.top_articles["hybrid"][:2] == [COPY, ORIGINAL] and plain.gold_rank["hybrid"] == 2
+    assert by_id.retrieval["hybrid"].metrics["recall@1"] == 0.0 and not any("near-duplicates" in n for n in by_id.notes)
+    # folded: one story under its representative's id, ranked where its best member ranks
+    assert r.top_articles["hybrid"][0] == ORIGINAL and COPY not in r.top_articles["hybrid"]
+    assert r.gold_rank["hybrid"] == 1 and story.retrieval["hybrid"].metrics["recall@1"] == 1.0
+    assert any("1 question(s) have a gold article with near-duplicates" in n for n in story.notes)
+    # the answer reads folded hits, as ask() does: quoted from the most complete version
+    assert r.answer["quotes"][0]["article_id"] == ORIGINAL and r.answer["contains_gold"]
+    assert plain.answer["quotes"][0]["article_id"] == COPY
+
+
 def test_most_complete_moves_a_quote_only_when_the_representative_holds_it():
     rep = Article(id="a", title=None, text="Intro.\n\nSatu dua tiga empat lima. Enam tujuh.", source="A")
     copy = Article(id="b", title=None, text="Satu dua tiga empat lima. Enam delapan.", source="B")

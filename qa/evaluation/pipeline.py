@@ -27,6 +27,14 @@ def retrieval_settings(cfg: Config) -> dict[str, Any]:
     return {k: getattr(cfg, k) for k in RETRIEVAL_KEYS}
 
 
+def gold_ids(assistant: Assistant, articles: Sequence[str], fold: bool) -> list[str]:
+    """The gold articles that are in the index, as the rankings name them: with ``fold`` (the
+    ``fold_duplicates`` setting) each as its story (:meth:`qa.retrieval.Pipeline.story`: a
+    near-duplicate of the gold is the same story, shown as one hit), else by id."""
+    ids = [a for a in articles if a in assistant.articles]
+    return list(dict.fromkeys(assistant.pipeline.story(a) for a in ids)) if fold else ids
+
+
 def ms_since(t0: float) -> float:
     return (time.perf_counter() - t0) * 1000.0
 

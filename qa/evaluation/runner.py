@@ -18,7 +18,7 @@ from ..retrieval import Candidates
 from ..types import Answer, Article, Chunk, Hit
 from .metrics import (contains_answer, exact_match, first_gold_rank, lead_prediction, metric_headers, metric_names,
                       ranx_scores, ratio, summarize_latency, token_f1)
-from .pipeline import describe, ms_since, retrieval_settings
+from .pipeline import describe, gold_ids, ms_since, retrieval_settings
 from .questions import Question
 
 log = logging.getLogger("qa")
@@ -220,13 +220,15 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
     Retrieval: the passages of each retriever (``bm25``, ``dense`` and ``hybrid`` with the
     configured fusion) are reduced to their articles and the top ``k`` are scored with ranx against
     the gold articles (questions without a gold article in the index are reported but not scored;
-    for ranking only answerable questions count). Answers (``answers=True``): the configured mode's
-    top ``answer_k`` passages go to ``assistant.answerer``; with ``reader_only`` (the default) each
-    answerable question with gold answers and a gold passage (``Question.context``) is also answered
-    from that passage alone (:func:`gold_hit`), which tells reader errors from retriever errors.
-    ``config`` overrides the retrieval
-    settings (default: the assistant's). ``n_chunks`` passages (default ``max(50, 5 k)``) are read
-    to find the top ``k`` articles.
+    for ranking only answerable questions count). With ``fold_duplicates`` (the default, as
+    ``retrieve`` shows hits) near-duplicate articles count once, as one story
+    (:meth:`~qa.retrieval.Pipeline.story`), and the answers read folded hits too. Answers
+    (``answers=True``): the configured mode's top ``answer_k`` passages go to
+    ``assistant.answerer``; with ``reader_only`` (the default) each answerable question with gold
+    answers and a gold passage (``Question.context``) is also answered from that passage alone
+    (:func:`gold_hit`), which tells reader errors from retriever errors. ``config`` overrides the
+    retrieval settings (default: the assistant's). ``n_chunks`` passages (default ``max(50, 5 k)``)
+    are read to find the top ``k`` articles.
     """
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ConfigError(f"k must be a positive integer; got {k!r}")
@@ -249,7 +251,7 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
     samples["total"] = []
     samples["reader_only_answer"] = []
     results: list[QuestionResult] = []
-    missing = 0
+    missing = folded = 0
     for i, q in enumerate(questions, start=1):
         lat: dict[str, float] = {}
         t0 = time.perf_counter()
@@ -268,7 +270,8 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
         hybrid = pipe.fuse(cands, "hybrid", cfg, n_chunks)
         lat["fusion"] = ms_since(t0)
         ranked = {"bm25": lex, "dense": den, "hybrid": hybrid}
-        gold = [a for a in q.articles if a in assistant.articles]
+        gold = gold_ids(assistant, q.articles, cfg.fold_duplicates)
+        folded += cfg.fold_duplicates and any(assistant.store.duplicates(a) is not None for a in q.articles)
         scored = bool(gold) and q.answerable
         note = ""
         if q.articles and not gold:
@@ -281,7 +284,7 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
         res = QuestionResult(id=q.id, question=q.question, gold_articles=list(q.articles), answers=list(q.answers),
                              answerable=q.answerable, scored=scored, note=note)
         for name in RETRIEVERS:
-            arts = pipe.article_ranking(ranked[name], n_chunks, k)
+            arts = pipe.article_ranking(ranked[name], n_chunks, k, fold=cfg.fold_duplicates)
             res.top_articles[name] = arts[:5]
             res.gold_rank[name] = first_gold_rank(arts, gold) if gold else None
             if scored:
@@ -290,7 +293,7 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
             qrels[q.id] = gold
         if answerer is not None:
             final = ranked["hybrid"] if cfg.mode == "hybrid" else ranked[cfg.mode]
-            hits = pipe.hits(final, cands, cfg.answer_k)
+            hits = pipe.hits(final, cands, cfg.answer_k, fold=cfg.fold_duplicates)
             t0 = time.perf_counter()
             ans = answerer.answer(q.question, hits, lang=detect_lang(q.question), query=q.question)
             lat["answer"] = ms_since(t0)
@@ -309,6 +312,10 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
             log.info("evaluated %d/%d questions", i, len(questions))
     if missing:
         notes.append(f"{missing} question(s) name a gold article that is not in the index (not scored)")
+    if folded:
+        notes.append(f"{folded} question(s) have a gold article with near-duplicates in the index: with "
+                     "fold_duplicates they are one story, and any of them counts as the gold "
+                     "([retrieval] fold_duplicates = false scores article ids alone)")
     settings = retrieval_settings(cfg)
     labels = {"bm25": describe({**settings, "mode": "bm25"}), "dense": "dense",
               "hybrid": describe({**settings, "mode": "hybrid"})}

@@ -26,7 +26,8 @@ from ..ingest import Corpus
 from ..retrieval import Candidates
 from ..stores import update_config
 from .metrics import metric_headers, fast_scores, metric_names, ranx_scores
-from .pipeline import RETRIEVAL_KEYS, bm25_params_available, candidate_lists, describe, retrieval_settings
+from .pipeline import (RETRIEVAL_KEYS, bm25_params_available, candidate_lists, describe, gold_ids,
+                       retrieval_settings)
 from .questions import Question, TooFewQuestionsError, split_halves
 
 log = logging.getLogger("qa")
@@ -214,8 +215,9 @@ def tune(assistant: Assistant, questions: Sequence[Question], *, metric: Optiona
     grid = space.settings(current)
     say(f"{len(usable)} usable questions: {len(tune_q)} to tune on, {len(held_q)} held out; "
         f"{len(grid) * len(sizes)} settings to try" + (f" (chunk sizes {sizes})" if len(sizes) > 1 else ""))
-    qrels_tune = {q.id: [a for a in q.articles if a in assistant.articles] for q in tune_q}
-    qrels_held = {q.id: [a for a in q.articles if a in assistant.articles] for q in held_q}
+
+    qrels_tune = {q.id: gold_ids(assistant, q.articles, current_cfg.fold_duplicates) for q in tune_q}
+    qrels_held = {q.id: gold_ids(assistant, q.articles, current_cfg.fold_duplicates) for q in held_q}
 
     with tempfile.TemporaryDirectory(prefix="qa-tune-") as tmp:
         indexes: dict[int, Assistant] = {current_cfg.chunk_size: assistant}
@@ -307,7 +309,8 @@ def ranking_runner(assistant: Assistant, usable: Sequence[Question], current_cfg
             i = index_of[qid]
             cands = Candidates(lex_all[i][:d], lists.dense[i][:d], lists.vectors[i], None, lists.tokens[i],
                                lists.indexes[(cfg.bm25_k1, cfg.bm25_b)], lists.sentences[i])
-            out[qid] = pipe.article_ranking(pipe.fuse(cands, cfg.mode, cfg, n_chunks), n_chunks, k)
+            out[qid] = pipe.article_ranking(pipe.fuse(cands, cfg.mode, cfg, n_chunks), n_chunks, k,
+                                            fold=cfg.fold_duplicates)
         return out
 
     return run
