@@ -127,6 +127,11 @@ def test_evaluate_scores_a_folded_story_as_its_gold_article_as_ask_shows_it(fold
     assert r.top_articles["hybrid"][0] == ORIGINAL and COPY not in r.top_articles["hybrid"]
     assert r.gold_rank["hybrid"] == 1 and story.retrieval["hybrid"].metrics["recall@1"] == 1.0
     assert any("1 question(s) have a gold article with near-duplicates" in n for n in story.notes)
+    # the report gives the article-id figures beside the story ones, from the same run
+    for name, scores in story.retrieval.items():
+        assert scores.by_article_id == pytest.approx(by_id.retrieval[name].metrics)
+        assert by_id.retrieval[name].by_article_id is None
+    assert "scoring article ids alone" in story.tables() and "scoring article ids alone" not in by_id.tables()
     # the answer reads folded hits, as ask() does: quoted from the most complete version
     assert r.answer["quotes"][0]["article_id"] == ORIGINAL and r.answer["contains_gold"]
     assert plain.answer["quotes"][0]["article_id"] == COPY

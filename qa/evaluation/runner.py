@@ -36,6 +36,8 @@ class RetrieverScores:
     n: int
     metrics: dict[str, float]
     configured: bool = False  # the mode the index is configured with (what ask() uses)
+    # the same metrics scoring article ids alone, when folding near-duplicates changed what counts as gold
+    by_article_id: Optional[dict[str, float]] = None
 
 
 @dataclass
@@ -144,6 +146,11 @@ class EvalReport:
         for r in self.retrieval.values():
             mark = " (configured)" if r.configured else ""
             lines.append(f"| {r.name}{mark}: {r.settings} | " + " | ".join(_f(r.metrics.get(m)) for m in names) + " |")
+        if any(r.by_article_id for r in self.retrieval.values()):
+            lines += ["", "Near-duplicates fold into one story above; scoring article ids alone:", "",
+                      "| retriever, by article id | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
+            lines += [f"| {r.name} | " + " | ".join(_f(r.by_article_id.get(m)) for m in names) + " |"
+                      for r in self.retrieval.values() if r.by_article_id]
         a = self.answers
         if a is not None:
             lines += ["", "| answers | value | of |", "|---|---:|---:|",
@@ -247,6 +254,8 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
 
     runs: dict[str, dict[str, list[str]]] = {r: {} for r in RETRIEVERS}
     qrels: dict[str, list[str]] = {}
+    runs_by_id: dict[str, dict[str, list[str]]] = {r: {} for r in RETRIEVERS}  # unfolded, when folding
+    qrels_by_id: dict[str, list[str]] = {}
     samples: dict[str, list[float]] = {s: [] for s in STAGES}
     samples["total"] = []
     samples["reader_only_answer"] = []
@@ -289,8 +298,11 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
             res.gold_rank[name] = first_gold_rank(arts, gold) if gold else None
             if scored:
                 runs[name][q.id] = arts
+                if cfg.fold_duplicates:
+                    runs_by_id[name][q.id] = pipe.article_ranking(ranked[name], n_chunks, k)
         if scored:
             qrels[q.id] = gold
+            qrels_by_id[q.id] = gold_ids(assistant, q.articles, False)
         if answerer is not None:
             final = ranked["hybrid"] if cfg.mode == "hybrid" else ranked[cfg.mode]
             hits = pipe.hits(final, cands, cfg.answer_k, fold=cfg.fold_duplicates)
@@ -314,15 +326,17 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
         notes.append(f"{missing} question(s) name a gold article that is not in the index (not scored)")
     if folded:
         notes.append(f"{folded} question(s) have a gold article with near-duplicates in the index: with "
-                     "fold_duplicates they are one story, and any of them counts as the gold "
-                     "([retrieval] fold_duplicates = false scores article ids alone)")
+                     "fold_duplicates they are one story, and any of them counts as the gold (the "
+                     "retrieval figures by article id alone: RetrieverScores.by_article_id)")
     settings = retrieval_settings(cfg)
     labels = {"bm25": describe({**settings, "mode": "bm25"}), "dense": "dense",
               "hybrid": describe({**settings, "mode": "hybrid"})}
     retrieval = {}
     for name in RETRIEVERS:
         values = ranx_scores(qrels, runs[name], metrics) if qrels else {m: float("nan") for m in metrics}
+        by_id = ranx_scores(qrels_by_id, runs_by_id[name], metrics) if qrels and folded else None
         retrieval[name] = RetrieverScores(name=name, settings=labels[name], n=len(qrels), metrics=values,
+                                          by_article_id=by_id,
                                           configured=name == cfg.mode)
     if not qrels:
         notes.append("no question has a gold article in the index: retrieval metrics are empty")
