@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from qa import Config  # noqa: E402
 from qa.evaluation import SearchSpace, pool_assistant, read_questions, remap_gold  # noqa: E402
 from qa.evaluation.metrics import ranx_scores  # noqa: E402
-from qa.evaluation.pipeline import retrieval_settings  # noqa: E402
+from qa.evaluation.pipeline import gold_ids, retrieval_settings  # noqa: E402
 from qa.evaluation.tune import ranking_runner  # noqa: E402
 from qa.retrieval import Candidates  # noqa: E402
 
@@ -56,7 +56,7 @@ def main() -> int:
         name = Path(path).stem
         qs = remap_gold(read_questions(path), corpus.duplicates)
         usable = [q for q in qs if q.answerable and any(a in assistant.articles for a in q.articles)]
-        qrels = {q.id: list(q.articles) for q in usable}
+        qrels = {q.id: gold_ids(assistant, q.articles, cfg.fold_duplicates) for q in usable}
         run = ranking_runner(assistant, usable, cfg, SearchSpace(candidates=(cfg.candidates,),
                                                                  bm25_params=()), N_CHUNKS, K)
         base = run({**cur, "mode": "hybrid", "fusion": "convex", "dense_weight": 0.7, "fusion_pool": "union"}, qrels)
