@@ -12,6 +12,7 @@ from typing import Any, Optional, Sequence
 from .metrics import metric_headers, metric_names, ratio
 from .questions import Question
 
+
 @dataclass
 class RetrieverScores:
     """Article-level metrics of one retriever over the questions with a gold article in the index."""
@@ -98,7 +99,7 @@ class QuestionResult:
 
 @dataclass
 class EvalReport:
-    """The result of :func:`evaluate` (``to_dict`` / ``write_json`` give the JSON report)."""
+    """The result of :func:`~qa.evaluation.evaluate` (``to_dict`` / ``write_json`` give the JSON report)."""
 
     index: str
     k: int
@@ -186,7 +187,9 @@ def _mean(values: Sequence[float]) -> Optional[float]:
 
 
 def answer_scores(questions: Sequence[Question], results: Sequence[QuestionResult],
-                   reader_only: bool = True) -> AnswerScores:
+                  reader_only: bool = True) -> AnswerScores:
+    """The answer checks of :class:`AnswerScores` over the per-question records (and the reader-only
+    figures, with ``reader_only``)."""
     s = AnswerScores()
     with_gold = ok = quotes = verbatim = unans = abstained = abstained_unans = answerable = answered = 0
     ems: list[float] = []
