@@ -11,6 +11,8 @@ come from ``Pipeline.rerank_features``, the very function the re-ranker runs on 
 logistic regression (``qa.linear.fit_logistic``, L2 1.0) is fitted on ``--per-file`` questions of
 each ``--train`` file (label: the passage belongs to the gold article), and R@1 (first distinct
 article) of the ``--valid`` questions is printed with and without it. ``--out`` writes the model.
+With ``fold_duplicates`` (the default) articles and gold are stories (``Pipeline.story``), as
+``qa eval`` counts them: a near-duplicate of the gold article is labelled as the gold.
 """
 from __future__ import annotations
 
@@ -35,7 +37,9 @@ def head(assistant, question: str, depth: int):
     ranked, dn = pipe.convex_fuse(c, cfg, depth)
     ranked = list(ranked)[:depth]
     x = pipe.rerank_features(ranked, c, dn, depth)
-    return assistant.store.article_ids([d for d, _ in ranked]), x
+    ids = assistant.store.article_ids([d for d, _ in ranked])
+    # a near-duplicate of the gold is the same story when retrieval folds them (qa eval counts it so)
+    return ([pipe.story(a) for a in ids] if cfg.fold_duplicates else ids), x
 
 
 def r_at_1(rows, model=None) -> dict[str, float]:
@@ -61,6 +65,7 @@ def main(argv=None):
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     from qa.evaluation import read_questions
+    from qa.evaluation.pipeline import gold_ids
     from qa.evaluation.pool import pool_assistant
     from qa.linear import fit_logistic
     from qa.rerank import FEATURES, Reranker
@@ -75,7 +80,8 @@ def main(argv=None):
                 qs = qs[:args.per_file]
             for q in qs:
                 arts, x = head(assistant, q.question, args.depth)
-                rows[part].append({"file": Path(path).name, "gold": set(q.articles), "articles": arts, "x": x})
+                gold = set(gold_ids(assistant, q.articles, assistant.config.fold_duplicates))
+                rows[part].append({"file": Path(path).name, "gold": gold, "articles": arts, "x": x})
     train = [r for r in rows["train"] if r["x"] is not None]
     x = np.vstack([r["x"] for r in train])
     y = np.concatenate([[a in r["gold"] for a in r["articles"][:len(r["x"])]] for r in train]).astype(float)
