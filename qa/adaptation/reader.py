@@ -27,7 +27,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from ..answer.reader import (MAX_LEN, MODEL, Reader, Window, allowed_mask, attention_bias, embed, load_base,
-                             pad_batch, read_weights, run_layers, span_scores, windows)
+                             pad_batch, read_weights, run_layers, windows)
 from ..evaluation.metrics import exact_match, token_f1
 from ..evaluation.questions import QuestionFileError, json_object, jsonl_rows
 
