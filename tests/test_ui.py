@@ -30,6 +30,9 @@ LAST_BOT_IS = """([expected, n]) => {
   if (bots.length !== n) return false;
   return bots[n - 1].innerText.split(/\\s+/).join(' ').trim() === expected;
 }"""
+# The question box is empty and the first bot bubble (the "thinking" placeholder) is shown.
+BOX_CLEARED = """() => document.querySelector('#qa-input textarea').value === ''
+  && document.querySelectorAll('#qa-chat [data-testid="bot"]').length === 1"""
 # Records every distinct text of the last bot bubble (to see the answer stream in).
 WATCH_STREAM = """() => {
   window.__qaTexts = new Set();
@@ -176,6 +179,9 @@ def test_question_sent_while_an_answer_streams_is_answered_after_it(served, assi
         box.fill(first)
         box.press("Enter")
         assert started.wait(30)
+        # the server cleared the box before it began the answer, but the browser may apply that
+        # update later (a loaded machine): typing first would be wiped by it, as a user's typing would
+        page.wait_for_function(BOX_CLEARED, timeout=30_000)
         box.fill(second)
         box.press("Enter")  # while the first answer is still being made
         page.wait_for_function(LAST_BOT_IS, arg=[_norm(want_second), 2], timeout=60_000)
