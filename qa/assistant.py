@@ -201,7 +201,8 @@ class Assistant:
         from .answer.reader import Reader
 
         path = self.config.reader or None
-        return lambda: Reader.load(path)
+        precision = self.config.reader_precision
+        return lambda: Reader.load(path, precision=precision)
 
     @property
     def generator(self):

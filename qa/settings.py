@@ -21,19 +21,17 @@ log = logging.getLogger("qa")
 SECTIONS = ("index", "retrieval", "answer", "ui", "milvus")
 MODES = ("hybrid", "bm25", "dense")
 FUSIONS = ("convex", "rrf", "adaptive")
-FUSION_POOLS = ("lexical", "union")
-RERANKS = ("sentences", "off")
+FUSION_POOLS, RERANKS = ("lexical", "union"), ("sentences", "off")
 ANSWERERS = ("extractive", "openai")
 UNSUPPORTED = ("flag", "remove")
 DEFAULT_MODEL = "multilingual-e5-small"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 STORES = ("embedded", "milvus")
-MILVUS_ANALYZERS = ("project", "standard")
-MILVUS_HYBRIDS = ("client", "server")
+MILVUS_ANALYZERS, MILVUS_HYBRIDS = ("project", "standard"), ("client", "server")
 MILVUS_DENSE_INDEXES = ("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX")
 LEXICAL_ENGINES = ("auto", "rank_bm25", "bm25s")
 DENSE_INDEXES = ("auto", "flat", "hnsw")
-VECTOR_DTYPES = ("auto", "float32", "float16")
+VECTOR_DTYPES, READER_PRECISIONS = ("auto", "float32", "float16"), ("auto", "float32", "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -169,6 +167,8 @@ class Config:
     selector: str = setting("answer", "", "sentence selector weights (JSON, `qa train-selector`); empty: packaged")
     reader: str = setting("answer", "", "span reader weights (`qa train-reader`); empty: packaged; off: patterns")
     reader_threshold: float = setting("answer", 0.05, "span probability below which no lead is given", lo=0.0, hi=1.0)
+    reader_precision: str = setting("answer", "auto", "the span reader's arithmetic: float32, bfloat16, or auto (bfloat16 "
+                                    "where the CPU has it natively, AVX512-BF16 or AMX)", choices=READER_PRECISIONS)
     reader_paragraphs: int = setting("answer", 4, "paragraphs the span reader reads; the paragraph chooser picks "
                                      "the one to answer from (1: the selector's best only)", lo=1, hi=8)
     answerer: str = setting("answer", "extractive", "extractive (quotes only, no LLM) or openai (an OpenAI-compatible "

@@ -33,7 +33,8 @@ def _write(path, text):
 def test_every_setting_has_one_section_and_the_derived_key_lists_are_unchanged():
     for s, names in BRIEF_SECTIONS.items():
         assert list(SECTION_KEYS[s]) == names
-    assert set(SECTION_KEYS["answer"]) == {"answer_k", "abstain_threshold", "selector", "reader", "reader_threshold", "reader_paragraphs",
+    assert set(SECTION_KEYS["answer"]) == {"answer_k", "abstain_threshold", "selector", "reader", "reader_threshold", "reader_precision",
+                                           "reader_paragraphs",
                                            *GENERATION_KEYS}
     assert all(n == "store" or n.startswith("milvus_") for n in SECTION_KEYS["milvus"])
     assert sorted(n for s in SECTIONS for n in SECTION_KEYS[s]) == sorted(f.name for f in fields(Config))
