@@ -42,10 +42,11 @@ BUILD_MANIFEST_SECTIONS = ("retrieval",)
 #: defaults that older versions wrote into index manifests, for settings whose meaning moved with the
 #: model behind them (``abstain_threshold``: an answer score, then the selector's probability, now
 #: P(answerable) from the selector and the reader; ``reader_paragraphs``: 2 until the paragraph
-#: chooser was fitted on four); a manifest holding exactly one of them gets today's default (a value
-#: chosen by hand or by ``qa tune`` is anything else and stays)
-FORMER_DEFAULTS: Mapping[str, tuple[Any, ...]] = {"abstain_threshold": (0.54, 0.74, 0.59, 0.51, 0.49, 0.47, 0.52, 0.57),
-                                                  "reader_paragraphs": (2,)}
+#: chooser was fitted on four, then 4 until it was fitted on six); a manifest holding exactly one of
+#: them gets today's default (a value chosen by hand or by ``qa tune`` is anything else and stays)
+FORMER_DEFAULTS: Mapping[str, tuple[Any, ...]] = {"abstain_threshold": (0.54, 0.74, 0.59, 0.51, 0.49, 0.47, 0.52, 0.57,
+                                                                        0.62),
+                                                  "reader_paragraphs": (2, 4)}
 
 
 @dataclass(frozen=True)

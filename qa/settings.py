@@ -161,7 +161,7 @@ class Config:
                                     "fold into one, listing the other outlets (also_reported_by)")
     # [answer]: the answerer; the llm_* settings and answerer are never recorded in a manifest (docs/generation.md)
     answer_k: int = setting("answer", 5, "passages the answerer reads", lo=1, hi=100)
-    abstain_threshold: float = setting("answer", 0.62, "P(answerable) (selector and span reader) below which the "
+    abstain_threshold: float = setting("answer", 0.63, "P(answerable) (selector and span reader) below which the "
                                        "answerer declines; calibrated on IDK-MRC, docs/answers.md (reader off: the "
                                        "selector's own threshold)", lo=0.0, hi=1.0)
     selector: str = setting("answer", "", "sentence selector weights (JSON, `qa train-selector`); empty: packaged")
@@ -169,7 +169,7 @@ class Config:
     reader_threshold: float = setting("answer", 0.05, "span probability below which no lead is given", lo=0.0, hi=1.0)
     reader_precision: str = setting("answer", "auto", "the span reader's arithmetic: float32, bfloat16, or auto (bfloat16 "
                                     "where the CPU has it natively, AVX512-BF16 or AMX)", choices=READER_PRECISIONS)
-    reader_paragraphs: int = setting("answer", 4, "paragraphs the span reader reads; the paragraph chooser picks "
+    reader_paragraphs: int = setting("answer", 6, "paragraphs the span reader reads; the paragraph chooser picks "
                                      "the one to answer from (1: the selector's best only)", lo=1, hi=8)
     answerer: str = setting("answer", "extractive", "extractive (quotes only, no LLM) or openai (an OpenAI-compatible "
                             "chat server: Ollama, llama.cpp server, vLLM, LM Studio)", choices=ANSWERERS, llm=True)

@@ -279,9 +279,10 @@ def test_an_older_default_in_a_manifest_gives_way_to_todays(seed_index, tmp_path
         assert ("older version" in caplog.text) == (source == "default")
         loaded.close()
     manifest["config"]["abstain_threshold"] = Config().abstain_threshold
-    for value, expected, source in [(2, Config().reader_paragraphs, "default"), (3, 3, "manifest")]:
-        manifest["config"]["reader_paragraphs"] = value  # 2 was the default before the chooser read four
+    for value, expected, source in [(2, Config().reader_paragraphs, "default"), (4, Config().reader_paragraphs, "default"),
+                                    (3, 3, "manifest")]:
+        manifest["config"]["reader_paragraphs"] = value  # 2 before the chooser read four, 4 before it read six
         (d / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
         resolved = resolve_settings(d)
-        assert resolved.config.reader_paragraphs == expected == (4 if source == "default" else 3)
+        assert resolved.config.reader_paragraphs == expected == (6 if source == "default" else 3)
         assert resolved.source("reader_paragraphs") == source
