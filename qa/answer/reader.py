@@ -155,7 +155,7 @@ def load_base(*, dtype: str = "float32", precision: str = "float32"):
     from ..encoders.e5_convert import _quiet_transformers, convert_e5
     folder = convert_e5(dtype=dtype)
     with _quiet_transformers():  # the unused pooler is reported otherwise, and a progress bar drawn
-        # loaded straight into ``precision`` (a float32 copy first would stay in the allocator's arena)
+        # loaded straight into ``precision``: no float32 copy of the weights is made first
         bert = BertModel.from_pretrained(str(folder), add_pooling_layer=False, attn_implementation="sdpa", dtype=want)
     bert = bert.to(want).eval()  # transformers before 4.56 knew the argument as torch_dtype
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
