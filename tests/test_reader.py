@@ -6,7 +6,7 @@ import sys
 import threading
 import pytest
 
-from qa.answer.reader import MODEL, Reader, similar_lengths, windows
+from qa.answer.reader import MODEL, Reader, native_bf16, similar_lengths, windows
 from qa.config import Config
 
 THRESHOLD = Config().reader_threshold  # the answerer's default
@@ -102,17 +102,12 @@ def test_precisions_read_the_same_spans(reader):
     assert f32 is not b16 and Reader.load(precision="float32") is f32
     assert next(f32.bert.parameters()).dtype == torch.float32 and f32.head.weight.dtype == torch.float32
     assert next(b16.bert.parameters()).dtype == torch.bfloat16 and b16.head.weight.dtype == torch.bfloat16
-    assert reader is (b16 if mod_native_bf16() else f32)  # auto
+    assert reader is (b16 if native_bf16() else f32)  # auto
     for question, text in [c[:2] for c in CASES] + [UNRELATED]:
         a, b = f32.read(question, text), b16.read(question, text)
         assert (a.start, a.end) == (b.start, b.end)
         assert b.probability == pytest.approx(a.probability, abs=0.03) and b.null == pytest.approx(a.null, abs=0.03)
         assert isinstance(b.probability, float)
-
-
-def mod_native_bf16() -> bool:
-    from qa.answer.reader import native_bf16
-    return native_bf16()
 
 
 def test_precision_auto_follows_the_cpu_and_bad_values_are_named(monkeypatch):

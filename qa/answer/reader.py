@@ -34,13 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from ..settings import READER_PRECISIONS
+
 log = logging.getLogger("qa")
 MODEL = Path(__file__).parent / "models" / "reader.safetensors"
 MAX_LEN = 256  # tokens of question + context + 4 specials
 MAX_QUESTION = 64
 MAX_ANSWER = 30  # tokens
 STRIDE = 128  # context tokens shared by neighbouring windows
-PRECISIONS = ("auto", "float32", "bfloat16")
 PREFIX = "query: "  # E5's query form for the question; the context goes as it is
 INSTALL = "the span reader needs torch, transformers and tokenizers: pip install torch transformers tokenizers"
 
@@ -86,8 +87,8 @@ def native_bf16() -> bool:
 
 def resolve_precision(precision: str) -> str:
     """``float32`` or ``bfloat16`` for a ``[answer] reader_precision`` value (``auto``: :func:`native_bf16`)."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"reader precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision not in READER_PRECISIONS:
+        raise ValueError(f"reader precision must be one of {', '.join(READER_PRECISIONS)}; got {precision!r}")
     if precision == "auto":
         return "bfloat16" if native_bf16() else "float32"
     return precision
@@ -345,6 +346,6 @@ class Reader:
                 for n, b in enumerate(best)]
 
 
-__all__ = ["MAX_ANSWER", "MAX_LEN", "MODEL", "PRECISIONS", "Reader", "Span", "Window", "allowed_mask",
+__all__ = ["MAX_ANSWER", "MAX_LEN", "MODEL", "Reader", "Span", "Window", "allowed_mask",
            "attention_bias", "best_span", "embed", "encode_question", "load_base", "native_bf16", "read_weights",
            "pad_batch", "resolve_precision", "run_layers", "similar_lengths", "span_scores", "windows"]
