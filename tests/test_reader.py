@@ -110,6 +110,33 @@ def test_precisions_read_the_same_spans(reader):
         assert isinstance(b.probability, float)
 
 
+def test_inference_encoder_equals_the_transformers_layers():
+    """The reader's inference path (qa.answer.bert_inference, fused query/key/value, plain tensor
+    operations) gives the hidden states transformers' BertLayer gives, on real padded windows of the
+    real model in both precisions; a layer it does not implement is refused by name."""
+    import torch
+    from transformers import BertConfig
+    from transformers.models.bert.modeling_bert import BertLayer
+
+    from qa.answer.bert_inference import FastEncoder
+    from qa.answer.reader import attention_bias, embed, pad_batch, run_layers
+    for precision, tol in (("float32", 1e-4), ("bfloat16", 0.05)):
+        r = Reader.load(precision=precision)
+        rows = [w.ids for q, t, _ in CASES for w in windows(r.tokenizer, q, t)]
+        assert len({len(x) for x in rows}) > 1  # padding is exercised
+        ids, mask = pad_batch(rows)
+        bias = attention_bias(mask, getattr(torch, precision))
+        with torch.inference_mode():
+            h = embed(r.bert, ids)
+            want, got = run_layers(r.bert.encoder.layer, h, bias), r.encoder(h, bias)
+        real = mask.bool()
+        assert got.dtype == want.dtype and got.shape == want.shape
+        assert (got.float() - want.float())[real].abs().max().item() <= tol, precision
+    relu = BertLayer(BertConfig(hidden_size=8, num_attention_heads=2, intermediate_size=16, hidden_act="relu")).eval()
+    with pytest.raises(ValueError, match="GELU.*ReLU"):
+        FastEncoder([relu])
+
+
 def test_precision_auto_follows_the_cpu_and_bad_values_are_named(monkeypatch):
     from qa.answer import reader as mod
     monkeypatch.setattr(mod, "native_bf16", lambda: False)

@@ -19,6 +19,9 @@ AMX) ``bfloat16`` reads 1.7 times as fast on 2 threads and 2.3 times on one, wit
 emulated and slower. It does not save memory (the float32 weights are memory-mapped from the converted
 folder; the bfloat16 ones are a copy). Training always runs in float32.
 
+At inference the BERT layers run as plain tensor operations (:mod:`qa.answer.bert_inference`, the same
+numbers without transformers' per-call Python work); training uses the transformers modules.
+
 torch and transformers are imported when a reader is first loaded, not before; a process loads the
 model once per precision (:meth:`Reader.load` caches it) and any number of threads may call
 :meth:`Reader.read` at once (no state changes after loading; inference runs under ``torch.inference_mode``).
@@ -267,7 +270,10 @@ class Reader:
     _lock = threading.Lock()
 
     def __init__(self, bert, tokenizer, head, layers: int, meta: dict[str, Any], precision: str = "float32"):
+        from .bert_inference import FastEncoder
+
         self.bert, self.tokenizer, self.head = bert, tokenizer, head
+        self.encoder = FastEncoder(bert.encoder.layer)  # the same layers, as plain tensor operations
         self.layers = layers
         self.meta = meta
         self.threshold = float(meta.get("threshold", 0.5))
@@ -305,7 +311,7 @@ class Reader:
         import torch
         ids, mask = pad_batch(batch)
         bias = attention_bias(mask, getattr(torch, self.precision))
-        h = run_layers(self.bert.encoder.layer, embed(self.bert, ids), bias)
+        h = self.encoder(embed(self.bert, ids), bias)
         return self.head(h).float(), mask
 
     def read(self, question: str, text: str) -> Optional[Span]:
