@@ -204,6 +204,24 @@ def test_20_sessions_at_once_keep_their_own_answers_and_history(fake_app, fake_i
     _record("in-process", {**figures, "model": getattr(embedder, "name", "?"), "queue_workers": 4})
 
 
+def test_served_load_benchmark_runs(seed_index, tmp_path):
+    """benchmarks/served_load.py at a tiny size (3 sessions × 2 questions, both modes) against the seed
+    index: every question answered, no error, the table printed and its JSON written."""
+    out = tmp_path / "served.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "served_load.py"), "--index", str(seed_index),
+                           "--sessions", "3", "--questions", "2", "--json", str(out)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| answer | 6 | 0 |" in done.stdout and "| fixed | 6 | 0 |" in done.stdout, done.stdout
+    rows = json.loads(out.read_text())
+    assert [r["mode"] for r in rows] == ["answer", "fixed"]
+    assert all(r["questions"] == 6 and r["errors"] == 0 and r["median_s"] > 0 for r in rows)
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "served_load.py"), "--sessions", "0"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--sessions must be at least 1" in bad.stderr
+
+
 @pytest.mark.slow
 def test_20_sessions_against_qa_serve_with_the_real_model(tmp_path, embedder):
     """The same sessions against ``python -m qa serve`` (real model, the app as shipped)."""
