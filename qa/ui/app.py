@@ -31,8 +31,9 @@ DEFAULT_EXAMPLES = (
     "Berapa dosis vaksin yang diterima Kanwil Kemenkumham Banten?",
     "Why did the ASN cluster in Banten happen?",
 )
-STREAM_STEPS = 6  # an extractive answer is ready whole: it streams in this many pieces ...
-STREAM_DELAY = 0.02  # ... this far apart (a word at a time held a queue worker ~1 s per answer)
+STREAM_STEPS = 3  # an extractive answer is ready whole: it streams in this many pieces ...
+STREAM_DELAY = 0.02  # ... this far apart (a word at a time held a queue worker ~1 s per answer; six
+# pieces instead of three cost 13 % of the served app's throughput: benchmarks/served_load.py)
 _LAUNCH_STYLES = "css" in inspect.signature(gr.Blocks.launch).parameters  # Gradio 6: css/theme go to launch()
 
 
