@@ -94,6 +94,25 @@ def test_read_many_matches_read_and_threads_agree(reader):
     assert Reader.load() is reader  # loaded once per process
 
 
+
+def test_a_text_given_twice_is_read_once(reader, monkeypatch):
+    """A one-sentence paragraph and its sentence are the same text: read_many reads it once and gives
+    both positions its span; the other texts keep theirs."""
+    texts = [t for _, t, _ in CASES]
+    want = reader.read_many(CASES[0][0], texts)
+    rows = []
+    logits = Reader.logits
+
+    def counting(self, batch):
+        rows.extend(batch)
+        return logits(self, batch)
+
+    monkeypatch.setattr(Reader, "logits", counting)
+    got = reader.read_many(CASES[0][0], [texts[0], texts[1], texts[0], texts[2], texts[1]])
+    assert len(rows) == 3  # three texts, one window each
+    assert got[0] == got[2] and got[1] == got[4]
+    assert [(s.start, s.end) for s in (got[0], got[1], got[3])] == [(s.start, s.end) for s in want[:3]]
+
 def test_precisions_read_the_same_spans(reader):
     """bfloat16 (auto's pick on a CPU with native bfloat16) against float32: the same spans, probabilities
     within a few hundredths; each precision is loaded once and holds the dtype it names."""

@@ -323,6 +323,11 @@ class Reader:
         """:meth:`read` of several texts for one question (batched where their windows are of
         similar length: padding a sentence to its paragraph's length would cost as much as the paragraph)."""
         import torch
+        unique = list(dict.fromkeys(texts))
+        if len(unique) < len(texts):  # a text given twice (a one-sentence paragraph and its sentence) is read once
+            spans = self.read_many(question, unique)
+            at = {t: k for k, t in enumerate(unique)}
+            return [spans[at[t]] for t in texts]
         qids = encode_question(self.tokenizer, question)
         wins: list[tuple[int, Window]] = [(n, w) for n, t in enumerate(texts)
                                           for w in windows(self.tokenizer, question, t, qids=qids)]
