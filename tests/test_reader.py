@@ -94,7 +94,6 @@ def test_read_many_matches_read_and_threads_agree(reader):
     assert Reader.load() is reader  # loaded once per process
 
 
-
 def test_a_text_given_twice_is_read_once(reader, monkeypatch):
     """A one-sentence paragraph and its sentence are the same text: read_many reads it once and gives
     both positions its span; the other texts keep theirs."""
@@ -112,6 +111,7 @@ def test_a_text_given_twice_is_read_once(reader, monkeypatch):
     assert len(rows) == 3  # three texts, one window each
     assert got[0] == got[2] and got[1] == got[4]
     assert [(s.start, s.end) for s in (got[0], got[1], got[3])] == [(s.start, s.end) for s in want[:3]]
+
 
 def test_precisions_read_the_same_spans(reader):
     """bfloat16 (auto's pick on a CPU with native bfloat16) against float32: the same spans, probabilities

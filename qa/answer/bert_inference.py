@@ -6,8 +6,8 @@ separate query / key / value projections. At inference on a CPU that Python work
 of a reading (cProfile, one thread), and it holds the interpreter lock, so it also keeps parallel chat
 sessions from reading at the same time (four threads answered 10-12 % more questions a second without
 it). :class:`FastEncoder` holds the same weights (query, key and value fused into one projection) and
-runs each layer as eight tensor operations, which release the lock while they compute. Results equal ``BertLayer``'s up to float rounding (tested against it in float32 and
-bfloat16). Training keeps using the transformers modules (:func:`qa.answer.reader.run_layers`).
+runs each layer as eight tensor operations, which release the lock while they compute. Results equal
+``BertLayer``'s up to float rounding (tested against it in float32 and bfloat16). Training keeps using the transformers modules (:func:`qa.answer.reader.run_layers`).
 """
 from __future__ import annotations
 
