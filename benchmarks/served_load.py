@@ -35,8 +35,10 @@ def serve(index: str, mode: str, workers: int, port: int) -> None:
     """The child process: the app over ``index`` on ``port`` until killed."""
     from qa import Assistant
     from qa.ui import app as ui_app
+    from qa.ui.serve import warm_up
 
     assistant = Assistant.load(index)
+    warm_up(assistant)  # as `qa serve` does before it says it is ready
     if mode == "fixed":
         answer = assistant.ask(questions()[0])
 
@@ -77,7 +79,53 @@ class Session:
         return time.perf_counter() - t0
 
 
-def run(index: str, mode: str, sessions: int, per_session: int, workers: int) -> dict:
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` so far (all its threads), from /proc; None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class HttpSession:
+    """One browser session as the page speaks to the server: a question is a POST to the queue's
+    ``join`` and its updates come back on a server-sent-event stream (``queue/data``) that closes
+    after the last one; one kept-alive connection, little CPU on the client's side."""
+
+    def __init__(self, url: str):
+        import uuid
+
+        import httpx
+        self.http = httpx.Client(base_url=url, timeout=600)
+        config = self.http.get("config").raise_for_status().json()
+        self.prefix = config.get("api_prefix", "/gradio_api").strip("/")
+        box = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "qa-input")
+        dep = next(d for d in config["dependencies"] if d["inputs"][:1] == [box] and len(d["outputs"]) == 4)
+        self.fn, self.trigger = dep["id"], box
+        self.session = uuid.uuid4().hex
+
+    def ask(self, question: str) -> float:
+        t0 = time.perf_counter()
+        body = {"data": [question, [], None, 5, "hybrid", [], "", ""], "event_data": None, "fn_index": self.fn,
+                "trigger_id": self.trigger, "session_hash": self.session}
+        self.http.post(f"{self.prefix}/queue/join", json=body).raise_for_status()
+        with self.http.stream("GET", f"{self.prefix}/queue/data", params={"session_hash": self.session}) as r:
+            r.raise_for_status()
+            for line in r.iter_lines():
+                if not line.startswith("data:"):
+                    continue
+                msg = json.loads(line[5:])
+                if msg.get("msg") == "process_completed" and not msg.get("success", True):
+                    raise RuntimeError(f"the app failed: {msg.get('output')}")
+                if msg.get("msg") in ("close_stream", "unexpected_error"):
+                    if msg["msg"] == "unexpected_error":
+                        raise RuntimeError(f"the app failed: {msg.get('message')}")
+                    break
+        return time.perf_counter() - t0
+
+
+def run(index: str, mode: str, sessions: int, per_session: int, workers: int, client: str = "gradio") -> dict:
     import httpx
 
     port = _free_port()
@@ -105,7 +153,7 @@ def run(index: str, mode: str, sessions: int, per_session: int, workers: int) ->
 
         def session(i: int) -> None:
             try:
-                s = Session(url)
+                s = Session(url) if client == "gradio" else HttpSession(url)
                 barrier.wait(timeout=300)
                 for n in range(per_session):
                     seconds = s.ask(qs[(i * per_session + n) % len(qs)])
@@ -115,21 +163,26 @@ def run(index: str, mode: str, sessions: int, per_session: int, workers: int) ->
                 errors.append(f"session {i}: {type(e).__name__}: {e}")
 
         threads = [threading.Thread(target=session, args=(i,)) for i in range(sessions)]
-        t0 = time.perf_counter()
+        t0, server_cpu0, client_cpu0 = time.perf_counter(), _cpu_seconds(server.pid), time.process_time()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         wall = time.perf_counter() - t0
+        server_cpu1, client_cpu = _cpu_seconds(server.pid), time.process_time() - client_cpu0
     finally:
         server.terminate()
         server.wait(timeout=60)
     latencies.sort()
     n = len(latencies)
-    return {"mode": mode, "sessions": sessions, "questions": n, "errors": len(errors), "first_error": errors[:1],
+    return {"mode": mode, "client": client, "sessions": sessions, "questions": n, "errors": len(errors), "first_error": errors[:1],
             "per_second": round(n / wall, 2) if wall else None,
             "median_s": round(statistics.median(latencies), 3) if n else None,
-            "p95_s": round(latencies[int(0.95 * (n - 1))], 3) if n else None}
+            "p95_s": round(latencies[int(0.95 * (n - 1))], 3) if n else None,
+            # CPU per question: the server's (all its threads) and the clients' (this process), in ms
+            "server_cpu_ms": round(1000 * (server_cpu1 - server_cpu0) / n, 1) if n and server_cpu0 is not None
+            and server_cpu1 is not None else None,
+            "client_cpu_ms": round(1000 * client_cpu / n, 1) if n else None}
 
 
 def main(argv=None) -> None:
@@ -140,6 +193,9 @@ def main(argv=None) -> None:
     ap.add_argument("--questions", type=int, default=30, help="questions per session (the issue's load: 20 x 30)")
     ap.add_argument("--workers", type=int, default=4, help="the queue's workers (qa serve: 4)")
     ap.add_argument("--runs", type=int, default=1, help="runs of each mode, alternating")
+    ap.add_argument("--client", choices=("gradio", "http"), default="gradio",
+                    help="gradio: gradio_client sessions (as tests/test_concurrency.py); http: the page's own "
+                         "protocol (queue join + event stream) on one connection a session, lighter on the CPU")
     ap.add_argument("--json", default=None)
     ap.add_argument("--serve", choices=("answer", "fixed"), help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
@@ -152,12 +208,15 @@ def main(argv=None) -> None:
     if not (Path(args.index) / "manifest.json").is_file():
         from qa import build_index
         build_index(args.corpus, args.index)
-    rows = [run(args.index, mode, args.sessions, args.questions, args.workers)
+    rows = [run(args.index, mode, args.sessions, args.questions, args.workers, args.client)
             for _ in range(args.runs) for mode in ("answer", "fixed")]
-    print(f"{args.sessions} sessions x {args.questions} questions, {args.workers} queue workers, {os.cpu_count()} CPUs\n")
-    print("| answers | questions | errors | per second | median s | p95 s |\n|---|---:|---:|---:|---:|---:|")
+    print(f"{args.sessions} sessions x {args.questions} questions, {args.workers} queue workers, {args.client} "
+          f"clients, {os.cpu_count()} CPUs\n")
+    print("| answers | questions | errors | per second | median s | p95 s | server CPU ms / q | client CPU ms / q |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['mode']} | {r['questions']} | {r['errors']} | {r['per_second']} | {r['median_s']} | {r['p95_s']} |")
+        print(f"| {r['mode']} | {r['questions']} | {r['errors']} | {r['per_second']} | {r['median_s']} | {r['p95_s']} "
+              f"| {r['server_cpu_ms']} | {r['client_cpu_ms']} |")
         if r["first_error"]:
             print(f"  first error: {r['first_error'][0]}")
     if args.json:

@@ -217,9 +217,29 @@ def test_served_load_benchmark_runs(seed_index, tmp_path):
     rows = json.loads(out.read_text())
     assert [r["mode"] for r in rows] == ["answer", "fixed"]
     assert all(r["questions"] == 6 and r["errors"] == 0 and r["median_s"] > 0 for r in rows)
+    assert all(r["server_cpu_ms"] > 0 and r["client_cpu_ms"] > 0 for r in rows)  # CPU per question, both sides
+    light = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "served_load.py"), "--index", str(seed_index),
+                            "--sessions", "2", "--questions", "2", "--client", "http"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert light.returncode == 0 and "| answer | 4 | 0 |" in light.stdout and "http clients" in light.stdout, \
+        light.stdout + light.stderr[-2000:]
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "served_load.py"), "--sessions", "0"],
                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--sessions must be at least 1" in bad.stderr
+
+
+def test_qa_serve_loads_the_models_before_it_says_ready(seed_index, embedder, monkeypatch):
+    """``qa serve`` loads the answerer and its span reader at start: the first question does not wait
+    for them (the reader alone took about 4 s of the first answer)."""
+    from qa.ui import serve
+
+    fresh = Assistant.load(seed_index, embedder=embedder)
+    assert fresh._answerer is None  # nothing loaded yet
+    launched = []
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, *a, **kw: launched.append(kw))
+    monkeypatch.setattr(serve, "load_or_build", lambda *a, **kw: fresh)
+    serve.launch(index_dir=str(seed_index), corpus_dir=str(CORPUS))
+    assert launched and fresh._answerer is not None and fresh.answerer._reader is not None
 
 
 @pytest.mark.slow

@@ -162,10 +162,13 @@ class ChatHandlers:
         if shown or answer.checks or answer.notice:  # generated (and checked) or fallen back: show it whole
             messages[-1] = {"role": "assistant", "content": answer_markdown(answer, note)}
         else:
-            for part in word_prefixes((note + "\n\n" if note else "") + answer.text, STREAM_STEPS):
+            parts = list(word_prefixes((note + "\n\n" if note else "") + answer.text, STREAM_STEPS))
+            for part in parts[:-1]:
                 messages[-1] = {"role": "assistant", "content": chat_markdown(part)}
                 yield gr.skip(), messages, gr.skip(), chat
                 time.sleep(STREAM_DELAY)
+            if parts:  # the whole text goes out with the sources panel: one update, not two
+                messages[-1] = {"role": "assistant", "content": chat_markdown(parts[-1])}
         yield gr.skip(), messages, sources_html(answer, lang), chat
 
     def reset(self):
