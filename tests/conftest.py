@@ -43,6 +43,17 @@ def assistant(seed_index, embedder):
     return Assistant.load(seed_index, embedder=embedder)
 
 
+@pytest.fixture(autouse=True)
+def _torch_threads_kept():
+    """A test that serves (``qa.ui.serve.warm_up`` sets PyTorch's threads) leaves them as it found them."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield
+    if torch.get_num_threads() != before:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture()
 def corpus_copy(tmp_path) -> Path:
     d = tmp_path / "corpus"

@@ -230,7 +230,8 @@ def test_served_load_benchmark_runs(seed_index, tmp_path):
 
 def test_qa_serve_loads_the_models_before_it_says_ready(seed_index, embedder, monkeypatch):
     """``qa serve`` loads the answerer and its span reader at start: the first question does not wait
-    for them (the reader alone took about 4 s of the first answer)."""
+    for them (the reader alone took about 4 s of the first answer); PyTorch computes on one thread
+    per queue worker unless OMP_NUM_THREADS says otherwise."""
     from qa.ui import serve
 
     fresh = Assistant.load(seed_index, embedder=embedder)
@@ -238,8 +239,14 @@ def test_qa_serve_loads_the_models_before_it_says_ready(seed_index, embedder, mo
     launched = []
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, *a, **kw: launched.append(kw))
     monkeypatch.setattr(serve, "load_or_build", lambda *a, **kw: fresh)
-    serve.launch(index_dir=str(seed_index), corpus_dir=str(CORPUS))
+    import torch
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    serve.launch(index_dir=str(seed_index), corpus_dir=str(CORPUS))  # conftest puts the threads back after
     assert launched and fresh._answerer is not None and fresh.answerer._reader is not None
+    assert torch.get_num_threads() == 1  # the queue's workers are the parallelism
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert serve.serving_threads() == 2 and torch.get_num_threads() == 2  # the environment's word wins
 
 
 @pytest.mark.slow

@@ -44,9 +44,27 @@ def load_or_build(index_dir: str | os.PathLike = "index", corpus_dir: str | os.P
         return Assistant.load(index_dir, cfg, embedder=embedder)
 
 
+QUEUE_WORKERS = 4  # answers computed at once by the served app
+
+
+def serving_threads() -> int:
+    """PyTorch's threads per operation while serving: OMP_NUM_THREADS when set, else 1. The queue's
+    workers already answer in parallel; each reading on two threads as well oversubscribed the
+    cores: on 2 cores, 20 sessions, 15-20 % more CPU per answer (benchmarks/served_load.py:
+    6.2 against 7.1-7.4 answers a second, docs/reliability.md)."""
+    raw = os.environ.get("OMP_NUM_THREADS", "").strip()
+    threads = int(raw) if raw.isdigit() and int(raw) > 0 else 1
+    import torch
+    torch.set_num_threads(threads)
+    return threads
+
+
 def warm_up(assistant: Assistant) -> None:
-    """Load what the first question would otherwise wait for: the query encoder, the answerer and
-    its span reader (about 4 s on 2 cores), so that "ready" means ready."""
+    """Get ready to serve: :func:`serving_threads`, then load what the first question would otherwise
+    wait for: the query encoder, the answerer and its span reader (about 4 s on 2 cores), so that
+    "ready" means ready."""
+    threads = serving_threads()
+    log.info("%d queue workers, %d PyTorch thread(s) each", QUEUE_WORKERS, threads)
     _ = assistant.embedder
     _ = assistant.answerer.reader
 
@@ -92,7 +110,7 @@ def launch(index_dir: str | os.PathLike = "index", corpus_dir: str | os.PathLike
         log.warning("adding and deleting articles is on: uploads go to %s/ (at most %d files of %g MiB each)%s",
                     corpus_dir, limits.max_files, cfg.upload_max_mb, "" if auth else "; no login is asked for")
     app = build_app(LiveAssistant(assistant, corpus_dir, writable=writable, limits=limits), examples=examples)
-    app.queue(default_concurrency_limit=4)
+    app.queue(default_concurrency_limit=QUEUE_WORKERS)
     return app.launch(server_name=host, server_port=port, share=share, auth=auth, show_error=False,
                       prevent_thread_lock=prevent_thread_lock,
                       **({"max_file_size": limits.max_bytes} if writable else {}))
