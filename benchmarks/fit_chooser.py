@@ -33,7 +33,7 @@ def collect(assistant, paths, paragraphs: int, limit=None):
     """One record per answerable question: file, half, feature rows, labels."""
     from tqdm import tqdm
 
-    from qa.answer.chooser import features
+    from qa.answer.chooser import features, row_zero_span
     from qa.evaluation import read_questions
     from qa.evaluation.metrics import contains_answer
 
@@ -53,7 +53,8 @@ def collect(assistant, paths, paragraphs: int, limit=None):
                 continue
             others = [r for r in readings if r.cand is not None]
             chosen = [cands[0]] + [r.cand for r in others]
-            x = features([c.score for c in chosen], [readings[0].span] + [r.span for r in others],
+            x = features([c.score for c in chosen], [row_zero_span([r for r in readings if r.cand is None])] +
+                         [r.span for r in others],
                          [c.hit_rank for c in chosen])
             y = [int(contains_answer([c.article.text[c.passage_start:max(c.passage_end, c.end)]], q.answers))
                  for c in chosen]

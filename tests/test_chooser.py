@@ -9,7 +9,7 @@ from types import SimpleNamespace as NS
 import numpy as np
 import pytest
 
-from qa.answer.chooser import FEATURES, PACKAGED, Chooser, choose_paragraph, features
+from qa.answer.chooser import FEATURES, PACKAGED, Chooser, choose_paragraph, features, row_zero_span
 from qa.answer.leads import pick_others, read_best, reader_lead
 from qa.config import Config
 from qa.errors import ConfigError
@@ -135,6 +135,23 @@ def test_one_candidate_per_paragraph_read_in_one_batch_and_the_chosen_one_moves_
     got, mine = choose_paragraph(keep, cands, readings)
     assert got == cands and mine == readings[:2]
     assert choose_paragraph(keep, cands, readings[:2]) == (cands, readings[:2])  # nothing else read
+
+
+def test_the_best_candidate_is_compared_by_its_own_reading_not_its_paragraphs():
+    """The other paragraphs are represented by their best candidate read alone; so is the first one
+    (its paragraph's reading spreads the probability over a longer text): a span-following chooser
+    keeps the first when its candidate alone reads surer than the others, however its paragraph reads."""
+    a = NS(id="a", text="Kepala lapas adalah Dwi Hartono. Lapas itu di Amuntai.")
+    b = NS(id="b", text="Petugas lapas divaksin.")
+    best = _cand(a, 0, 32, 0.9, 1, 0, len(a.text))
+    other = _cand(b, 0, len(b.text), 0.6, 2, 0, len(b.text))
+    reader = RecordingReader({a.text: NS(start=20, end=31, probability=0.3, null=0.1),
+                              a.text[:32]: NS(start=20, end=31, probability=0.95, null=0.01),
+                              b.text: NS(start=0, end=7, probability=0.6, null=0.2)})
+    readings = read_best(reader, "Siapa kepala lapas?", best, [other])
+    assert row_zero_span([r for r in readings if r.cand is None]).probability == 0.95
+    got, mine = choose_paragraph(_span_first_chooser(), [best, other], readings)
+    assert got[0] is best and mine == readings[:2]  # by the paragraph's 0.3 the other (0.6) would have won
 
 
 def test_real_reader_answers_from_the_paragraph_that_holds_the_answer(assistant):

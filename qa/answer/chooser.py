@@ -125,6 +125,13 @@ class Chooser:
         return cls(weights, bias, mean, scale, d.get("meta") or {})
 
 
+def row_zero_span(own: Sequence) -> Optional[object]:
+    """The reading that stands for the best candidate's paragraph among the paragraphs compared: of the
+    best candidate alone (``own[1]``), as the others are read, not of its whole paragraph (``own[0]``),
+    whose longer text spreads the span probability thinner; the paragraph's when there is no other."""
+    return own[1].span if len(own) > 1 else own[0].span
+
+
 def choose_paragraph(chooser: Chooser, cands: list, readings: list) -> tuple[list, list]:
     """The candidates (best first) and readings to answer from. ``readings``: :func:`~.leads.read_best`'s,
     with the other candidates it read (:func:`~.leads.pick_others`). As they are, without those
@@ -135,7 +142,8 @@ def choose_paragraph(chooser: Chooser, cands: list, readings: list) -> tuple[lis
     if not cands or not own or not others:
         return cands, own
     chosen = [cands[0]] + [r.cand for r in others]
-    x = features([c.score for c in chosen], [own[0].span] + [r.span for r in others], [c.hit_rank for c in chosen])
+    x = features([c.score for c in chosen], [row_zero_span(own)] + [r.span for r in others],
+                 [c.hit_rank for c in chosen])
     i = chooser.choose(x)
     if i == 0:
         return cands, own
@@ -143,4 +151,4 @@ def choose_paragraph(chooser: Chooser, cands: list, readings: list) -> tuple[lis
     return [c] + [d for d in cands if d is not c], [Reading(others[i - 1].span, others[i - 1].offset)]
 
 
-__all__ = ["Chooser", "choose_paragraph", "FEATURES", "FORMAT", "PACKAGED", "features"]
+__all__ = ["Chooser", "choose_paragraph", "FEATURES", "FORMAT", "PACKAGED", "features", "row_zero_span"]
