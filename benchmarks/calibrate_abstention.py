@@ -41,12 +41,15 @@ def rounded(m: dict) -> dict:
             "declined_answerable": round(m["declined_answerable"], 3)}
 
 
-def collect(assistant, paths, limit=None, base=False):
+def collect(assistant, paths, limit=None, features_name="chosen"):
     """One record per question: file, passage half, answerable, selector probability, features
-    (``base``: without the other paragraphs' reading)."""
-    from qa.answer.answerability import features
+    (``features_name``: chosen, :data:`CHOSEN_FEATURES`; others, without the chosen paragraph's reading;
+    base, without the other paragraphs' either)."""
+    from qa.answer.answerability import CHOSEN_FEATURES, FEATURES, OTHER_FEATURES, features
+    from qa.answer.chooser import choice, chosen_reading
     from qa.evaluation import read_questions
 
+    names = {"chosen": CHOSEN_FEATURES, "others": OTHER_FEATURES, "base": FEATURES}[features_name]
     answerer = assistant.answerer
     recs = []
     for path in paths:
@@ -55,9 +58,11 @@ def collect(assistant, paths, limit=None, base=False):
             cands, sel_p, readings, _, _ = answerer.assess(q.question, hits)
             spans = [r.span for r in readings if r.cand is None] if readings is not None else []
             others = [r.span for r in readings if r.cand is not None] if readings is not None else []
+            chosen = chosen_reading(readings, choice(answerer.chooser, cands, readings)) if readings else None
             key = q.articles[0] if q.articles else q.id
             recs.append({"file": Path(path).name, "half": int(hashlib.md5(key.encode()).hexdigest(), 16) % 2,
-                         "answerable": bool(q.answerable), "selector": sel_p, "x": features(sel_p, spans, None if base else others).tolist(),
+                         "answerable": bool(q.answerable), "selector": sel_p,
+                         "x": features(sel_p, spans, others, chosen, names=names).tolist(),
                          "spans": [[s.probability, s.null] if s is not None else None for s in spans],
                          "others": [[s.probability, s.null] if s is not None else None for s in others],
                          "question": q.question, "answers": list(q.answers)[:3]})
@@ -105,8 +110,9 @@ def main(argv=None):
     ap.add_argument("--span-floor", type=float, default=0.7,
                     help="below the selector floor, still answer when a reading's span is at least this probable "
                          "(default 0.7; above 1: never)")
-    ap.add_argument("--features", choices=("others", "base"), default="others",
-                    help="others (default): also the other paragraphs' 'no answer' (OTHER_FEATURES); base: FEATURES")
+    ap.add_argument("--features", choices=("chosen", "others", "base"), default="chosen",
+                    help="chosen (default): CHOSEN_FEATURES, with the reading of the paragraph the chooser answers "
+                         "from; others: OTHER_FEATURES, the other paragraphs' 'no answer' only; base: FEATURES")
     ap.add_argument("--paragraphs", type=int, default=None,
                     help="paragraphs the reader reads (default: the index's [answer] reader_paragraphs)")
     ap.add_argument("--limit", type=int, default=None, help="questions per file (default: all)")
@@ -127,10 +133,11 @@ def main(argv=None):
     t0 = time.time()
     if args.records and Path(args.records).is_file():
         recs = json.loads(Path(args.records).read_text(encoding="utf-8"))
-        if args.features == "base":
-            recs = [{**r, "x": r["x"][:5]} for r in recs]
+        width = {"base": 5, "others": 6}.get(args.features)
+        if width:
+            recs = [{**r, "x": r["x"][:width]} for r in recs]
     else:
-        recs = collect(assistant, args.questions, args.limit, base=args.features == "base")
+        recs = collect(assistant, args.questions, args.limit, args.features)
         if args.records:
             Path(args.records).write_text(json.dumps(recs), encoding="utf-8")
     seconds = time.time() - t0

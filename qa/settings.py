@@ -161,7 +161,7 @@ class Config:
                                     "fold into one, listing the other outlets (also_reported_by)")
     # [answer]: the answerer; the llm_* settings and answerer are never recorded in a manifest (docs/generation.md)
     answer_k: int = setting("answer", 5, "passages the answerer reads", lo=1, hi=100)
-    abstain_threshold: float = setting("answer", 0.63, "P(answerable) (selector and span reader) below which the "
+    abstain_threshold: float = setting("answer", 0.67, "P(answerable) (selector and span reader) below which the "
                                        "answerer declines; calibrated on IDK-MRC, docs/answers.md (reader off: the "
                                        "selector's own threshold)", lo=0.0, hi=1.0)
     selector: str = setting("answer", "", "sentence selector weights (JSON, `qa train-selector`); empty: packaged")

@@ -9,7 +9,8 @@ from types import SimpleNamespace as NS
 import numpy as np
 import pytest
 
-from qa.answer.answerability import FEATURES, OTHER_FEATURES, PACKAGED, Answerability, features
+from qa.answer.answerability import CHOSEN_FEATURES, FEATURES, OTHER_FEATURES, PACKAGED, Answerability, features
+from qa.answer.chooser import choice, chosen_reading
 from qa.answer.leads import Reading, reader_lead
 from qa.config import Config
 from qa.errors import ConfigError
@@ -17,9 +18,9 @@ from qa.errors import ConfigError
 
 def test_packaged_model_is_small_readable_json_and_the_default_threshold():
     d = json.loads(PACKAGED.read_text(encoding="utf-8"))
-    assert d["features"] == list(OTHER_FEATURES) and PACKAGED.stat().st_size < 10_000
+    assert d["features"] == list(CHOSEN_FEATURES) and PACKAGED.stat().st_size < 10_000
     m = Answerability.load()
-    assert m.names == OTHER_FEATURES
+    assert m.names == CHOSEN_FEATURES
     assert Config().abstain_threshold == pytest.approx(m.threshold, abs=0.005)
     assert m.meta.get("questions", 0) > 1000 and "qa_idkmrc_valid.jsonl" in m.meta["data"]
     assert (PACKAGED.parent / "ANSWERABILITY.md").is_file()
@@ -50,6 +51,28 @@ def test_the_other_paragraphs_reading_counts_and_a_model_without_it_still_loads(
     assert older.names == FEATURES
     loaded = Answerability.load(older.save(tmp_path / "five.json"))
     assert loaded.names == FEATURES and loaded(0.8, own, [NS(probability=0.8, null=0.01)]) == pytest.approx(loaded(0.8, own))
+    six = Answerability.load(Answerability.fit(rng.normal(size=(200, len(OTHER_FEATURES))),
+                                               (rng.random(200) > 0.5).astype(float)).save(tmp_path / "six.json"))
+    assert six.names == OTHER_FEATURES  # a model from before the chosen paragraph's features ignores that reading
+    assert six(0.8, own, [], NS(probability=0.99, null=0.0)) == pytest.approx(six(0.8, own, []))
+    with pytest.raises(ValueError, match="columns"):
+        Answerability.fit(rng.normal(size=(50, 3)), (rng.random(50) > 0.5).astype(float))
+
+
+def test_the_reading_of_the_paragraph_answered_from_counts():
+    """The paragraph chooser may answer from another paragraph than the best candidate's: how sure the
+    reader is there (span and "no answer") moves the confidence; without one, the best candidate's own
+    reading (alone, as the chooser compares it) stands in."""
+    m = Answerability.load()
+    own = [NS(probability=0.3, null=0.4), NS(probability=0.35, null=0.3)]
+    others = [NS(probability=0.9, null=0.01), NS(probability=0.1, null=0.9)]
+    assert m(0.75, own, others, others[0]) > m(0.75, own, others, others[1])
+    assert m(0.75, own, others) == pytest.approx(m(0.75, own, others, own[1]))
+    x = features(0.75, own, others, others[0], names=CHOSEN_FEATURES)
+    assert x.shape == (len(CHOSEN_FEATURES),) and x[-2] == pytest.approx(np.log(0.9))
+    assert np.isfinite(features(0.0, [None, None], [None], None, names=CHOSEN_FEATURES)).all()
+    with pytest.raises(ValueError, match="allowed"):
+        features(0.75, own, others, names=("selector_logit",))
 
 
 def test_fit_separates_and_bad_files_name_the_problem(tmp_path):
@@ -98,7 +121,8 @@ def test_confidence_is_the_models_probability_and_decides(assistant):
     others = [r.span for r in readings if r.cand is not None]
     assert readings is not None and len(own) == 2 and threshold == a.threshold
     assert len(readings) <= 2 + a.reader_paragraphs - 1  # and the best candidates of other paragraphs
-    assert p == pytest.approx(a.answerability(sel_p, own, others))
+    chosen = chosen_reading(readings, choice(a.chooser, cands, readings))  # the paragraph it answers from
+    assert p == pytest.approx(a.answerability(sel_p, own, others, chosen))
     ans = assistant.ask(q)
     assert ans.found and ans.confidence == pytest.approx(p, abs=1e-3)
     strict = type(assistant)(assistant.store, assistant.config.replace(abstain_threshold=min(1.0, p + 0.01)),

@@ -9,7 +9,7 @@ from types import SimpleNamespace as NS
 import numpy as np
 import pytest
 
-from qa.answer.chooser import FEATURES, PACKAGED, Chooser, choose_paragraph, features, row_zero_span
+from qa.answer.chooser import FEATURES, PACKAGED, Chooser, choice, choose_paragraph, chosen_reading, features, row_zero_span
 from qa.answer.leads import pick_others, read_best, reader_lead
 from qa.config import Config
 from qa.errors import ConfigError
@@ -123,6 +123,9 @@ def test_one_candidate_per_paragraph_read_in_one_batch_and_the_chosen_one_moves_
     readings = read_best(reader, "Siapa kepala lapas?", best, pick_others(cands, 2))
     assert reader.calls == [[a.text[:31], a.text[:14], b.text, a.text[33:]]]  # paragraph, sentence, others
     assert [r.cand for r in readings] == [None, None, other, third]
+    # the answerability model reads the chosen paragraph's reading too: the same choice
+    assert choice(_span_first_chooser(), cands, readings) == 1 and chosen_reading(readings, 1).probability == 0.9
+    assert choice(None, cands, readings) == 0 and chosen_reading(readings, 0).probability == 0.2  # own, alone
     got, mine = choose_paragraph(_span_first_chooser(), cands, readings)
     assert got[0] is other and sorted(map(id, got)) == sorted(map(id, cands)) and len(got) == 4
     assert len(mine) == 1 and mine[0].span.start == 20 and mine[0].offset == 0 and mine[0].cand is None

@@ -4,8 +4,10 @@ The selector's question-level probability (:meth:`~qa.answer.selector.Selector.a
 the candidate sentences from the outside (cosine, shared words, answer type); the span reader has
 read the question and the best sentences together and says how probable its best span is and how
 probable "no answer here" is (and, when the paragraph chooser read the best candidates of other
-paragraphs, how probable "no answer" is there: :data:`OTHER_FEATURES`). A logistic regression over
-both (:data:`FEATURES` or :data:`OTHER_FEATURES`, standardised) gives
+paragraphs, how probable "no answer" is there: :data:`OTHER_FEATURES`; and how probable the span and
+"no answer" are in the reading of the paragraph that the chooser picks to answer from:
+:data:`CHOSEN_FEATURES`). A logistic regression over
+both (:data:`FEATURES`, :data:`OTHER_FEATURES` or :data:`CHOSEN_FEATURES`, standardised) gives
 ``P(answerable)``, the answer's ``confidence``; the answerer declines below ``[answer]
 abstain_threshold``, and also whenever the selector's own probability is below ``selector_floor``:
 the reader has only learnt "no answer" from questions written against the passage it reads
@@ -33,6 +35,11 @@ FEATURES = ("selector_logit", "span_logp", "null_logp", "best_span_logp", "best_
 #: a model may add this one: the lowest "no answer" over the other paragraphs' readings (the paragraph
 #: chooser's, ``[answer] reader_paragraphs`` > 1), the own readings' when there are none
 OTHER_FEATURES = FEATURES + ("other_null_logp",)
+#: ... and these: the span and "no answer" log probabilities of the reading that the paragraph chooser
+#: answers from (:func:`~qa.answer.chooser.chosen_reading`; the best candidate read alone when it keeps
+#: the first paragraph, or when there is no chooser)
+CHOSEN_FEATURES = OTHER_FEATURES + ("chosen_span_logp", "chosen_null_logp")
+NAMES = (FEATURES, OTHER_FEATURES, CHOSEN_FEATURES)
 PACKAGED = Path(__file__).with_name("models") / "answerability.json"
 FORMAT = "qa-answerability/1"
 EPS = 1e-6
@@ -48,11 +55,18 @@ def _logp(p: float) -> float:
 
 
 def features(selector_p: float, spans: Sequence[Optional[object]],
-             others: Optional[Sequence[Optional[object]]] = None) -> np.ndarray:
-    """:data:`FEATURES` from the selector's probability and the reader's spans of the candidates it
-    read, best candidate first (None: a candidate with nothing to read). ``span_logp`` / ``null_logp``:
-    the most probable span over all of them, and the least "no answer"; ``best_*``: the best candidate's.
-    With ``others`` (the spans of the other paragraphs' candidates, possibly none): :data:`OTHER_FEATURES`."""
+             others: Optional[Sequence[Optional[object]]] = None, chosen: Optional[object] = None, *,
+             names: Optional[tuple] = None) -> np.ndarray:
+    """The ``names`` columns (:data:`FEATURES`, :data:`OTHER_FEATURES` or :data:`CHOSEN_FEATURES`; default:
+    :data:`OTHER_FEATURES` when ``others`` is given, else :data:`FEATURES`) from the selector's probability
+    and the reader's spans of the candidates it read, best candidate first (None: a candidate with nothing
+    to read). ``span_logp`` / ``null_logp``: the most probable span over all of them, and the least "no
+    answer"; ``best_*``: the best candidate's. ``others``: the spans of the other paragraphs' candidates
+    (possibly none). ``chosen``: the span of the reading the paragraph chooser answers from (None: the
+    best candidate's own, as :func:`~qa.answer.chooser.row_zero_span` takes it)."""
+    names = names or (OTHER_FEATURES if others is not None else FEATURES)
+    if names not in NAMES:
+        raise ValueError(f"unknown answerability features {names}; allowed: {', '.join(str(n) for n in NAMES)}")
     read = [s for s in spans if s is not None]
     first = spans[0] if spans else None
     null = min((s.null for s in read), default=1.0)
@@ -61,14 +75,20 @@ def features(selector_p: float, spans: Sequence[Optional[object]],
            _logp(null),
            _logp(first.probability if first is not None else 0.0),
            _logp(first.null if first is not None else 1.0)]
-    if others is not None:
-        row.append(_logp(min((s.null for s in others if s is not None), default=null)))
+    if len(names) > len(FEATURES):
+        row.append(_logp(min((s.null for s in (others or ()) if s is not None), default=null)))
+    if len(names) > len(OTHER_FEATURES):
+        if chosen is None:
+            chosen = spans[1] if len(spans) > 1 and spans[1] is not None else first
+        row += [_logp(chosen.probability if chosen is not None else 0.0),
+                _logp(chosen.null if chosen is not None else 1.0)]
     return np.array(row)
 
 
 @dataclass
 class Answerability:
-    """Logistic regression over :data:`FEATURES` (or :data:`OTHER_FEATURES`: ``names``); ``threshold``:
+    """Logistic regression over :data:`FEATURES` (or :data:`OTHER_FEATURES`, :data:`CHOSEN_FEATURES`:
+    ``names``); ``threshold``:
     the calibrated decline threshold."""
 
     weights: np.ndarray
@@ -96,18 +116,22 @@ class Answerability:
         return logistic(x, self.weights, self.bias, self.mean, self.scale)
 
     def __call__(self, selector_p: float, spans: Sequence[Optional[object]],
-                 others: Sequence[Optional[object]] = ()) -> float:
-        """P(answerable) from the selector's probability, the best candidate's readings (``spans``)
-        and the other paragraphs' (``others``, read by a model with :data:`OTHER_FEATURES` only)."""
-        x = features(selector_p, spans, others if len(self.names) > len(FEATURES) else None)
-        return float(self.probability(x))
+                 others: Sequence[Optional[object]] = (), chosen: Optional[object] = None) -> float:
+        """P(answerable) from the selector's probability, the best candidate's readings (``spans``),
+        the other paragraphs' (``others``, read by a model with :data:`OTHER_FEATURES` or more) and the
+        one the paragraph chooser answers from (``chosen``, :data:`CHOSEN_FEATURES` only; None: the best
+        candidate's own)."""
+        return float(self.probability(features(selector_p, spans, others, chosen, names=self.names)))
 
     @classmethod
     def fit(cls, x: np.ndarray, y: np.ndarray, *, l2: float = 1.0) -> "Answerability":
-        """Fitted on feature rows ``x`` (:data:`FEATURES` or :data:`OTHER_FEATURES` columns) and labels
-        ``y`` (1: answerable), deterministically."""
+        """Fitted on feature rows ``x`` (the columns of one of :data:`NAMES`, told by their number) and
+        labels ``y`` (1: answerable), deterministically."""
+        by_width = {len(n): n for n in NAMES}
+        if x.shape[1] not in by_width:
+            raise ValueError(f"answerability rows have {x.shape[1]} columns; allowed: {sorted(by_width)}")
         w, b, mean, scale = fit_logistic(x, y, l2=l2)
-        names = OTHER_FEATURES if x.shape[1] == len(OTHER_FEATURES) else FEATURES
+        names = by_width[x.shape[1]]
         return cls(w, b, mean, scale, names=names)
 
     # -- persistence (JSON, no pickle) -----------------------------------------------------------
@@ -125,7 +149,7 @@ class Answerability:
         """The model in ``path`` (default: the packaged one); ConfigError naming the problem."""
         p = Path(path) if path else PACKAGED
         d, names, weights, bias, mean, scale, threshold = read_model(
-            p, "answerability", FORMAT, "benchmarks/calibrate_abstention.py --fit", FEATURES, OTHER_FEATURES)
+            p, "answerability", FORMAT, "benchmarks/calibrate_abstention.py --fit", *NAMES)
         floors = []
         for name, default in (("selector_floor", 0.0), ("span_floor", None)):
             v = d.get(name, default)
@@ -142,4 +166,4 @@ class Answerability:
         return cls(weights, bias, mean, scale, threshold, d.get("meta") or {}, floors[0], names, floors[1])
 
 
-__all__ = ["Answerability", "FEATURES", "FORMAT", "OTHER_FEATURES", "PACKAGED", "features"]
+__all__ = ["Answerability", "CHOSEN_FEATURES", "FEATURES", "FORMAT", "NAMES", "OTHER_FEATURES", "PACKAGED", "features"]

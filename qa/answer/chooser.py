@@ -132,23 +132,40 @@ def row_zero_span(own: Sequence) -> Optional[object]:
     return own[1].span if len(own) > 1 else own[0].span
 
 
+def choice(chooser: Optional[Chooser], cands: Sequence, readings: Sequence) -> int:
+    """Which paragraph ``chooser`` answers from: 0 for the best candidate's, ``i`` for the ``i``-th other
+    candidate read (:func:`~.leads.pick_others`; ``Reading.cand`` set); 0 without a chooser or other readings."""
+    own = [r for r in readings if r.cand is None]
+    others = [r for r in readings if r.cand is not None]
+    if chooser is None or not cands or not own or not others:
+        return 0
+    chosen = [cands[0]] + [r.cand for r in others]
+    return int(chooser.choose(features([c.score for c in chosen], [row_zero_span(own)] + [r.span for r in others],
+                                       [c.hit_rank for c in chosen])))
+
+
+def chosen_reading(readings: Sequence, i: int) -> Optional[object]:
+    """The span of the reading that paragraph ``i`` (:func:`choice`) is compared and answered by: the
+    ``i``-th other candidate's, or for 0 the best candidate's own (:func:`row_zero_span`)."""
+    own = [r for r in readings if r.cand is None]
+    others = [r for r in readings if r.cand is not None]
+    if i > 0:
+        return others[i - 1].span
+    return row_zero_span(own) if own else None
+
+
 def choose_paragraph(chooser: Chooser, cands: list, readings: list) -> tuple[list, list]:
     """The candidates (best first) and readings to answer from. ``readings``: :func:`~.leads.read_best`'s,
     with the other candidates it read (:func:`~.leads.pick_others`). As they are, without those
-    readings, or, when ``chooser`` prefers the paragraph of another candidate, that candidate first
-    with its reading."""
+    readings, or, when ``chooser`` prefers the paragraph of another candidate (:func:`choice`), that
+    candidate first with its reading."""
     own = [r for r in readings if r.cand is None]
     others = [r for r in readings if r.cand is not None]
-    if not cands or not own or not others:
-        return cands, own
-    chosen = [cands[0]] + [r.cand for r in others]
-    x = features([c.score for c in chosen], [row_zero_span(own)] + [r.span for r in others],
-                 [c.hit_rank for c in chosen])
-    i = chooser.choose(x)
+    i = choice(chooser, cands, readings)
     if i == 0:
         return cands, own
-    c = chosen[i]
+    c = others[i - 1].cand
     return [c] + [d for d in cands if d is not c], [Reading(others[i - 1].span, others[i - 1].offset)]
 
 
-__all__ = ["Chooser", "choose_paragraph", "FEATURES", "FORMAT", "PACKAGED", "features", "row_zero_span"]
+__all__ = ["Chooser", "choice", "choose_paragraph", "chosen_reading", "FEATURES", "FORMAT", "PACKAGED", "features", "row_zero_span"]

@@ -29,7 +29,7 @@ from ..encoders.cache import VectorCache
 from ..synonyms import expand, spell_out
 from ..types import Answer, Article, Citation, Hit
 from .answerability import Answerability
-from .chooser import Chooser, choose_paragraph
+from .chooser import Chooser, choice, choose_paragraph, chosen_reading
 from .base import abstain
 from .lang import detect_lang, quoted
 from .leads import MAX_QUOTE_CHARS, Reading, clip_quote, pattern_lead, pick_others, read_best, reader_lead
@@ -300,7 +300,8 @@ class ExtractiveAnswerer:
         """(candidates best first, the selector's probability, the reader's readings (None without a
         reader): of the best candidate's paragraph and of it, then of the best candidates of the next
         ``reader_paragraphs - 1`` paragraphs (``Reading.cand`` set; read with a chooser only),
-        P(answerable) from the first two, the threshold it is compared with: infinite when the
+        P(answerable) from the selector and the readings (the one the chooser answers from among them),
+        the threshold it is compared with: infinite when the
         selector's probability is below the model's ``selector_floor`` and no reading's span reaches
         its ``span_floor``)."""
         own = " ".join(strip_clitic(w) for w in question.split())
@@ -312,8 +313,9 @@ class ExtractiveAnswerer:
             return cands, selector_p, None, selector_p, self.selector.threshold
         others = pick_others(cands, self.reader_paragraphs - 1) if self.chooser is not None else []
         readings = read_best(reader, spell_out(question), cands[0], others)
+        chosen = chosen_reading(readings, choice(self.chooser, cands, readings))
         p = self.answerability(selector_p, [r.span for r in readings if r.cand is None],
-                               [r.span for r in readings if r.cand is not None])
+                               [r.span for r in readings if r.cand is not None], chosen)
         # below the selector floor nothing passes (a threshold above any probability), unless a reading is confident
         passes = self.answerability.passes_floor(selector_p, [r.span for r in readings])
         return cands, selector_p, readings, p, self.threshold if passes else math.inf
