@@ -1,7 +1,7 @@
 """How many chat sessions a served app answers at once on this machine: the real answers, and the
 served stack alone (Gradio's queue, the chat handler and the clients, with one precomputed answer).
 
-    python benchmarks/served_load.py [--index index] [--sessions 20] [--questions 30] [--workers 4] [--runs 1]
+    python benchmarks/served_load.py [--index index] [--sessions 20] [--questions 30] [--workers N] [--runs 1]
 
 Starts the chat app (``qa.ui.build_app``, the queue of ``--workers`` workers as ``qa serve`` has) in a
 child process over ``--index`` (default: ``index/``, built from ``corpus/`` when missing), then
@@ -195,7 +195,10 @@ def main(argv=None) -> None:
     ap.add_argument("--corpus", default="corpus", help="built into --index when that holds no index")
     ap.add_argument("--sessions", type=int, default=20)
     ap.add_argument("--questions", type=int, default=30, help="questions per session (the issue's load: 20 x 30)")
-    ap.add_argument("--workers", type=int, default=4, help="the queue's workers (qa serve: 4)")
+    from qa.ui.serve import QUEUE_WORKERS
+
+    ap.add_argument("--workers", type=int, default=QUEUE_WORKERS,
+                    help=f"the queue's workers (default {QUEUE_WORKERS}, as qa serve has)")
     ap.add_argument("--runs", type=int, default=1, help="runs of each mode, alternating")
     ap.add_argument("--client", choices=("gradio", "http"), default="gradio",
                     help="gradio: gradio_client sessions (as tests/test_concurrency.py); http: the page's own "

@@ -80,6 +80,10 @@ class ChatSession:
                        if d["inputs"][:1] == [box] and len(d["outputs"]) == 4)
         self.client.endpoints[self.fn].is_valid = True
 
+    def api_fn(self, name: str) -> int:
+        """The index of the handler listed in the API as ``name`` (e.g. "ask")."""
+        return next(d.get("id", i) for i, d in enumerate(self.client.config["dependencies"]) if d.get("api_name") == name)
+
     def chat(self, question, k: int = 5, mode: str = "hybrid") -> tuple[str, str, str, float]:
         """(user message, answer, sources panel, seconds) for one question in this session."""
         t0 = time.perf_counter()
@@ -340,7 +344,7 @@ def test_fuzz_the_named_api(fake_app, q, k, mode):
 def test_non_finite_k_from_a_raw_client(fake_app):
     """NaN and ±Infinity (valid in Python's JSON, which the server parses) are refused, naming k."""
     s = ChatSession(fake_app)
-    ask_fn = next(d.get("id", i) for i, d in enumerate(s.client.config["dependencies"]) if d.get("api_name") == "ask")
+    ask_fn = s.api_fn("ask")
     s.close()
     for k in (float("nan"), float("inf"), float("-inf")):
         last = _raw_queue(fake_app, ask_fn, ["kepala lapas", k, "hybrid", "", "", ""])
@@ -381,7 +385,7 @@ def _raw_queue(url: str, fn_index: int, data: list) -> dict:
 
 def test_lone_surrogates_from_the_browser(fake_app):
     s = ChatSession(fake_app)
-    ask_fn = next(d.get("id", i) for i, d in enumerate(s.client.config["dependencies"]) if d.get("api_name") == "ask")
+    ask_fn = s.api_fn("ask")
     s.close()
     for fn, data in ((s.fn, ["\ud800 lapas \udcff", [], None, 5, "hybrid", [], "", ""]), (ask_fn, ["\ud800 lapas \udcff", 5, "hybrid", "", "", ""])):
         last = _raw_queue(fake_app, fn, data)
