@@ -41,15 +41,22 @@ def rounded(m: dict) -> dict:
             "declined_answerable": round(m["declined_answerable"], 3)}
 
 
+def feature_names(name: str) -> tuple:
+    """The answerability columns that ``--features name`` fits: chosen, :data:`CHOSEN_FEATURES`; others,
+    without the chosen paragraph's reading; base, without the other paragraphs' either."""
+    from qa.answer.answerability import CHOSEN_FEATURES, FEATURES, OTHER_FEATURES
+
+    return {"chosen": CHOSEN_FEATURES, "others": OTHER_FEATURES, "base": FEATURES}[name]
+
+
 def collect(assistant, paths, limit=None, features_name="chosen"):
     """One record per question: file, passage half, answerable, selector probability, features
-    (``features_name``: chosen, :data:`CHOSEN_FEATURES`; others, without the chosen paragraph's reading;
-    base, without the other paragraphs' either)."""
-    from qa.answer.answerability import CHOSEN_FEATURES, FEATURES, OTHER_FEATURES, features
+    (:func:`feature_names` of ``features_name``)."""
+    from qa.answer.answerability import features
     from qa.answer.chooser import choice, chosen_reading
     from qa.evaluation import read_questions
 
-    names = {"chosen": CHOSEN_FEATURES, "others": OTHER_FEATURES, "base": FEATURES}[features_name]
+    names = feature_names(features_name)
     answerer = assistant.answerer
     recs = []
     for path in paths:
@@ -133,9 +140,8 @@ def main(argv=None):
     t0 = time.time()
     if args.records and Path(args.records).is_file():
         recs = json.loads(Path(args.records).read_text(encoding="utf-8"))
-        width = {"base": 5, "others": 6}.get(args.features)
-        if width:
-            recs = [{**r, "x": r["x"][:width]} for r in recs]
+        width = len(feature_names(args.features))  # the columns are nested: each set starts the next
+        recs = [{**r, "x": r["x"][:width]} for r in recs]
     else:
         recs = collect(assistant, args.questions, args.limit, args.features)
         if args.records:
