@@ -2,7 +2,9 @@
 
 "Siapa kepala lapasnya?" after a question about Lapas Amuntai becomes
 "Siapa kepala lapas? Lapas Amuntai ...": the follow-up keeps its own words (with the "-nya"
-clitic taken off) and gains the entities and content words of the earlier turn(s). No LLM.
+clitic taken off) and gains the earlier answer's lead (what "his" or "dia" most often points at:
+"What is his rank?" after "Who heads BIN's South Kalimantan office?" looks for Heri Armanto's rank),
+then the entities and content words of the earlier turn(s). No LLM.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ ANAPHORA = {
     "he", "she", "it", "they", "him", "her", "his", "its", "their", "them", "there", "that", "this", "those",
     "these", "same",
 }
+MAX_LEAD_WORDS = 6  # a longer lead is a phrase, not the thing a pronoun points at
 _ENTITY = re.compile(r"\b(?:[A-Z][\w-]*|[A-Z]{2,}|\d[\w.,/-]*)(?:\s+(?:[A-Z][\w-]*|[IVX]+[a-zA-Z]?|\d+))*")
 
 
@@ -28,6 +31,7 @@ class Turn:
     query: str
     answer_text: str = ""
     article_ids: list[str] = field(default_factory=list)
+    lead: str = ""  # the answer's lead (Answer.lead), "" when it had none or declined
 
 
 def _content_words(text: str) -> list[str]:
@@ -49,7 +53,12 @@ def entities(text: str) -> list[str]:
     """Capitalised phrases and numbers of ``text`` (names, places, organisations)."""
     out = []
     for m in _ENTITY.finditer(text):
-        e = m.group(0).strip()
+        words = m.group(0).split()
+        while words and (words[0].lower() in QUESTION_WORDS or words[0].lower() in STOPWORDS):
+            words = words[1:]  # a capitalised question word opening the sentence ("Siapa Kadinsos Jatim")
+        e = " ".join(words)
+        if not e:
+            continue
         if e.lower() in STOPWORDS or e.lower() in QUESTION_WORDS or e.lower() in ANAPHORA:
             continue
         out.append(e)
@@ -64,7 +73,7 @@ def rewrite(question: str, history: list[Turn], *, max_terms: int = 12) -> str:
     prev = history[-1]
     # The earlier query already carries its own context when it was itself a follow-up.
     base = prev.query or prev.question
-    ents = entities(prev.question)
+    ents = ([prev.lead] if prev.lead and len(prev.lead.split()) <= MAX_LEAD_WORDS else []) + entities(prev.question)
     words = _content_words(base)
     own_words = set(_content_words(own))
     extra: list[str] = []
@@ -108,7 +117,8 @@ class Conversation:
 
     def _record(self, question: str, answer) -> None:
         self.history.append(Turn(question=question, query=answer.query, answer_text=answer.text,
-                                 article_ids=[c.article.id for c in answer.citations]))
+                                 article_ids=[c.article.id for c in answer.citations],
+                                 lead=(answer.lead or "") if answer.found else ""))
         del self.history[:-self.max_turns]
 
     def reset(self) -> None:

@@ -8,6 +8,7 @@ binaan". Expansion adds the other form to the BM25 query (never to the index), b
 from __future__ import annotations
 
 import re
+from typing import Optional
 
 # abbreviation -> long form (lower case)
 ABBREVIATIONS: dict[str, str] = {
@@ -70,14 +71,22 @@ def expand(query: str) -> str:
     return query if not extra else query + " " + " ".join(extra)
 
 
-def spell_out(question: str) -> str:
+def spell_out(question: str, text: Optional[str] = None) -> str:
     """``question`` with every known abbreviation replaced by its long form ("Siapa Kadivpas
     Kemenkumham Banten?" -> "Siapa kepala divisi pemasyarakatan kementerian hukum dan ham Banten?");
-    those in :data:`AMBIGUOUS` only when written in capitals."""
+    those in :data:`AMBIGUOUS` only when written in capitals. Given the ``text`` to be read, an
+    abbreviation that it writes as such and never in its long form stays as asked ("Siapa Kepala Binda
+    Kalsel?" over "Kepala Binda Kalsel Brigjen Pol Dr Heri Armanto ..."): the reader matches the
+    question's words to the text's."""
+    low_text = text.lower() if text is not None else None
+
     def long_form(m: re.Match) -> str:
         word = m.group(0)
         low = word.lower()
         if low not in ABBREVIATIONS or (low in AMBIGUOUS and not word.isupper()):
+            return word
+        if low_text is not None and re.search(rf"\b{re.escape(low)}\b", low_text) \
+                and not re.search(rf"\b{re.escape(ABBREVIATIONS[low])}\b", low_text):
             return word
         return ABBREVIATIONS[low]
     return re.sub(r"\w+", long_form, question)

@@ -157,6 +157,24 @@ def test_rewrite_rules():
     assert q.startswith("Siapa kepala lapas?") and "Lapas Amuntai" in q
     assert rewrite("Siapa Gubernur Banten?", hist) == "Siapa Gubernur Banten?"
     assert rewrite("Siapa kepala lapasnya?", []) == "Siapa kepala lapasnya?"
+    # the earlier answer's lead is what "dia" / "his" most often points at: it comes first
+    named = [Turn(question="Siapa Kadinsos Jatim?", query="Siapa Kadinsos Jatim?", lead="Dr Alwi MHum")]
+    assert rewrite("Berapa pegawai yang terpapar menurut dia?", named).startswith(
+        "Berapa pegawai yang terpapar menurut dia? Dr Alwi MHum Kadinsos Jatim")
+    long_lead = [Turn(question="Apa yang dia soroti?", query="Apa yang dia soroti?",
+                      lead="penularan Covid 19 yang terjadi pada kluster ASN di Banten")]
+    assert "penularan" not in rewrite("Kapan dia menyorotinya?", long_lead)  # a phrase, not a referent
+
+
+def test_followup_query_carries_the_earlier_answer(assistant):
+    chat = assistant.conversation()
+    first = chat.ask("Siapa Kalapas Amuntai?")
+    assert first.found and first.lead and "Dwi Hartono" in first.lead
+    assert chat.history[-1].lead == first.lead
+    assert first.lead in chat.ask("Dia berterima kasih kepada siapa?").query
+    declined = assistant.conversation()
+    declined.ask("Siapa Bupati Lebak?")  # not in the articles: no lead to carry
+    assert declined.history[-1].lead == ""
 
 
 @pytest.mark.parametrize("q,kind", [

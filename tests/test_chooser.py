@@ -90,10 +90,11 @@ class RecordingReader:
     """Reads nothing: returns the span it is told for each text, and records what it was given."""
 
     def __init__(self, spans):
-        self.spans, self.calls = spans, []
+        self.spans, self.calls, self.questions = spans, [], []
 
     def read_many(self, question, texts):
         self.calls.append(list(texts))
+        self.questions.append(question)
         return [self.spans.get(t) for t in texts]
 
 
@@ -120,7 +121,7 @@ def test_one_candidate_per_paragraph_read_in_one_batch_and_the_chosen_one_moves_
     reader = RecordingReader({a.text[:14]: NS(start=0, end=4, probability=0.2, null=0.3),
                               b.text: NS(start=20, end=31, probability=0.9, null=0.01),
                               a.text[33:]: NS(start=0, end=5, probability=0.1, null=0.5)})
-    readings = read_best(reader, "Siapa kepala lapas?", best, pick_others(cands, 2))
+    readings = read_best(reader, "Siapa kepalanya?", best, pick_others(cands, 2))
     assert reader.calls == [[a.text[:31], a.text[:14], b.text, a.text[33:]]]  # paragraph, sentence, others
     assert [r.cand for r in readings] == [None, None, other, third]
     # the answerability model reads the chosen paragraph's reading too: the same choice
@@ -138,6 +139,20 @@ def test_one_candidate_per_paragraph_read_in_one_batch_and_the_chosen_one_moves_
     got, mine = choose_paragraph(keep, cands, readings)
     assert got == cands and mine == readings[:2]
     assert choose_paragraph(keep, cands, readings[:2]) == (cands, readings[:2])  # nothing else read
+
+
+def test_a_text_that_writes_an_abbreviation_is_read_with_it():
+    """The question's abbreviations are written out for the reader, except for a text that writes the
+    abbreviation and never its long form: those texts go in a batch of their own, read as asked."""
+    a = NS(id="a", text="Lembaga pemasyarakatan itu di Amuntai. Kepala lembaga pemasyarakatan hadir.")
+    b = NS(id="b", text="Kalapas Amuntai Dwi Hartono berterima kasih.")
+    best = _cand(a, 0, 38, 0.9, 1, 0, len(a.text))
+    other = _cand(b, 0, len(b.text), 0.6, 2, 0, len(b.text))
+    reader = RecordingReader({b.text: NS(start=16, end=27, probability=0.9, null=0.01)})
+    readings = read_best(reader, "Siapa Kalapas Amuntai?", best, [other])
+    assert reader.questions == ["Siapa kepala lapas Amuntai?", "Siapa Kalapas Amuntai?"]
+    assert reader.calls == [[a.text, a.text[:38]], [b.text]]
+    assert [r.cand for r in readings] == [None, None, other] and readings[2].span.probability == 0.9
 
 
 def test_the_best_candidate_is_compared_by_its_own_reading_not_its_paragraphs():

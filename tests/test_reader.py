@@ -287,6 +287,27 @@ def test_train_reader_command_shows_progress_and_writes_the_card(tmp_path, capsy
     assert out.is_file() and "qa train-reader --train" in (tmp_path / "mine.md").read_text(encoding="utf-8")
 
 
+def test_an_abbreviation_the_text_writes_is_read_as_written(assistant):
+    from qa.synonyms import spell_out
+
+    q = "Siapa Kepala Binda Kalsel?"
+    chunk = next(h.chunk.text for h in assistant.retrieve(q) if "Kepala Binda Kalsel Brigjen" in h.chunk.text)
+    start = chunk.index("Kepala Binda Kalsel Brigjen")
+    text = chunk[start:chunk.index("Indonesia.", start) + len("Indonesia.")]  # the sentence, as the chooser reads it
+    assert spell_out(q) == "Siapa Kepala bin daerah kalimantan selatan?"
+    assert spell_out(q, text) == q  # the sentence writes "Binda" and "Kalsel", never their long forms
+    assert spell_out(q, chunk) == "Siapa Kepala bin daerah Kalsel?"  # its paragraph also writes "BIN Daerah (Binda)"
+    assert spell_out("Siapa Kadivpas Banten?", "Kepala Divisi Pemasyarakatan Banten ... Kata Nirhono, Kadivpas "
+                     "Banten.") == "Siapa kepala divisi pemasyarakatan Banten?"  # it writes both: written out
+    reader = assistant.answerer.reader
+    [as_written], [spelt] = reader.read_many(spell_out(q, text), [text]), reader.read_many(spell_out(q), [text])
+    assert "Heri Armanto" in as_written.text and as_written.probability > max(0.5, 3 * spelt.probability)
+    # read as "kepala dinas sosial jawa timur" the question was declined; the article writes "Kepala Dinsos
+    # Jatim Dr Alwi MHum": read as "kepala dinas sosial Jatim" it is answered
+    ans = assistant.ask("Siapa Kadinsos Jatim?")
+    assert ans.found and "Alwi" in (ans.lead or "")
+
+
 def test_the_reader_reads_abbreviations_written_out(assistant):
     from qa.synonyms import spell_out
 

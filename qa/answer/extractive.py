@@ -26,7 +26,7 @@ import numpy as np
 from ..analyzer import Analyzer
 from ..chunking import paragraphs, split_sentences
 from ..encoders.cache import VectorCache
-from ..synonyms import expand, spell_out
+from ..synonyms import expand
 from ..types import Answer, Article, Citation, Hit
 from .answerability import Answerability
 from .chooser import Chooser, choice, choose_paragraph, chosen_reading
@@ -312,7 +312,7 @@ class ExtractiveAnswerer:
         if reader is None or self.answerability is None:
             return cands, selector_p, None, selector_p, self.selector.threshold
         others = pick_others(cands, self.reader_paragraphs - 1) if self.chooser is not None else []
-        readings = read_best(reader, spell_out(question), cands[0], others)
+        readings = read_best(reader, question, cands[0], others)
         chosen = chosen_reading(readings, choice(self.chooser, cands, readings))
         p = self.answerability(selector_p, [r.span for r in readings if r.cand is None],
                                [r.span for r in readings if r.cand is not None], chosen)
