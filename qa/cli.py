@@ -1,4 +1,4 @@
-"""Command line: ``qa index``, ``qa add``, ``qa remove``, ``qa search``, ``qa ask``, ``qa serve``,
+"""Command line: ``qa index``, ``qa add``, ``qa remove``, ``qa search``, ``qa ask``, ``qa chat``, ``qa serve``,
 ``qa eval``, ``qa tune``, ``qa questions``, ``qa adapt``, ``qa config``.
 
 ``qa --help`` lists them; ``qa COMMAND --help`` gives each one's options.
@@ -13,10 +13,11 @@ import sys
 from typing import Optional, Sequence
 
 from .config import ANSWERERS, MODES, UNSUPPORTED
-from .cli_tools import (_cmd_adapt, _cmd_add, _cmd_config, _cmd_eval, _cmd_questions, _cmd_remove, _cmd_serve,
-                        _cmd_train_fusion, _cmd_train_reader, _cmd_train_selector, _cmd_tune, _resolved, QAErrorArg)
+from .cli_tools import (_cmd_adapt, _cmd_add, _cmd_chat, _cmd_config, _cmd_eval, _cmd_questions, _cmd_remove,
+                        _cmd_serve, _cmd_train_fusion, _cmd_train_reader, _cmd_train_selector, _cmd_tune, _resolved,
+                        QAErrorArg, _filter, print_answer)
 from . import __version__
-from .errors import ConfigError, QAError
+from .errors import QAError
 
 log = logging.getLogger("qa")
 
@@ -34,16 +35,6 @@ def _add_filter(p: argparse.ArgumentParser) -> None:
     g.add_argument("--since", default=None, metavar="DATE", help="from this date on: YYYY-MM-DD, YYYY-MM or YYYY")
     g.add_argument("--until", default=None, metavar="DATE", help="up to this date, inclusive (same forms)")
     g.add_argument("--article", action="append", default=None, metavar="ID", help="only this article id; repeatable")
-
-
-def _filter(args: argparse.Namespace):
-    from .filters import Filter
-
-    try:
-        return Filter.of(Filter(source=args.source or (), date_from=args.since, date_to=args.until,
-                                article_ids=args.article or ()))
-    except ValueError as e:
-        raise ConfigError(str(e).replace("date_from", "--since").replace("date_to", "--until")) from None
 
 
 CONFIG_HELP = """settings: qa.toml in the working folder (or --config FILE), in sections:
@@ -105,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--llm-unsupported", choices=UNSUPPORTED, default=None,
                    help="flag (default) or remove generated sentences their sources do not support")
     p.add_argument("--json", action="store_true", help="print the answer as JSON (with the check of every sentence)")
+    _add_filter(p)
+
+    p = sub.add_parser("chat", help="a conversation in the terminal: questions from standard input, one per line; "
+                                    "follow-ups use the earlier turns")
+    _add_common(p)
+    p.add_argument("-k", type=int, default=None, help="passages to read (default: answer_k, 5)")
+    p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: hybrid)")
     _add_filter(p)
 
     p = sub.add_parser("serve", help="serve the web chat (Gradio) on this machine")
@@ -317,7 +315,6 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
-    from .answer.lang import quoted
     from .assistant import Assistant
 
     _question(args)
@@ -337,18 +334,12 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=2))
         return 0
-    if ans.notice:
-        print(f"note: {ans.notice}")
-    print(ans.text)
-    for c in ans.citations:
-        meta = " · ".join(x for x in (c.article.source, c.article.date) if x)
-        print(f"  [{c.n}] {c.article.display_title}" + (f" ({meta})" if meta else ""))
-        print(f"      {quoted(c.quote)}")
-    print(f"answered by: {ans.answerer_label}")
+    print_answer(ans)
     return 0
 
 
 COMMANDS = {"index": _cmd_index, "add": _cmd_add, "remove": _cmd_remove, "search": _cmd_search, "ask": _cmd_ask,
+            "chat": _cmd_chat,
             "serve": _cmd_serve, "eval": _cmd_eval, "tune": _cmd_tune, "questions": _cmd_questions, "adapt": _cmd_adapt,
             "config": _cmd_config, "train-selector": _cmd_train_selector,
             "train-reader": _cmd_train_reader, "train-fusion": _cmd_train_fusion}

@@ -1,4 +1,4 @@
-"""The tool commands of the command line: ``qa add``, ``qa remove``, ``qa eval``, ``qa tune``,
+"""The tool commands of the command line: ``qa add``, ``qa remove``, ``qa chat``, ``qa eval``, ``qa tune``,
 ``qa questions``, ``qa adapt``, ``qa config`` (parsers in :mod:`qa.cli`)."""
 from __future__ import annotations
 
@@ -53,6 +53,73 @@ def _eval_setup(args: argparse.Namespace):
 
 class QAErrorArg(QAError, ValueError):
     """A bad command-line argument."""
+
+
+def _filter(args: argparse.Namespace):
+    """The ``--source`` / ``--since`` / ``--until`` / ``--article`` filter (None: no filter)."""
+    from .filters import Filter
+
+    try:
+        return Filter.of(Filter(source=args.source or (), date_from=args.since, date_to=args.until,
+                                article_ids=args.article or ()))
+    except ValueError as e:
+        raise ConfigError(str(e).replace("date_from", "--since").replace("date_to", "--until")) from None
+
+
+def print_answer(ans) -> None:
+    """An answer as ``qa ask`` and ``qa chat`` print it: the text, then each source with its quote."""
+    from .answer.lang import quoted
+
+    if ans.notice:
+        print(f"note: {ans.notice}")
+    print(ans.text)
+    for c in ans.citations:
+        meta = " · ".join(x for x in (c.article.source, c.article.date) if x)
+        print(f"  [{c.n}] {c.article.display_title}" + (f" ({meta})" if meta else ""))
+        print(f"      {quoted(c.quote)}")
+    print(f"answered by: {ans.answerer_label}")
+
+
+CHAT_HELP = "one question per line; follow-ups use the earlier turns. /new: a new conversation; /quit or Ctrl-D: stop"
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    """A conversation over standard input: each line a question, answered with the earlier turns as
+    context (:class:`~qa.conversation.Conversation`). A bad question is reported and the chat goes on."""
+    from .assistant import Assistant
+
+    if args.k is not None and args.k < 1:
+        raise QAErrorArg(f"-k must be a positive integer; got {args.k}")
+    cfg = _resolved(args, args.index, mode=args.mode).config
+    where = _filter(args)
+    chat = Assistant.load(args.index, cfg).conversation()
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print(CHAT_HELP)
+    while True:
+        try:
+            line = input("> ") if interactive else sys.stdin.readline()
+        except EOFError:
+            break
+        if not interactive and not line:
+            break
+        question = line.strip()
+        if not question:
+            continue
+        if question in ("/quit", "/exit"):
+            break
+        if question == "/new":
+            chat.reset()
+            print("(a new conversation)")
+            continue
+        if not interactive:
+            print(f"> {question}")
+        try:
+            print_answer(chat.ask(question, k=args.k, mode=args.mode, filter=where))
+        except QAError as e:
+            print(f"error: {e}", file=sys.stderr)
+        print()
+    return 0
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:

@@ -71,6 +71,25 @@ def test_cli_version_pipes_and_busy_ports_give_no_traceback(seed_index, tmp_path
     assert "Traceback" not in r.stderr
 
 
+def test_cli_chat_answers_follow_ups_from_standard_input(seed_index, tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    lines = ["Siapa Kalapas Amuntai?", "Dia berterima kasih kepada siapa?", "", "   ", "/new",
+             "Siapa Gubernur Banten?", "/quit", "Siapa Bupati Lebak?"]
+    r = subprocess.run([sys.executable, "-m", "qa", "chat", "--index", str(seed_index)], input="\n".join(lines) + "\n",
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    turns = r.stdout.split("\n> ")
+    assert turns[0].startswith("> Siapa Kalapas Amuntai?") and "Dwi Hartono [1]" in turns[0]
+    # the follow-up is read with the first turn: "dia" is Dwi Hartono, who thanks BIN Kalsel
+    assert turns[1].startswith("Dia berterima kasih kepada siapa?") and "BIN Kalsel" in turns[1].split("[1]")[0]
+    assert turns[1].rstrip().endswith("(a new conversation)")  # blank lines are skipped
+    assert turns[2].startswith("Siapa Gubernur Banten?") and "Wahidin Halim [1]" in turns[2]
+    assert len(turns) == 3 and "Lebak" not in r.stdout  # /quit stops before the last line
+    assert r.stdout.count("answered by: extractive") == 3
+    r = _qa("chat", "--index", str(seed_index), "-k", "0", cwd=tmp_path)
+    assert r.returncode == 2 and "-k must be a positive integer" in r.stderr
+
+
 def test_ask_refuses_k_0_like_retrieve(assistant):
     with pytest.raises(ValueError, match="k must be a positive integer"):
         assistant.ask("Siapa Kalapas Kelas IIB Amuntai?", k=0)
