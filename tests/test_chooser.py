@@ -143,15 +143,15 @@ def test_one_candidate_per_paragraph_read_in_one_batch_and_the_chosen_one_moves_
 
 def test_a_text_that_writes_an_abbreviation_is_read_with_it():
     """The question's abbreviations are written out for the reader, except for a text that writes the
-    abbreviation and never its long form: those texts go in a batch of their own, read as asked."""
+    abbreviation and never its long form: that text is read with the question as asked, in the same batch."""
     a = NS(id="a", text="Lembaga pemasyarakatan itu di Amuntai. Kepala lembaga pemasyarakatan hadir.")
     b = NS(id="b", text="Kalapas Amuntai Dwi Hartono berterima kasih.")
     best = _cand(a, 0, 38, 0.9, 1, 0, len(a.text))
     other = _cand(b, 0, len(b.text), 0.6, 2, 0, len(b.text))
     reader = RecordingReader({b.text: NS(start=16, end=27, probability=0.9, null=0.01)})
     readings = read_best(reader, "Siapa Kalapas Amuntai?", best, [other])
-    assert reader.questions == ["Siapa kepala lapas Amuntai?", "Siapa Kalapas Amuntai?"]
-    assert reader.calls == [[a.text, a.text[:38]], [b.text]]
+    assert reader.questions == [["Siapa kepala lapas Amuntai?"] * 2 + ["Siapa Kalapas Amuntai?"]]  # one per text
+    assert reader.calls == [[a.text, a.text[:38], b.text]]  # still one batch
     assert [r.cand for r in readings] == [None, None, other] and readings[2].span.probability == 0.9
 
 

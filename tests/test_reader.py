@@ -302,6 +302,12 @@ def test_an_abbreviation_the_text_writes_is_read_as_written(assistant):
     reader = assistant.answerer.reader
     [as_written], [spelt] = reader.read_many(spell_out(q, text), [text]), reader.read_many(spell_out(q), [text])
     assert "Heri Armanto" in as_written.text and as_written.probability > max(0.5, 3 * spelt.probability)
+    # one batch, a wording per text: the same readings as read apart
+    both = reader.read_many([spell_out(q, text), spell_out(q)], [text, text])
+    assert [s.text for s in both] == [as_written.text, spelt.text]
+    assert [s.probability for s in both] == pytest.approx([as_written.probability, spelt.probability], abs=0.01)
+    with pytest.raises(ValueError, match="one per text"):
+        reader.read_many([q], [text, text])
     # read as "kepala dinas sosial jawa timur" the question was declined; the article writes "Kepala Dinsos
     # Jatim Dr Alwi MHum": read as "kepala dinas sosial Jatim" it is answered
     ans = assistant.ask("Siapa Kadinsos Jatim?")

@@ -33,18 +33,14 @@ class Reading:
 
 def read_best(reader, question: str, best, others: Sequence = ()) -> list[Reading]:
     """The reader's best span of ``best``'s paragraph and of ``best`` itself (that order), then of
-    each of ``others`` alone (:func:`pick_others`; ``Reading.cand`` set), in one batch per wording of
-    the question: each text is read with ``question``'s abbreviations written out, except those the
-    text itself writes and never spells out (:func:`~qa.synonyms.spell_out`)."""
+    each of ``others`` alone (:func:`pick_others`; ``Reading.cand`` set), in one batch: each text is
+    read with ``question``'s abbreviations written out, except those the text itself writes and never
+    spells out (:func:`~qa.synonyms.spell_out`)."""
     text = best.article.text
     views = [(best.passage_start, max(best.passage_end, best.end)), (best.start, best.end)]
     texts = [text[lo:hi] for lo, hi in views] + [c.article.text[c.start:c.end] for c in others]
     asked = [spell_out(question, t) for t in texts]
-    spans: list = [None] * len(texts)
-    for q in dict.fromkeys(asked):
-        at = [i for i, a in enumerate(asked) if a == q]
-        for i, s in zip(at, reader.read_many(q, [texts[i] for i in at])):
-            spans[i] = s
+    spans = reader.read_many(asked[0] if len(set(asked)) == 1 else asked, texts)
     return ([Reading(s, lo) for s, (lo, _) in zip(spans, views)] +
             [Reading(s, c.start, c) for s, c in zip(spans[len(views):], others)])
 

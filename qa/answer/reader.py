@@ -319,18 +319,22 @@ class Reader:
         no context token. ``probability`` and ``null`` as in the module's description."""
         return self.read_many(question, [text])[0]
 
-    def read_many(self, question: str, texts: Sequence[str]) -> list[Optional[Span]]:
-        """:meth:`read` of several texts for one question (batched where their windows are of
-        similar length: padding a sentence to its paragraph's length would cost as much as the paragraph)."""
+    def read_many(self, question: str | Sequence[str], texts: Sequence[str]) -> list[Optional[Span]]:
+        """:meth:`read` of several texts for one question, or for one wording of it per text (a list as
+        long as ``texts``), batched where their windows are of similar length (padding a sentence to
+        its paragraph's length would cost as much as the paragraph)."""
         import torch
-        unique = list(dict.fromkeys(texts))
+        asked = [question] * len(texts) if isinstance(question, str) else list(question)
+        if len(asked) != len(texts):
+            raise ValueError(f"read_many: {len(asked)} questions for {len(texts)} texts; give one, or one per text")
+        unique = list(dict.fromkeys(zip(asked, texts)))
         if len(unique) < len(texts):  # a text given twice (a one-sentence paragraph and its sentence) is read once
-            spans = self.read_many(question, unique)
-            at = {t: k for k, t in enumerate(unique)}
-            return [spans[at[t]] for t in texts]
-        qids = encode_question(self.tokenizer, question)
-        wins: list[tuple[int, Window]] = [(n, w) for n, t in enumerate(texts)
-                                          for w in windows(self.tokenizer, question, t, qids=qids)]
+            spans = self.read_many([q for q, _ in unique], [t for _, t in unique])
+            at = {pair: k for k, pair in enumerate(unique)}
+            return [spans[at[pair]] for pair in zip(asked, texts)]
+        qids = {q: encode_question(self.tokenizer, q) for q in dict.fromkeys(asked)}
+        wins: list[tuple[int, Window]] = [(n, w) for n, (q, t) in enumerate(zip(asked, texts))
+                                          for w in windows(self.tokenizer, q, t, qids=qids[q])]
         best: list[Optional[Span]] = [None] * len(texts)
         nulls = [1.0] * len(texts)
         if not wins:
