@@ -57,9 +57,7 @@ def entities(text: str) -> list[str]:
         while words and (words[0].lower() in QUESTION_WORDS or words[0].lower() in STOPWORDS):
             words = words[1:]  # a capitalised question word opening the sentence ("Siapa Kadinsos Jatim")
         e = " ".join(words)
-        if not e:
-            continue
-        if e.lower() in STOPWORDS or e.lower() in QUESTION_WORDS or e.lower() in ANAPHORA:
+        if not e or e.lower() in ANAPHORA:  # stop and question words went above: both sets are single words
             continue
         out.append(e)
     return list(dict.fromkeys(out))

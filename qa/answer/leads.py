@@ -39,8 +39,7 @@ def read_best(reader, question: str, best, others: Sequence = ()) -> list[Readin
     text = best.article.text
     views = [(best.passage_start, max(best.passage_end, best.end)), (best.start, best.end)]
     texts = [text[lo:hi] for lo, hi in views] + [c.article.text[c.start:c.end] for c in others]
-    asked = [spell_out(question, t) for t in texts]
-    spans = reader.read_many(asked[0] if len(set(asked)) == 1 else asked, texts)
+    spans = reader.read_many([spell_out(question, t) for t in texts], texts)
     return ([Reading(s, lo) for s, (lo, _) in zip(spans, views)] +
             [Reading(s, c.start, c) for s, c in zip(spans[len(views):], others)])
 
