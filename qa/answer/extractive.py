@@ -203,6 +203,11 @@ class ExtractiveAnswerer:
         """Passage-form vectors of sentences the index did not store (an LRU cache keeps recent ones)."""
         return self._cache.get(texts, self.encoder.encode_passages)
 
+    def cross_lingual(self, question: str) -> bool:
+        """Whether ``question`` is in another language than the articles (known when the index
+        knows its corpus language)."""
+        return self.corpus_lang is not None and detect_lang(question) != self.corpus_lang
+
     # -- features -----------------------------------------------------------------------------
     def term_weights(self, question: str, query: Optional[str] = None) -> tuple[dict[str, float], dict[str, float], float]:
         """IDF weights of the question's own content words, of the words only the follow-up rewrite
@@ -214,7 +219,7 @@ class ExtractiveAnswerer:
         # A question in another language than the articles ("Who is the governor of Banten?" over
         # Indonesian news) shares only names and numbers with them: its unknown common words say
         # nothing about whether the answer is there, so they are left out.
-        cross = self.corpus_lang is not None and detect_lang(question) != self.corpus_lang
+        cross = self.cross_lingual(question)
         names = {t.lower() for t in re.findall(r"\b(?:[A-Z][\w-]*|\w*\d[\w.,-]*)", question)}
         unknown = 0.0
 
@@ -316,8 +321,12 @@ class ExtractiveAnswerer:
         chosen = chosen_reading(readings, choice(self.chooser, cands, readings))
         p = self.answerability(selector_p, [r.span for r in readings if r.cand is None],
                                [r.span for r in readings if r.cand is not None], chosen)
-        # below the selector floor nothing passes (a threshold above any probability), unless a reading is confident
-        passes = self.answerability.passes_floor(selector_p, [r.span for r in readings])
+        # below the selector floor nothing passes (a threshold above any probability), unless a reading
+        # is confident; the floor was set on questions in the articles' language, whose words the
+        # selector weighs: a question in another language shares only names and numbers with them, so
+        # it is not held to the floor (the calibrated threshold still decides; docs/answers.md)
+        passes = (self.cross_lingual(question) or
+                  self.answerability.passes_floor(selector_p, [r.span for r in readings]))
         return cands, selector_p, readings, p, self.threshold if passes else math.inf
 
     def answer(self, question: str, hits: Sequence[Hit], *, lang: Optional[str] = None, query: Optional[str] = None) -> Answer:

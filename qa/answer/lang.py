@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import re
 
-_ID = set("""apa apakah siapa siapakah berapa berapakah kapan kapankah dimana mana mengapa kenapa bagaimana
+_ID = set("""apa apakah siapa siapakah berapa berapakah kapan kapankah dimana dimanakah mana manakah kemana
+kemanakah darimana darimanakah mengapa mengapakah kenapa bagaimana bagaimanakah
 yang dan di ke dari untuk dengan pada adalah ini itu tersebut ada tidak sudah akan oleh dalam nya saja juga
 bisa para kepala jumlah vaksin""".split())
 _EN = set("""what who whom whose how many much when where why which is are was were the a an of in on to
@@ -47,11 +48,19 @@ PHRASES = {
 }
 
 
+_QUOTED = re.compile(r'"[^"]*"|“[^”]*”')
+
+
 def detect_lang(text: str) -> str:
-    """``"en"`` or ``"id"`` (the default) by counting function words of each language."""
-    words = re.findall(r"[a-z]+", text.lower())
-    en = sum(w in _EN for w in words)
-    idn = sum(w in _ID or w.endswith("nya") for w in words)
+    """``"en"`` or ``"id"`` (the default) by counting function words of each language. Words in double
+    quotes and capitalised words after the first are left out (titles and names: "Kapan novel We Need to
+    Talk About Kevin dirilis?" is Indonesian); the first word counts twice (a question opens with its
+    question word)."""
+    words = re.findall(r"[A-Za-z]+", _QUOTED.sub(" ", text))
+    kept = [w.lower() for i, w in enumerate(words) if i == 0 or not w[0].isupper()]
+    kept += kept[:1]
+    en = sum(w in _EN for w in kept)
+    idn = sum(w in _ID or w.endswith("nya") for w in kept)
     return "en" if en > idn else "id"
 
 
