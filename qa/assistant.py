@@ -24,6 +24,7 @@ from .encoders import Encoder, make_encoder
 from .retrieval import MAX_QUERY_CHARS, Pipeline, check_query
 from .stores import BuildReport, Store, build_index, check_model, open_store
 from .filters import Filter, FilterLike, normalize_source
+from .lexicon import widen
 from .types import Answer, Hit
 
 log = logging.getLogger("qa")
@@ -276,6 +277,8 @@ class Assistant:
 
             query = rewrite(question, history)
         query = query or question
+        if self.config.translate_questions:
+            query = widen(query, question, lang, self.corpus_lang)
         hits = self.retrieve(query, k=self.config.answer_k if k is None else k, mode=mode, filter=where,
                              fold_duplicates=fold)
         if not hits and where is not None:  # say why there is nothing: the filter (None when empty)

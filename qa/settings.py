@@ -23,10 +23,8 @@ MODES = ("hybrid", "bm25", "dense")
 FUSIONS = ("convex", "rrf", "adaptive")
 FUSION_POOLS, RERANKS = ("lexical", "union"), ("sentences", "off")
 ANSWERERS = ("extractive", "openai")
-UNSUPPORTED = ("flag", "remove")
-DEFAULT_MODEL = "multilingual-e5-small"
-DEVICES = ("auto", "cpu", "cuda", "mps")
-STORES = ("embedded", "milvus")
+UNSUPPORTED, DEFAULT_MODEL = ("flag", "remove"), "multilingual-e5-small"
+DEVICES, STORES = ("auto", "cpu", "cuda", "mps"), ("embedded", "milvus")
 MILVUS_ANALYZERS, MILVUS_HYBRIDS = ("project", "standard"), ("client", "server")
 MILVUS_DENSE_INDEXES = ("FLAT", "HNSW", "IVF_FLAT", "AUTOINDEX")
 LEXICAL_ENGINES = ("auto", "rank_bm25", "bm25s")
@@ -157,6 +155,8 @@ class Config:
                                   "100k chunks)", lo=1, hi=8192)
     expand_abbreviations: bool = setting("retrieval", True, "add the long form of Indonesian abbreviations to BM25 "
                                          "queries and back (kalapas <-> kepala lapas)")
+    translate_questions: bool = setting("retrieval", True, "English questions over Indonesian articles: the Indonesian "
+                                        "words for theirs join the query (qa/answer/models/LEXICON.md)")
     fold_duplicates: bool = setting("retrieval", True, "one hit per story: passages of near-duplicate articles "
                                     "fold into one, listing the other outlets (also_reported_by)")
     # [answer]: the answerer; the llm_* settings and answerer are never recorded in a manifest (docs/generation.md)

@@ -10,7 +10,7 @@ from conftest import ROOT
 PKG = ROOT / "qa"
 # lowest first; a module may import from its own layer or below
 LAYERS = [
-    ("base", ["qa.errors", "qa.hashing", "qa.types", "qa.filters", "qa.settings", "qa.config", "qa.analyzer", "qa.chunking", "qa.synonyms",
+    ("base", ["qa.errors", "qa.hashing", "qa.types", "qa.filters", "qa.settings", "qa.config", "qa.analyzer", "qa.chunking", "qa.synonyms", "qa.lexicon",
               "qa.fusion", "qa.fusion_adaptive", "qa.rerank", "qa.linear", "qa.trees", "qa.ingest"]),
     ("backends", ["qa.lexical", "qa.encoders"]),
     ("stores", ["qa.stores"]),

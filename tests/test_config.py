@@ -19,7 +19,7 @@ BRIEF_SECTIONS = {
               "device", "lexical_engine", "lexical_threshold", "dense_index", "dense_threshold", "hnsw_m",
               "hnsw_ef_construction", "vector_dtype", "sentence_vectors", "near_duplicates"],
     "retrieval": ["mode", "fusion", "dense_weight", "fusion_pool", "fusion_model", "rerank", "rrf_k", "candidates", "bm25_k1",
-                  "bm25_b", "hnsw_ef_search", "expand_abbreviations", "fold_duplicates"],
+                  "bm25_b", "hnsw_ef_search", "expand_abbreviations", "translate_questions", "fold_duplicates"],
     "ui": ["host", "port", "share", "allow_upload", "upload_max_files", "upload_max_mb"],
 }
 

@@ -9,6 +9,7 @@ from typing import Any, Optional, Sequence
 from ..assistant import Assistant
 from ..config import Config
 from ..errors import ConfigError
+from ..lexicon import widen
 from ..retrieval import Candidates
 from ..types import Answer, Article, Chunk, Hit
 from .metrics import (contains_answer, exact_match, first_gold_rank, lead_prediction, metric_names, ranx_scores,
@@ -91,7 +92,10 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
     for i, q in enumerate(questions, start=1):
         lat: dict[str, float] = {}
         t0 = time.perf_counter()
-        query = pipe.query(q.question, expand_abbreviations=cfg.expand_abbreviations)
+        text = q.question  # what ask() searches with: an English question over Indonesian articles gains their words
+        if cfg.translate_questions:
+            text = widen(text, text, detect_lang(text), assistant.corpus_lang)
+        query = pipe.query(text, expand_abbreviations=cfg.expand_abbreviations)
         lex = pipe.lexical(query, depth)
         lat["bm25"] = ms_since(t0)
         t0 = time.perf_counter()
@@ -134,7 +138,7 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
             final = ranked["hybrid"] if cfg.mode == "hybrid" else ranked[cfg.mode]
             hits = pipe.hits(final, cands, cfg.answer_k, fold=cfg.fold_duplicates)
             t0 = time.perf_counter()
-            ans = answerer.answer(q.question, hits, lang=detect_lang(q.question), query=q.question)
+            ans = answerer.answer(q.question, hits, lang=detect_lang(q.question), query=text)
             lat["answer"] = ms_since(t0)
             res.answer = _answer_record(ans, q.answers)
         lat["total"] = sum(lat.values())
