@@ -171,12 +171,14 @@ def test_server_down_falls_back_to_extractive_with_a_clear_message(make, assista
 
 
 def test_slow_reply_times_out_to_extractive(make, llm, assistant):
-    llm.slow_seconds = 4.0
+    llm.slow_seconds = 10.0
     a = make("slow", llm_timeout=0.5)
     expected = assistant.ask(QUESTION).text  # first: the reader's loading (seconds) stays out of the timing
     started = time.monotonic()
     ans = a.ask(QUESTION)
-    assert time.monotonic() - started < 3.5  # gave up after the timeout, did not wait for the reply
+    # gave up after the timeout, did not wait for the reply (the margin covers the extractive answer on a
+    # busy machine: with 4 s and 3.5 it failed once while another process held both cores)
+    assert time.monotonic() - started < 8.0
     assert ans.answerer == "extractive" and ans.text == expected
     assert "did not answer within 0.5s" in ans.notice
 
