@@ -67,7 +67,7 @@ def test_induce_finds_translations_with_the_real_encoder(embedder, tmp_path):
                  + "\n\n", encoding="utf-8")
     assert text_words([str(f)], min_count=2) == {"kota": 3}  # a repeated context counts once
     f.write_text("{oops\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="line 1"):
+    with pytest.raises(ValueError, match="a.jsonl:1"):
         text_words([str(f)])
 
 

@@ -66,23 +66,20 @@ def english_stop_words() -> frozenset[str]:
 def text_words(paths: Sequence[str], *, min_count: int = 5) -> collections.Counter:
     """Counts of the lower-case words of ``paths`` (JSONL with ``context`` or ``text``, or plain text;
     a context repeated across questions counts once), those seen at least ``min_count`` times."""
+    from ..evaluation.questions import jsonl_rows
+
     counts: collections.Counter = collections.Counter()
     seen: set[int] = set()
     for p in paths:
-        with open(p, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                text = line
-                if p.endswith(".jsonl"):
-                    if not line.strip():
-                        continue
-                    try:
-                        row = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise ValueError(f"{p}, line {n}: not JSON ({exc.msg})") from exc
-                    text = row.get("context") or row.get("text") or ""
-                    if hash(text) in seen:
-                        continue
-                    seen.add(hash(text))
+        if not str(p).endswith(".jsonl"):
+            counts.update(w.lower() for w in _WORD.findall(Path(p).read_text(encoding="utf-8")))
+            continue
+        for _, where, row in jsonl_rows(p, "Indonesian text"):  # names the file and line of a bad row
+            text = (row.get("context") or row.get("text") or "") if isinstance(row, dict) else ""
+            if not isinstance(text, str):
+                raise ValueError(f"{where}: 'context' / 'text' must be a string")
+            if hash(text) not in seen:
+                seen.add(hash(text))
                 counts.update(w.lower() for w in _WORD.findall(text))
     return collections.Counter({w: c for w, c in counts.items() if c >= min_count})
 
