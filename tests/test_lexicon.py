@@ -54,7 +54,7 @@ def test_a_bad_lexicon_file_names_its_field(tmp_path, body, field):
 
 
 def test_induce_finds_translations_with_the_real_encoder(embedder, tmp_path):
-    from qa.adaptation.lexicon import induce, text_words
+    from qa.adaptation.lexicon import dumps, induce, text_words
 
     target = ["gubernur", "dosis", "kota", "rumah", "sakit", "zona", "kepala", "pegawai"]
     got = induce(["governor", "doses", "zones", "house"], target, embedder.encode_queries, min_score=0.0, k=3)
@@ -62,6 +62,10 @@ def test_induce_finds_translations_with_the_real_encoder(embedder, tmp_path):
                                                  "house": "rumah"}
     assert all(cos > 0.9 and score > 0 for _, cos, score in got.values())
     assert induce(["governor"], target, embedder.encode_queries, min_score=1.0, k=3) == {}  # below the score
+    lex = {"format": "qa-lexicon/1", "source": "en", "target": "id", "pairs": {k: list(v) for k, v in got.items()}}
+    text = dumps(lex)
+    assert json.loads(text) == lex and len(text.splitlines()) == 1 + len(got) + 1  # a pair a line
+    assert PATH.read_text(encoding="utf-8") == dumps(json.loads(PATH.read_text(encoding="utf-8")))  # as written
     f = tmp_path / "a.jsonl"
     f.write_text(json.dumps({"context": "kota kota kota rumah"}) + "\n" + json.dumps({"context": "kota kota kota rumah"})
                  + "\n\n", encoding="utf-8")

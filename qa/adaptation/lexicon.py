@@ -148,6 +148,14 @@ def build(indonesian: Sequence[str], *, english: Optional[str] = None, min_count
                      "kept": len(pairs), "seconds": round(time.time() - t0, 1)}}
 
 
+def dumps(lex: dict) -> str:
+    """``lex`` as JSON with one pair a line (readable, and a rebuild's diff shows what changed)."""
+    head = {k: v for k, v in lex.items() if k != "pairs"}
+    body = ",\n".join(f"{json.dumps(w, ensure_ascii=False)}: {json.dumps(list(v), ensure_ascii=False)}"
+                       for w, v in lex["pairs"].items())
+    return json.dumps(head, ensure_ascii=False)[:-1] + ', "pairs": {\n' + body + "\n}}\n"
+
+
 def main(argv: Optional[Iterable[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m qa.adaptation.lexicon", description=__doc__.split("\n\n")[0])
     ap.add_argument("--indonesian", nargs="+", required=True, help="JSONL (context/text fields) or text files")
@@ -164,7 +172,7 @@ def main(argv: Optional[Iterable[str]] = None) -> int:
                 limit=args.limit)
     out = Path(args.out)
     tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(lex, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
+    tmp.write_text(dumps(lex), encoding="utf-8")
     tmp.replace(out)
     log.info("%d pairs of %d English words -> %s (%.0f s)", lex["meta"]["kept"], lex["meta"]["english_words"],
              out, lex["meta"]["seconds"])
