@@ -6,6 +6,8 @@ English question rests on the dense encoder alone. A word list induced from that
 "governor" to "gubernur", "doses" to "dosis", "zones" to "zona": :func:`widen` adds those words to
 the retrieval query (``Answer.query`` shows them), as a follow-up's rewrite adds the earlier turn's.
 The question itself is read as asked. ``[retrieval] translate_questions`` turns it off.
+:meth:`~qa.Assistant.ask` and ``qa eval`` widen the query; :meth:`~qa.Assistant.retrieve` searches with
+the text as given (call :func:`widen` first for the same search).
 """
 from __future__ import annotations
 
