@@ -25,7 +25,6 @@ share of questions whose chosen paragraph holds a gold answer, mean of the two h
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -36,6 +35,7 @@ import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # fit_chooser, beside it
 
 EXTRA = {"joint": 2, "raw": 2, "hit_score": 2, "ranks": 2, "lex": 1, "cos": 1, "type": 1, "dups": 1}
 
@@ -78,12 +78,10 @@ def readings(reader, question: str, texts: list[str]) -> tuple[list[float], list
 def collect(assistant, paths, *, extras: bool, limit=None, seed: int = 0) -> list[dict]:
     from tqdm import tqdm
 
-    from qa.answer.chooser import features, row_zero_span
     from qa.evaluation import read_questions
-    from qa.evaluation.metrics import contains_answer
     from qa.synonyms import spell_out
+    from fit_chooser import half, paragraph_rows
 
-    answerer = assistant.answerer
     recs = []
     for path in paths:
         qs = [q for q in read_questions(path) if q.answerable and q.answers]
@@ -91,21 +89,14 @@ def collect(assistant, paths, *, extras: bool, limit=None, seed: int = 0) -> lis
             random.Random(seed).shuffle(qs)
             qs = qs[:limit]
         for q in tqdm(qs, desc=Path(path).name, unit="question"):
-            hits = assistant.retrieve(q.question, k=assistant.config.answer_k)
-            cands, _, reads, _, _ = answerer.assess(q.question, hits)
-            if not cands or reads is None:
+            got = paragraph_rows(assistant, q)
+            if got is None:
                 continue
-            others = [r for r in reads if r.cand is not None]
-            chosen = [cands[0]] + [r.cand for r in others]
-            x = features([c.score for c in chosen], [row_zero_span([r for r in reads if r.cand is None])] +
-                         [r.span for r in others], [c.hit_rank for c in chosen])
-            key = q.articles[0] if q.articles else q.id
-            rec = {"file": Path(path).name, "half": int(hashlib.md5(key.encode()).hexdigest(), 16) % 2,
-                   "x": x.tolist(), "y": [int(contains_answer([c.article.text[c.passage_start:max(c.passage_end, c.end)]],
-                                                               q.answers)) for c in chosen]}
+            hits, chosen, x, y = got
+            rec = {"file": Path(path).name, "half": half(q), "x": x.tolist(), "y": y}
             if extras:
                 texts = [c.article.text[c.start:c.end] for c in chosen]
-                raw, joint, cls = readings(answerer.reader, spell_out(q.question, texts[0]), texts)
+                raw, joint, cls = readings(assistant.answerer.reader, spell_out(q.question, texts[0]), texts)
                 hs = [hits[c.hit_rank - 1] for c in chosen]
                 rec["extra"] = {
                     "joint": joint, "raw": raw, "cls": cls.tolist(),

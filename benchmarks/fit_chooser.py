@@ -29,13 +29,35 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+def paragraph_rows(assistant, q):
+    """``q`` asked as a user asks it: (hits, the candidates read, best first, their chooser feature rows,
+    labels: 1 where the candidate's paragraph holds a gold answer), or None when nothing was read."""
+    from qa.answer.chooser import features, row_zero_span
+    from qa.evaluation.metrics import contains_answer
+
+    hits = assistant.retrieve(q.question, k=assistant.config.answer_k)
+    cands, _, readings, _, _ = assistant.answerer.assess(q.question, hits)
+    if not cands or readings is None:
+        return None
+    others = [r for r in readings if r.cand is not None]
+    chosen = [cands[0]] + [r.cand for r in others]
+    x = features([c.score for c in chosen], [row_zero_span([r for r in readings if r.cand is None])] +
+                 [r.span for r in others], [c.hit_rank for c in chosen])
+    y = [int(contains_answer([c.article.text[c.passage_start:max(c.passage_end, c.end)]], q.answers)) for c in chosen]
+    return hits, chosen, x, y
+
+
+def half(q) -> int:
+    """The question's half: split by gold passage, so that questions on one passage stay together."""
+    key = q.articles[0] if q.articles else q.id
+    return int(hashlib.md5(key.encode()).hexdigest(), 16) % 2
+
+
 def collect(assistant, paths, paragraphs: int, limit=None):
     """One record per answerable question: file, half, feature rows, labels."""
     from tqdm import tqdm
 
-    from qa.answer.chooser import features, row_zero_span
     from qa.evaluation import read_questions
-    from qa.evaluation.metrics import contains_answer
 
     answerer = assistant.answerer
     answerer.reader_paragraphs = paragraphs  # assess reads the other candidates (the chooser's inputs)
@@ -47,20 +69,9 @@ def collect(assistant, paths, paragraphs: int, limit=None):
     for path in paths:
         qs = [q for q in read_questions(path, limit=limit) if q.answerable and q.answers]
         for q in tqdm(qs, desc=Path(path).name, unit="question"):
-            hits = assistant.retrieve(q.question, k=assistant.config.answer_k)
-            cands, _, readings, _, _ = answerer.assess(q.question, hits)
-            if not cands or readings is None:
-                continue
-            others = [r for r in readings if r.cand is not None]
-            chosen = [cands[0]] + [r.cand for r in others]
-            x = features([c.score for c in chosen], [row_zero_span([r for r in readings if r.cand is None])] +
-                         [r.span for r in others],
-                         [c.hit_rank for c in chosen])
-            y = [int(contains_answer([c.article.text[c.passage_start:max(c.passage_end, c.end)]], q.answers))
-                 for c in chosen]
-            key = q.articles[0] if q.articles else q.id
-            recs.append({"file": Path(path).name, "half": int(hashlib.md5(key.encode()).hexdigest(), 16) % 2,
-                         "x": x.tolist(), "y": y})
+            got = paragraph_rows(assistant, q)
+            if got is not None:
+                recs.append({"file": Path(path).name, "half": half(q), "x": got[2].tolist(), "y": got[3]})
     return recs
 
 
