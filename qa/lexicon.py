@@ -12,11 +12,13 @@ the text as given (call :func:`widen` first for the same search).
 from __future__ import annotations
 
 import functools
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
+
+from .errors import ConfigError
+from .linear import read_json
 
 PATH = Path(__file__).parent / "answer" / "models" / "lexicon_en_id.json"
 FORMAT = "qa-lexicon/1"
@@ -32,20 +34,18 @@ class Lexicon:
 
     @classmethod
     def load(cls, path: str | Path) -> "Lexicon":
+        """The lexicon in ``path``; ConfigError (a ValueError) naming the file and the field."""
         p = Path(path)
-        try:
-            d = json.loads(p.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{p}: not a readable lexicon ({exc})") from exc
+        d = read_json(p, "lexicon")
         if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise ValueError(f"{p}: field 'format' must be {FORMAT!r}")
+            raise ConfigError(f"{p}: field 'format' must be {FORMAT!r}")
         for field in ("source", "target"):
             if not isinstance(d.get(field), str):
-                raise ValueError(f"{p}: field {field!r} must be a language code")
+                raise ConfigError(f"{p}: field {field!r} must be a language code")
         pairs = d.get("pairs")
         if not isinstance(pairs, dict) or not all(isinstance(v, list) and v and isinstance(v[0], str)
                                                    for v in pairs.values()):
-            raise ValueError(f"{p}: field 'pairs' must map words to [word, cosine, score]")
+            raise ConfigError(f"{p}: field 'pairs' must map words to [word, cosine, score]")
         return cls(d["source"], d["target"], {k: v[0] for k, v in pairs.items()})
 
     def terms(self, text: str) -> list[str]:
