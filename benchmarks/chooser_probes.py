@@ -45,7 +45,7 @@ def readings(reader, question: str, texts: list[str]) -> tuple[list[float], list
     of all ``texts``, and the final hidden state at CLS when read alone."""
     import torch
 
-    from qa.answer.reader import attention_bias, best_span, embed, encode_question, pad_batch, span_scores, windows
+    from qa.answer.reader import best_span, encode_question, span_scores, windows
     tok = reader.tokenizer
     qids = encode_question(tok, question)
     joined, bounds = "", []
@@ -56,8 +56,7 @@ def readings(reader, question: str, texts: list[str]) -> tuple[list[float], list
     raw, joint, cls = [], [-30.0] * len(texts), []
     with torch.inference_mode():
         def run(w):
-            ids, mask = pad_batch([w.ids])
-            h = reader.encoder(embed(reader.bert, ids), attention_bias(mask, getattr(torch, reader.precision)))
+            h, _ = reader.hidden([w.ids])
             out = reader.head(h).float()[0]
             return h[0, 0].float().numpy(), out[:, 0], out[:, 1]
         for t in texts:

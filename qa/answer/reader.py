@@ -306,12 +306,15 @@ class Reader:
         head = head.to(getattr(torch, precision)).eval()
         return cls(bert, tok, head, layers, meta, precision)
 
-    def logits(self, batch: Sequence[Sequence[int]]):
-        """(B, L, 2) float32 start/end logits of the whole model for right-padded token-id rows."""
+    def hidden(self, batch: Sequence[Sequence[int]]):
+        """(B, L, H) final hidden states (in the reader's precision) for right-padded token-id rows, and the mask."""
         import torch
         ids, mask = pad_batch(batch)
-        bias = attention_bias(mask, getattr(torch, self.precision))
-        h = self.encoder(embed(self.bert, ids), bias)
+        return self.encoder(embed(self.bert, ids), attention_bias(mask, getattr(torch, self.precision))), mask
+
+    def logits(self, batch: Sequence[Sequence[int]]):
+        """(B, L, 2) float32 start/end logits of the whole model for right-padded token-id rows."""
+        h, mask = self.hidden(batch)
         return self.head(h).float(), mask
 
     def read(self, question: str, text: str) -> Optional[Span]:
