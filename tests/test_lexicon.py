@@ -13,10 +13,13 @@ def test_the_packaged_lexicon_is_small_readable_json_with_its_card():
     d = json.loads(PATH.read_text(encoding="utf-8"))
     assert d["format"] == "qa-lexicon/1" and (d["source"], d["target"]) == ("en", "id")
     assert PATH.stat().st_size < 1_000_000 and (PATH.parent / "LEXICON.md").is_file()
-    assert all(score >= d["min_score"] for _, _, score in d["pairs"].values())
+    assert {how for *_, how in d["pairs"].values()} == {"dictionary", "encoder"}
+    assert all(score >= d["min_score"] for _, _, score, how in d["pairs"].values() if how == "encoder")
+    assert "CC BY-SA" in d["meta"]["attribution"]  # the dictionary's pairs carry its licence
     lex = packaged()
     for en, idn in [("governor", "gubernur"), ("doses", "dosis"), ("zones", "zona"), ("cases", "kasus"),
-                    ("health", "kesehatan"), ("head", "kepala")]:
+                    ("health", "kesehatan"), ("head", "kepala"), ("heads", "kepala"), ("come", "datang"),
+                    ("office", "kantor"), ("city", "kota")]:
         assert lex.pairs[en] == idn, en
 
 
@@ -60,7 +63,7 @@ def test_induce_finds_translations_with_the_real_encoder(embedder, tmp_path):
     got = induce(["governor", "doses", "zones", "house"], target, embedder.encode_queries, min_score=0.0, k=3)
     assert {k: v[0] for k, v in got.items()} == {"governor": "gubernur", "doses": "dosis", "zones": "zona",
                                                  "house": "rumah"}
-    assert all(cos > 0.9 and score > 0 for _, cos, score in got.values())
+    assert all(how == "encoder" and cos > 0.9 and score > 0 for _, cos, score, how in got.values())
     assert induce(["governor"], target, embedder.encode_queries, min_score=1.0, k=3) == {}  # below the score
     lex = {"format": "qa-lexicon/1", "source": "en", "target": "id", "pairs": {k: list(v) for k, v in got.items()}}
     text = dumps(lex)
@@ -86,3 +89,61 @@ def test_an_english_question_searches_with_the_indonesian_words(assistant, seed_
     assert assistant.ask("Dari zona mana penambahan kasus di Banten?").query == "Dari zona mana penambahan kasus di Banten?"
     off = Assistant.load(seed_index, dataclasses.replace(assistant.config, translate_questions=False), embedder=embedder)
     assert off.ask(q).query == q
+
+
+def test_read_dictionary_from_freedict_and_tsv_files(tmp_path):
+    from qa.adaptation.lexicon import read_dictionary
+
+    # dictd: the index gives each entry's offset and length in base64; senses are numbered, glosses English
+    entries = ["head /hɛd/ <n>\n1. kepala 2.\nend of hammer\n2. kepala, pimpin\nleader, chief\n",
+               "office /ˈɒfɪs/ <n>\nkantor, biro\nroom(s) used for work\n", "civil servant <n>\npegawai negeri\nofficial\n"]
+    body, index = b"", []
+    b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    enc = lambda n: b64[n // 64] + b64[n % 64] if n >= 64 else b64[n]  # noqa: E731 - two digits suffice here
+    for e in entries:
+        raw = e.encode("utf-8")
+        index.append(f"{e.split(' /')[0].split(' <')[0]}\t{enc(len(body))}\t{enc(len(raw))}")
+        body += raw
+    (tmp_path / "d.dict").write_bytes(body)
+    (tmp_path / "d.index").write_text("\n".join(index) + "\n", encoding="utf-8")
+    got = read_dictionary(str(tmp_path / "d.index"))
+    assert got == {"head": ["kepala", "pimpin"], "office": ["kantor", "biro"], "civil servant": ["pegawai negeri"]}
+    (tmp_path / "d.index").write_text("head\tA\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"d.index:1"):
+        read_dictionary(str(tmp_path / "d.index"))
+    (tmp_path / "d.dict").unlink()
+    with pytest.raises(FileNotFoundError, match="d.dict.dz"):
+        read_dictionary(str(tmp_path / "d.index"))
+    tsv = tmp_path / "words.tsv"
+    tsv.write_text("# english\tindonesian\nhead\tkepala, pimpin\nCity\tkota\n", encoding="utf-8")
+    assert read_dictionary(str(tsv)) == {"head": ["kepala", "pimpin"], "city": ["kota"]}
+    tsv.write_text("head\tkepala\nno tab here\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"words.tsv:2"):
+        read_dictionary(str(tsv))
+
+
+def test_lemma_keys_and_indonesian_forms():
+    from qa.adaptation.lexicon import indonesian_forms, lemma_keys
+
+    assert lemma_keys("heads")[1] == "head" and "agency" in lemma_keys("agencies")
+    assert "test" in lemma_keys("tested") and "stop" in lemma_keys("stopped") and "come" in lemma_keys("coming")
+    assert lemma_keys("glass") == ["glass"]
+    vocab = {"pemimpin", "pimpinan", "dipimpin", "memimpin", "pelayanan", "impian"}
+    assert indonesian_forms("pimpin", vocab) == {"pemimpin", "pimpinan", "dipimpin", "memimpin"}
+    assert indonesian_forms("layan", vocab) == {"pelayanan"} and indonesian_forms("kota", vocab) == set()
+
+
+def test_a_dictionary_corrects_the_encoders_look_alikes(embedder):
+    from qa.adaptation.lexicon import induce
+
+    target = ["kepala", "headphone", "kantor", "gubernur", "rumah", "dosis", "koma", "datang"]
+    source = ["heads", "office", "city", "governor", "come"]
+    alone = induce(source, target, embedder.encode_queries, min_score=0.0, k=3)
+    assert (alone["heads"][0], alone["come"][0]) == ("headphone", "koma")  # the encoder's look-alikes
+    bilingual = {"head": ["kepala", "pimpin"], "office": ["kantor", "biro"], "city": ["kota"], "come": ["datang"]}
+    got = induce(source, target, embedder.encode_queries, min_score=0.0, k=3, dictionary=bilingual,
+                 vocabulary=["kota"])  # "kota" is not among the encoder's targets, but the dictionary may give it
+    assert {w: (v[0], v[3]) for w, v in got.items()} == {
+        "heads": ("kepala", "dictionary"), "office": ("kantor", "dictionary"), "city": ("kota", "dictionary"),
+        "come": ("datang", "dictionary"), "governor": ("gubernur", "encoder")}
+    assert induce(["governor"], target, embedder.encode_queries, min_score=1.0, k=3, dictionary=bilingual) == {}
