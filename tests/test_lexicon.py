@@ -32,6 +32,16 @@ def test_terms_translate_words_each_once():
     assert bins.terms("Who heads BIN?") == [] and bins.terms("a Bin") == ["bina"]  # an acronym stays as written
 
 
+def test_translate_reads_the_question_word_by_word():
+    from qa.lexicon import translate
+
+    lex = Lexicon("en", "id", {"heads": "kepala", "south": "selatan", "office": "kantor", "bin": "bina"})
+    assert lex.translate("Who heads BIN's South Kalimantan office?") == "Who kepala BIN's selatan Kalimantan kantor?"
+    q = "How many vaccine doses did Banten receive?"
+    assert translate(q, "en", "id") == "How many vaksin dosis did Banten receive?"  # the packaged list
+    assert translate(q, "en", "en") == q and translate(q, "id", "en") == q and translate(q, "en", None) == q
+
+
 def test_widen_only_across_the_packaged_languages():
     q = "How many vaccine doses did Banten receive?"
     wide = widen(q, q, "en", "id")
@@ -89,6 +99,16 @@ def test_an_english_question_searches_with_the_indonesian_words(assistant, seed_
     assert assistant.ask("Dari zona mana penambahan kasus di Banten?").query == "Dari zona mana penambahan kasus di Banten?"
     off = Assistant.load(seed_index, dataclasses.replace(assistant.config, translate_questions=False), embedder=embedder)
     assert off.ask(q).query == q
+    # the reader reads it with the Indonesian words in place ("How many regional lembaga did the infeksi
+    # Pandeglang sipil bantu datang from?") and finds the count; read as asked (and searched without the
+    # words), it is not found
+    q = "How many regional agencies did the infected Pandeglang civil servants come from?"
+    on = assistant.ask(q)
+    assert on.found and on.lead and "4 Organisasi Perangkat Daerah" in on.text
+    assert "4 Organisasi Perangkat Daerah" not in off.ask(q).text
+    # "nickname": "panggilan" (the dictionary's) brings the sentence naming the head of the division first
+    nick = assistant.ask("What is the nickname of Banten's head of the correctional division?")
+    assert {"panggilan", "divisi"} <= set(nick.query.split()) and "Nirhono" in nick.citations[0].quote
 
 
 def test_read_dictionary_from_freedict_and_tsv_files(tmp_path):
