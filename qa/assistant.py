@@ -192,8 +192,7 @@ class Assistant:
                         threshold=self.config.abstain_threshold, max_idf=self.store.max_idf,
                         corpus_lang=self.corpus_lang, cosine_map=cos_map, reader=self._reader_loader(),
                         reader_threshold=self.config.reader_threshold,
-                        reader_paragraphs=self.config.reader_paragraphs,
-                        translate_questions=self.config.translate_questions)
+                        reader_paragraphs=self.config.reader_paragraphs)
         return self._answerer
 
     def _reader_loader(self):

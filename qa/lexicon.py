@@ -4,10 +4,8 @@ BM25 finds no English word in Indonesian news and the selector's lexical feature
 English question rests on the dense encoder alone. A word list induced from that encoder
 (multilingual-e5-small; :mod:`qa.adaptation.lexicon`, card ``qa/answer/models/LEXICON.md``) maps
 "governor" to "gubernur", "doses" to "dosis", "zones" to "zona": :func:`widen` adds those words to
-the retrieval query (``Answer.query`` shows them), as a follow-up's rewrite adds the earlier turn's,
-and the span reader, trained on Indonesian questions, reads the question with those words in place of
-the English ones (:func:`translate`: "Who heads BIN's South Kalimantan office?" is read as "Who kepala
-BIN's selatan Kalimantan kantor?"). ``[retrieval] translate_questions`` turns both off.
+the retrieval query (``Answer.query`` shows them), as a follow-up's rewrite adds the earlier turn's.
+The question itself is read as asked. ``[retrieval] translate_questions`` turns it off.
 :meth:`~qa.Assistant.ask` and ``qa eval`` widen the query; :meth:`~qa.Assistant.retrieve` searches with
 the text as given (call :func:`widen` first for the same search).
 """
@@ -62,16 +60,6 @@ class Lexicon:
                 out.append(t)
         return out
 
-    def translate(self, text: str) -> str:
-        """``text`` with each word the lexicon holds replaced by its target-language word, word by word
-        (the rest as written: acronyms, names, function words)."""
-        def one(m: re.Match) -> str:
-            w = m.group(0)
-            if len(w) > 1 and w.isupper():
-                return w  # an acronym, as in terms()
-            return self.pairs.get(w.lower(), w)
-        return re.sub(r"[A-Za-z]+", one, text)
-
 
 @functools.lru_cache(maxsize=1)
 def packaged() -> Optional[Lexicon]:
@@ -79,28 +67,15 @@ def packaged() -> Optional[Lexicon]:
     return Lexicon.load(PATH) if PATH.is_file() else None
 
 
-def _between(lang: str, corpus_lang: Optional[str]) -> Optional[Lexicon]:
-    """The packaged lexicon when it goes from ``lang`` to ``corpus_lang`` (None otherwise)."""
-    lex = packaged() if corpus_lang and lang != corpus_lang else None
-    return lex if lex is not None and (lex.source, lex.target) == (lang, corpus_lang) else None
-
-
 def widen(query: str, question: str, lang: str, corpus_lang: str) -> str:
     """``query`` plus the ``corpus_lang`` words for ``question``'s when it is asked in ``lang`` and a
     lexicon between the two is packaged (else ``query`` unchanged)."""
-    lex = _between(lang, corpus_lang)
-    if lex is None:
+    lex = packaged() if lang != corpus_lang else None
+    if lex is None or (lex.source, lex.target) != (lang, corpus_lang):
         return query
     have = set(re.findall(r"\w+", query.lower()))
     extra = [t for t in lex.terms(question) if t not in have]
     return f"{query} {' '.join(extra)}" if extra else query
 
 
-def translate(question: str, lang: str, corpus_lang: Optional[str]) -> str:
-    """``question`` as the reader reads it: word by word in ``corpus_lang`` where the packaged lexicon
-    goes from ``lang`` to it (:meth:`Lexicon.translate`), else as asked."""
-    lex = _between(lang, corpus_lang)
-    return question if lex is None else lex.translate(question)
-
-
-__all__ = ["Lexicon", "PATH", "packaged", "translate", "widen"]
+__all__ = ["Lexicon", "PATH", "packaged", "widen"]

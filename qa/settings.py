@@ -155,8 +155,8 @@ class Config:
                                   "100k chunks)", lo=1, hi=8192)
     expand_abbreviations: bool = setting("retrieval", True, "add the long form of Indonesian abbreviations to BM25 "
                                          "queries and back (kalapas <-> kepala lapas)")
-    translate_questions: bool = setting("retrieval", True, "English questions over Indonesian articles: their Indonesian "
-                                        "words join the query, the reader reads them in place (answer/models/LEXICON.md)")
+    translate_questions: bool = setting("retrieval", True, "English questions over Indonesian articles: the Indonesian "
+                                        "words for theirs join the query (qa/answer/models/LEXICON.md)")
     fold_duplicates: bool = setting("retrieval", True, "one hit per story: passages of near-duplicate articles "
                                     "fold into one, listing the other outlets (also_reported_by)")
     # [answer]: the answerer; the llm_* settings and answerer are never recorded in a manifest (docs/generation.md)

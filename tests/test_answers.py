@@ -203,8 +203,7 @@ def test_a_question_in_another_language_is_not_held_to_the_selector_floor(assist
     """The selector weighs the question's words found in the text; an English question over Indonesian
     articles shares only names with them, so its selector probability falls below the floor that was
     set on Indonesian questions even where the reader reads the answer: the calibrated threshold decides.
-    Asked as it is (translate_questions off); with the English word list the reader reads "Who is the
-    gubernur of East jawa?" and its span alone passes the floor."""
+    Asked without the English word list (translate_questions off) and with it."""
     plain = type(assistant)(assistant.store, assistant.config.replace(translate_questions=False),
                             embedder=assistant.embedder, index_dir=assistant.index_dir)
     ans = plain.answerer
@@ -219,8 +218,6 @@ def test_a_question_in_another_language_is_not_held_to_the_selector_floor(assist
         assert got.found and "Khofifa" in (got.lead or "")
         for other in ("Who is the mayor of Bukittinggi?", "Who is the president of France?"):  # the articles do not say
             assert not who.ask(other).found, other
-    _, selector_p, readings, _, _ = assistant.answerer.assess(q, assistant.retrieve(q, k=assistant.config.answer_k))
-    assert assistant.answerer.answerability.passes_floor(selector_p, [r.span for r in readings])
 
 
 def test_empty_question(assistant):

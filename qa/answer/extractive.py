@@ -26,7 +26,6 @@ import numpy as np
 from ..analyzer import Analyzer
 from ..chunking import paragraphs, split_sentences
 from ..encoders.cache import VectorCache
-from ..lexicon import translate
 from ..synonyms import expand
 from ..types import Answer, Article, Citation, Hit
 from .answerability import Answerability
@@ -98,8 +97,7 @@ class ExtractiveAnswerer:
     by the question-kind patterns. ``reader_threshold``: span probability below which there is no lead.
     ``reader_paragraphs``: paragraphs the reader reads, the best candidate's and those of the next
     best candidates in other paragraphs; ``chooser`` (default the packaged one) picks the one to answer
-    from (:mod:`.chooser`). ``translate_questions``: a question in another language is read word by word
-    in the articles' (:func:`qa.lexicon.translate`). ``threshold``: the probability that the passages answer (``answerability``, default the packaged
+    from (:mod:`.chooser`). ``threshold``: the probability that the passages answer (``answerability``, default the packaged
     model, over the selector's and the reader's outputs) below which the answerer abstains (None: the
     model's calibrated threshold); without a reader the selector's own probability decides, against
     the selector's calibrated threshold.
@@ -114,7 +112,7 @@ class ExtractiveAnswerer:
                  max_idf: float = 5.0, corpus_lang: Optional[str] = None, cache_size: int = 4096,
                  cosine_map: tuple[float, float] = (1.0, 0.0), reader: Optional[Callable[[], Any]] = None,
                  reader_threshold: float = 0.05, answerability: Optional[Answerability] = None,
-                 reader_paragraphs: int = 1, chooser: Optional[Chooser] = None, translate_questions: bool = False):
+                 reader_paragraphs: int = 1, chooser: Optional[Chooser] = None):
         self.analyzer = analyzer
         self.idf = idf
         self.encoder = encoder
@@ -127,16 +125,18 @@ class ExtractiveAnswerer:
             self.answerability = Answerability.load()
         self.threshold = (self.answerability.threshold if self.answerability is not None else
                           self.selector.threshold) if threshold is None else threshold
-        self.max_quotes, self.max_idf = max_quotes, max_idf
-        self.corpus_lang, self.translate_questions = corpus_lang, translate_questions
+        self.max_quotes = max_quotes
+        self.max_idf = max_idf
+        self.corpus_lang = corpus_lang
         self.cosine_map = cosine_map  # another encoder's cosines onto the selector's training range
         self._cache = VectorCache(cache_size)  # sentences the index did not store
-        self.reader_loader, self.reader_threshold = reader, reader_threshold
+        self.reader_loader = reader
+        self.reader_threshold = reader_threshold
         if not isinstance(reader_paragraphs, int) or isinstance(reader_paragraphs, bool) or reader_paragraphs < 1:
             raise ValueError(f"reader_paragraphs must be a positive integer; got {reader_paragraphs!r}")
         self.reader_paragraphs = reader_paragraphs
         self.chooser = chooser or (Chooser.load() if reader is not None and reader_paragraphs > 1 else None)
-        self._reader: Any = None  # loaded on first use, under the lock
+        self._reader: Any = None
         self._reader_lock = threading.Lock()
 
     @property
@@ -317,8 +317,7 @@ class ExtractiveAnswerer:
         if reader is None or self.answerability is None:
             return cands, selector_p, None, selector_p, self.selector.threshold
         others = pick_others(cands, self.reader_paragraphs - 1) if self.chooser is not None else []
-        asked = translate(question, detect_lang(question), self.corpus_lang) if self.translate_questions else question
-        readings = read_best(reader, asked, cands[0], others)
+        readings = read_best(reader, question, cands[0], others)
         chosen = chosen_reading(readings, choice(self.chooser, cands, readings))
         p = self.answerability(selector_p, [r.span for r in readings if r.cand is None],
                                [r.span for r in readings if r.cand is not None], chosen)
