@@ -162,8 +162,10 @@ def test_the_english_question_benchmark_merges_its_wordings(tmp_path):
     spec = importlib.util.spec_from_file_location("english_questions", root / "benchmarks" / "english_questions.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    for name, n in [("facqa_valid", 40), ("tydiqa_id_valid", 40), ("idkmrc_valid", 44)]:  # for qa_<name>.jsonl
+        rows = [json.loads(line) for line in (root / "benchmarks" / "data" / f"{name}_en.jsonl").open(encoding="utf-8")]
+        assert len(rows) == n and len({w["id"] for w in rows}) == n and all(w["question"].endswith("?") for w in rows)
     wordings = [json.loads(line) for line in (root / "benchmarks" / "data" / "facqa_valid_en.jsonl").open(encoding="utf-8")]
-    assert len(wordings) == 40 and len({w["id"] for w in wordings}) == 40
     facqa = tmp_path / "facqa.jsonl"
     facqa.write_text("".join(json.dumps({"id": w["id"], "question": "Siapa?", "answers": [{"text": "x"}]}) + "\n"
                              for w in wordings[:39]), encoding="utf-8")
