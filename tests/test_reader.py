@@ -227,10 +227,23 @@ def test_reader_that_cannot_load_falls_back_to_patterns(assistant):
     assert patterns.reader is None and ans.text.startswith("350")
 
 
+def _write_bad(path, like):
+    """A copy of reader weights ``like`` whose metadata claims 13 layers (its path)."""
+    import json
+
+    from safetensors.numpy import load_file, save_file
+    from safetensors import safe_open
+
+    with safe_open(str(like), "np") as f:
+        meta = json.loads(f.metadata()["reader"])
+    save_file(load_file(str(like)), str(path), metadata={"reader": json.dumps({**meta, "layers": 13})})
+    return path
+
+
 def test_training_goes_on_from_given_weights(tmp_path):
     """`qa train-reader --init W` starts from W's layers and head: with a zero learning rate the
     written weights are W's (a fresh head would not be); a W of fewer layers goes on top of the base's,
-    one of more layers is refused."""
+    one of more layers keeps its lower ones frozen under those trained."""
     import json
 
     from safetensors.numpy import load_file
@@ -263,8 +276,18 @@ def test_training_goes_on_from_given_weights(tmp_path):
     train([data], out=tmp_path / "e.safetensors", lr=0.0, **{**kw, "layers": 2})
     base_layer = load_file(str(tmp_path / "e.safetensors"))
     assert all((d[k] == v).all() for k, v in base_layer.items() if k.startswith("upper.0."))
-    with pytest.raises(ValueError, match="--layers is 1"):  # fewer layers than W trained: refused
-        train([data], out=tmp_path / "f.safetensors", lr=0.0, init=deeper, **kw)
+    # fewer layers than W trained: W's lower layer stays frozen as W has it, only the top one learns, and
+    # both are written (the lower layers' cache is W's, not the base's)
+    top = tmp_path / "f.safetensors"
+    report = train([data], out=top, lr=1e-2, init=deeper, **kw)
+    f = load_file(str(top))
+    assert report["layers"] == 2 and report["trained_layers"] == 1 and f.keys() == d.keys()
+    assert all((f[k] == d[k]).all() for k in d if k.startswith("upper.0."))
+    assert not all((f[k] == d[k]).all() for k in d if k.startswith("upper.1."))
+    assert len(list((tmp_path / "cache").glob("reader-lower-11-*.npy"))) == 2  # the base's and W's
+    broken = _write_bad(tmp_path / "broken.safetensors", first)
+    with pytest.raises(ValueError, match="allowed: 1..12"):  # metadata claiming more layers than the model has
+        train([data], out=tmp_path / "g.safetensors", lr=0.0, init=broken, **kw)
 
 
 def test_train_reader_command_shows_progress_and_writes_the_card(tmp_path, capsys):

@@ -82,10 +82,13 @@ def _bar(total: int, desc: str, progress: bool):
     return tqdm(total=total, desc=desc, unit="window", disable=not progress)
 
 
-def lower_cache(bert, wins: list[Window], n_lower: int, cache_dir: Path, batch: int = 64, progress: bool = False):
-    """float16 outputs of the lower layers for each window, computed once (and kept on disk)."""
+def lower_cache(bert, wins: list[Window], n_lower: int, cache_dir: Path, batch: int = 64, progress: bool = False,
+                key_extra: str = ""):
+    """float16 outputs of the lower layers for each window, computed once (and kept on disk;
+    ``key_extra`` names weights of those layers other than the base's)."""
     import torch
-    key = hashlib.sha256(json.dumps([n_lower, [w.ids for w in wins]]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([n_lower, [w.ids for w in wins]] + ([key_extra] if key_extra else []))
+                         .encode()).hexdigest()[:16]
     f = cache_dir / f"reader-lower-{n_lower}-{key}.npy"
     lengths = [len(w.ids) for w in wins]
     starts = np.concatenate([[0], np.cumsum(lengths)])
@@ -130,7 +133,8 @@ def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path
     """Train, write ``out`` and return the report (settings, times, validation figures).
     ``init``: a reader's weights to start from instead of the base's upper layers and a fresh head:
     its trained layers become the top ones and its head the head; it may have trained fewer than
-    ``layers`` layers (the layers under its own then start from the base's). ``progress``: bars on
+    ``layers`` layers (the layers under its own then start from the base's) or more (its lower ones
+    then stay frozen as it has them, and are written with the trained ones). ``progress``: bars on
     stderr for the lower layers' cache and the training steps."""
     import torch
     if threads:
@@ -144,22 +148,28 @@ def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path
     wins = [w for w in (training_window(tok, r) for r in rows) if w is not None]
     log.info("reader: %d training windows from %d rows (%d without an answer)", len(wins), len(rows),
              sum(w.start == 0 for w in wins))
-    t0 = time.perf_counter()
-    cache, starts = lower_cache(bert, wins, n_lower, Path(cache_dir), progress=progress)
-    t_lower = time.perf_counter() - t0
-    upper = bert.encoder.layer[n_lower:]
     head = torch.nn.Linear(bert.config.hidden_size, 2)
     torch.nn.init.normal_(head.weight, std=0.02)
     torch.nn.init.zeros_(head.bias)
+    had, init_key = 0, ""
     if init is not None:
-        meta, upper_state, head_state = read_weights(Path(init))  # weights only: no second base model
+        meta, init_state, head_state = read_weights(Path(init))  # weights only: no second base model
         had = int(meta.get("layers", -1))
-        if not 1 <= had <= layers:
-            raise ValueError(f"--init {init} trained its top {meta.get('layers')} layers; --layers is {layers} "
-                             f"(allowed: --layers {max(had, 1)} or more)")
-        # its layers go on top; the ones below them (when --layers is larger) start from the base
-        torch.nn.ModuleList(upper[layers - had:]).load_state_dict(upper_state, strict=True)
+        if not 1 <= had <= bert.config.num_hidden_layers:
+            raise ValueError(f"--init {init}: its metadata says it trained {meta.get('layers')} layers "
+                             f"(allowed: 1..{bert.config.num_hidden_layers})")
+        # its layers go on top; the ones below them (when --layers is larger) start from the base; when it
+        # trained more than --layers, the lower of its layers stay as it has them, frozen
+        total = bert.config.num_hidden_layers
+        torch.nn.ModuleList(bert.encoder.layer[total - had:]).load_state_dict(init_state, strict=True)
         head.load_state_dict(head_state)
+        if had > layers:  # the frozen layers are the init's: their outputs are its, not the base's
+            init_key = hashlib.sha256(Path(init).read_bytes()).hexdigest()[:16]
+    t0 = time.perf_counter()
+    cache, starts = lower_cache(bert, wins, n_lower, Path(cache_dir), progress=progress, key_extra=init_key)
+    t_lower = time.perf_counter() - t0
+    upper = bert.encoder.layer[n_lower:]
+    kept = max(layers, had)  # the layers written: those trained, and the init's frozen ones above the base
     upper.train()
     params = list(upper.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
@@ -206,21 +216,21 @@ def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path
     upper.eval()
     head.eval()
     report: dict[str, Any] = {
-        "layers": layers, "epochs": epochs, "lr": lr, "batch": batch, "max_len": MAX_LEN, "seed": seed,
+        "layers": kept, "trained_layers": layers, "epochs": epochs, "lr": lr, "batch": batch, "max_len": MAX_LEN, "seed": seed,
         "train_files": [Path(p).name for p in train_files], "rows": len(rows), "windows": len(wins),
         "null_windows": sum(w.start == 0 for w in wins), "limit": limit,
         "init": None if init is None else Path(init).name,
         "seconds": {"lower_cache": round(t_lower, 1), "train": round(t_train, 1)},
         "final_loss": round(float(np.mean(losses[-100:])), 4) if losses else None,
         "threads": torch.get_num_threads()}
-    reader = Reader(bert, tok, head, layers, {"layers": layers})
+    reader = Reader(bert, tok, head, kept, {"layers": kept})
     if valid_files:
         t0 = time.perf_counter()
         report["valid"], records = evaluate(reader, valid_files)
         report["threshold"] = pick_threshold(records, min_f1)
         report["seconds"]["valid"] = round(time.perf_counter() - t0, 1)
     report["seconds"]["total"] = round(time.perf_counter() - t_start, 1)
-    save(out, upper, head, report)
+    save(out, bert.encoder.layer[bert.config.num_hidden_layers - kept:], head, report)
     return report
 
 
