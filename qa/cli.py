@@ -220,7 +220,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--out", default=None, help="weights to write (default: the packaged reader; card: same name, .md)")
     p.add_argument("--cache-dir", default="/tmp/qa-reader-cache", help="the frozen layers' outputs, kept between runs")
-    p.add_argument("--init", default=None, help="weights to go on from (of --layers or fewer; the rest from the base)")
+    p.add_argument("--init", default=None, help="weights to go on from (of --layers or fewer: the rest from the "
+                                                "base; of more: their lower ones stay frozen)")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
 
     p = sub.add_parser("train-fusion", help="train the adaptive fusion model (a dense weight per question) on "
