@@ -22,7 +22,6 @@ same rows' contexts and answers), for ``qa train-reader --train``.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import re
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import Optional, Sequence
 
 from ..lexicon import PATH as LEXICON_PATH
 from ..linear import read_json
+from ..stores.embedded_index.files import write_jsonl
 
 #: question words, function words and the commonest question vocabulary the lexicon misses
 #: (the most frequent untranslated words of the training questions, translated by hand)
@@ -133,7 +133,7 @@ def render(question: str, words: dict[str, list[str]], rng: Optional[random.Rand
             out.append(TABLE[low])
         else:
             got = _english(low, words)
-            if got and (i > 0 or not tok[:1].isupper() or low in words):
+            if got and (not tok[:1].isupper() or low in words):  # a capital here opens the question
                 out.append(rng.choice(got[:3]) if rng else got[0])
             else:
                 out.append(tok)
@@ -174,9 +174,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ap.error(str(exc))
     out = Path(args.out)
     tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    write_jsonl(tmp, rows)
     tmp.replace(out)
     print(f"wrote {len(rows)} rows ({args.english} in English) to {out}")
     return 0

@@ -143,7 +143,8 @@ def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path
     rng = random.Random(seed)
     t_start = time.perf_counter()
     bert, tok = load_base()
-    n_lower = bert.config.num_hidden_layers - layers
+    total = bert.config.num_hidden_layers
+    n_lower = total - layers
     rows = read_rows(train_files, limit, seed)
     wins = [w for w in (training_window(tok, r) for r in rows) if w is not None]
     log.info("reader: %d training windows from %d rows (%d without an answer)", len(wins), len(rows),
@@ -155,12 +156,11 @@ def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path
     if init is not None:
         meta, init_state, head_state = read_weights(Path(init))  # weights only: no second base model
         had = int(meta.get("layers", -1))
-        if not 1 <= had <= bert.config.num_hidden_layers:
+        if not 1 <= had <= total:
             raise ValueError(f"--init {init}: its metadata says it trained {meta.get('layers')} layers "
-                             f"(allowed: 1..{bert.config.num_hidden_layers})")
+                             f"(allowed: 1..{total})")
         # its layers go on top; the ones below them (when --layers is larger) start from the base; when it
         # trained more than --layers, the lower of its layers stay as it has them, frozen
-        total = bert.config.num_hidden_layers
         torch.nn.ModuleList(bert.encoder.layer[total - had:]).load_state_dict(init_state, strict=True)
         head.load_state_dict(head_state)
         if had > layers:  # the frozen layers are the init's: their outputs are its, not the base's
@@ -230,7 +230,7 @@ def train(train_files: Sequence[str | Path], *, valid_files: Sequence[str | Path
         report["threshold"] = pick_threshold(records, min_f1)
         report["seconds"]["valid"] = round(time.perf_counter() - t0, 1)
     report["seconds"]["total"] = round(time.perf_counter() - t_start, 1)
-    save(out, bert.encoder.layer[bert.config.num_hidden_layers - kept:], head, report)
+    save(out, bert.encoder.layer[total - kept:], head, report)
     return report
 
 
